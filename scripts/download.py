@@ -1,0 +1,7 @@
+"""rule download: fetch a dataset's files (config mirrors first), verifying their checksums."""
+
+from corruptlab.datasets import download
+from corruptlab.logs import job_log
+
+with job_log(snakemake.log[0]):
+    download(snakemake.wildcards.dataset, snakemake.output[0], mirrors=snakemake.params.mirrors)

@@ -1,0 +1,17 @@
+"""rule evaluate: metrics per test condition and per-example predictions of one run."""
+
+from corruptlab.io import write_parquet
+from corruptlab.logs import job_log
+from corruptlab.pipeline import evaluate_job
+
+with job_log(snakemake.log[0]):
+    metrics, predictions = evaluate_job(
+        snakemake.input.run,
+        snakemake.input.data,
+        snakemake.input.model,
+        conditions=snakemake.params.conditions,
+        device=snakemake.params.device,
+        threads=snakemake.threads,
+    )
+    write_parquet(predictions, snakemake.output.predictions)
+    write_parquet(metrics, snakemake.output.metrics)

@@ -1,0 +1,11 @@
+"""rule figure: one of a study's figures, as PNG and PDF."""
+
+import pandas as pd
+
+from corruptlab.figures import FIGURES, save_figure
+from corruptlab.logs import job_log
+
+with job_log(snakemake.log[0]):
+    tables = {name: pd.read_parquet(path) for name, path in snakemake.input.items()}
+    fig = FIGURES.get(snakemake.wildcards.figure)(tables)
+    save_figure(fig, snakemake.output.png, snakemake.output.pdf)

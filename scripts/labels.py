@@ -1,0 +1,13 @@
+"""rule labels: the noisy training labels of one (noise spec, seed), as indices and labels."""
+
+from corruptlab.logs import job_log
+from corruptlab.pipeline import make_labels
+
+with job_log(snakemake.log[0]):
+    make_labels(
+        snakemake.input.data,
+        snakemake.params.spec,
+        study=snakemake.wildcards.study,
+        seed=int(snakemake.wildcards.seed),
+        out_path=snakemake.output[0],
+    )

@@ -1,0 +1,12 @@
+"""rule prepare: one compact file of uint8 images, labels and a frozen stratified split."""
+
+from corruptlab.datasets import prepare, save_prepared
+from corruptlab.logs import job_log
+
+with job_log(snakemake.log[0]):
+    data = prepare(
+        snakemake.wildcards.dataset,
+        raw_dir=snakemake.input.get("raw"),
+        split_seed=snakemake.params.split_seed,
+    )
+    save_prepared(data, snakemake.output[0])

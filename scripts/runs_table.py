@@ -1,0 +1,8 @@
+"""rule runs_table: the tidy table of a study, one row per (run, condition)."""
+
+from corruptlab.io import write_parquet
+from corruptlab.logs import job_log
+from corruptlab.tables import runs_table
+
+with job_log(snakemake.log[0]):
+    write_parquet(runs_table(snakemake.input.runs, snakemake.input.evals), snakemake.output[0])

@@ -1,0 +1,14 @@
+"""rule table: one of a study's derived tables (summary, selection, claims, ...)."""
+
+import pandas as pd
+
+from corruptlab.io import write_parquet
+from corruptlab.logs import job_log
+from corruptlab.tables import TABLES, show
+
+with job_log(snakemake.log[0]):
+    inputs = {name: pd.read_parquet(path) for name, path in snakemake.input.items()}
+    table = TABLES.get(snakemake.wildcards.table)(inputs, snakemake.params.study)
+    write_parquet(table, snakemake.output[0])
+    if snakemake.wildcards.table == "claims":
+        print(f"\nClaims of study {snakemake.wildcards.study}:\n{show(table)}\n", flush=True)

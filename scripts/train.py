@@ -1,0 +1,14 @@
+"""rule train: one training run (resumes from its checkpoint if a previous attempt was killed)."""
+
+from corruptlab.logs import job_log
+from corruptlab.pipeline import train_job
+
+with job_log(snakemake.log[0]) as stream:
+    train_job(
+        snakemake.params.run,
+        snakemake.input.data,
+        snakemake.input.labels,
+        out=dict(snakemake.output.items()),
+        threads=snakemake.threads,
+        progress_file=stream,
+    )

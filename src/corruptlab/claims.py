@@ -1,0 +1,149 @@
+"""Claims of the papers, checked on a study's own numbers (a registry; names are
+``<study kind>/<claim>``). Each claim yields rows with the value, its 95% CI over seeds, the
+criterion and a result: ``pass``, ``fail`` or ``not applicable`` (with the reason)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pandas as pd
+
+from corruptlab.registry import Registry
+from corruptlab.stats import diff_ci, mean_ci
+from corruptlab.tables import CONFIG_COLUMNS, PROVENANCE_COLUMNS, alpha_axis
+
+ClaimFn = Callable[[dict[str, pd.DataFrame], dict], list[dict]]
+CLAIMS: Registry[ClaimFn] = Registry("claim")
+
+MLPS = ("mlp1", "mlp2", "mlp4")
+
+
+def row(claim: str, subject: str, stats: dict, criterion: str, passed: bool | None,
+        detail: str = "") -> dict:  # fmt: skip
+    """One claims-table row; ``passed=None`` means the claim is not applicable here."""
+    if passed is None:
+        result = "not applicable"
+    elif isinstance(stats.get("mean"), float) and math.isnan(stats["mean"]):
+        result = "not applicable"
+        detail = detail or "no value"
+    else:
+        result = "pass" if passed else "fail"
+    return {
+        "claim": claim,
+        "subject": subject,
+        "value": stats.get("mean", math.nan),
+        "ci95_low": stats.get("ci95_low", math.nan),
+        "ci95_high": stats.get("ci95_high", math.nan),
+        "n": stats.get("n", 0),
+        "criterion": criterion,
+        "result": result,
+        "detail": detail,
+    }
+
+
+def check_claims(kind: str, tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
+    rows = []
+    for name, fn in CLAIMS.items():
+        if name.startswith(f"{kind}/"):
+            rows += fn(tables, study)
+    out = pd.DataFrame(rows, columns=list(row("", "", {}, "", None)))
+    runs = tables.get("runs")
+    for c in PROVENANCE_COLUMNS:
+        if runs is not None and c in runs:
+            out[c] = ";".join(sorted(map(str, runs[c].dropna().unique())))
+    out.insert(0, "study", runs["study"].iloc[0] if runs is not None and len(runs) else "")
+    return out
+
+
+# --- label noise (Rolnick et al. 2017) ---------------------------------------------------------
+
+
+def selected_seed_values(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per-seed clean test accuracy of the selected configurations, with an ``alpha_axis``."""
+    runs = tables["runs"]
+    runs = runs[runs["condition"] == "clean"]
+    sel = tables["selection"]
+    keys = [c for c in CONFIG_COLUMNS if c in sel and c in runs]
+    merged = runs.merge(sel[keys + ["alpha_axis"]], on=keys, how="inner")
+    return merged.assign(alpha_axis=alpha_axis(merged))
+
+
+def _families(values: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Each alpha-indexed noise family (uniform; structured per delta) with the clean runs
+    (alpha = 0) as its first point."""
+    clean = values[values["noise_kind"] == "none"]
+    out = []
+    for (kind, delta), group in values[values["noise_kind"] != "none"].groupby(
+        ["noise_kind", "delta"], dropna=False, sort=True
+    ):
+        if group["alpha"].isna().all():
+            continue  # a noise kind without alpha (e.g. flip)
+        label = kind if pd.isna(delta) else f"{kind}, delta={delta:g}"
+        out.append((label, pd.concat([clean, group])))
+    if not out and len(clean):
+        out.append(("none", clean))
+    return out
+
+
+def _accuracy_falls(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    claim = "accuracy falls as alpha grows"
+    criterion = "mean test accuracy at the largest alpha < at the smallest alpha"
+    rows = []
+    for label, fam in _families(selected_seed_values(tables)):
+        for model, group in fam.groupby("model", sort=True):
+            alphas = sorted(group["alpha_axis"].unique())
+            subject = f"{model} ({label})"
+            if len(alphas) < 2:
+                rows.append(row(claim, subject, {}, criterion, None, "fewer than two alphas"))
+                continue
+            lo, hi = alphas[0], alphas[-1]
+            d = diff_ci(group.loc[group["alpha_axis"] == hi, "accuracy"],
+                        group.loc[group["alpha_axis"] == lo, "accuracy"])  # fmt: skip
+            detail = f"accuracy(alpha={hi:g}) - accuracy(alpha={lo:g})"
+            rows.append(row(claim, subject, d, criterion, d["mean"] < 0, detail))
+    return rows
+
+
+def _ranking(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    claim = "conv4 >= MLPs >= perceptron at the largest alpha"
+    criterion = "difference of mean test accuracies >= 0"
+    rows = []
+    for label, fam in _families(selected_seed_values(tables)):
+        top = fam[fam["alpha_axis"] == fam["alpha_axis"].max()]
+        models = set(top["model"])
+        pairs = [("conv4", m) for m in MLPS if m in models and "conv4" in models]
+        pairs += [(m, "perceptron") for m in MLPS if m in models and "perceptron" in models]
+        if not pairs and {"conv4", "perceptron"} <= models:
+            pairs = [("conv4", "perceptron")]
+        alpha = top["alpha_axis"].max()
+        for better, worse in pairs:
+            d = diff_ci(top.loc[top["model"] == better, "accuracy"],
+                        top.loc[top["model"] == worse, "accuracy"])  # fmt: skip
+            rows.append(row(claim, f"{better} - {worse} ({label}, alpha={alpha:g})", d,
+                            criterion, d["mean"] >= 0))  # fmt: skip
+        if not pairs:
+            rows.append(row(claim, label, {}, criterion, None,
+                            "needs conv4, an MLP or the perceptron side by side"))  # fmt: skip
+    return rows
+
+
+def _conv4_above_90(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    claim = "conv4 above 90% test accuracy at alpha = 100 (MNIST)"
+    criterion = "mean test accuracy > 0.90"
+    values = selected_seed_values(tables)
+    at = values[(values["model"] == "conv4") & (values["noise_kind"] == "uniform")
+                & (values["alpha"] == 100)]  # fmt: skip
+    if study["dataset"] != "mnist":
+        return [row(claim, "conv4", {}, criterion, None,
+                    f"dataset is {study['dataset']!r}, the claim is about full MNIST")]  # fmt: skip
+    if at.empty:
+        return [row(claim, "conv4", {}, criterion, None,
+                    "the grid has no conv4 run with uniform noise at alpha = 100")]  # fmt: skip
+    s = mean_ci(at["accuracy"].to_numpy(float))
+    return [row(claim, "conv4 (uniform, alpha=100)", s, criterion, s["mean"] > 0.90)]
+
+
+CLAIMS.add("label_noise/accuracy_falls", _accuracy_falls)
+CLAIMS.add("label_noise/ranking", _ranking)
+CLAIMS.add("label_noise/conv4_above_90", _conv4_above_90)

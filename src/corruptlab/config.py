@@ -1,0 +1,229 @@
+"""Config validation and grid expansion. Light: the Snakefile imports this at parse time.
+
+``validate_config`` checks a config against workflow/schemas/config.schema.yaml (filling its
+defaults) and then against the registries (models, datasets, noise kinds, optimizers, study
+kinds), collecting every problem into one ``ConfigError`` that names each key at fault and what
+would be accepted. ``expand_runs`` turns a study into its runs (model x noise x optimizer x
+batch size x seed); each run is a plain dict that reaches the rules through ``params:``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from corruptlab.datasets import DATASETS
+from corruptlab.models import MODELS
+from corruptlab.noise import NOISE
+from corruptlab.optim import OPTIMIZERS
+from corruptlab.params import Param, fmt_number
+from corruptlab.studies import STUDIES
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The config is invalid; the message lists every problem, one per line."""
+
+
+@cache
+def _schema() -> dict:
+    import yaml
+
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def _validator():
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = _copy(sub["default"])
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})
+
+
+def _copy(value: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(value)
+
+
+def _where(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _schema_message(error) -> str:
+    where = _where(error.absolute_path)
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; accepted: {allowed}"
+    desc = error.schema.get("description")
+    hint = f" ({desc})" if desc else ""
+    if error.validator == "oneOf":
+        options = " or ".join(_describe(s) for s in error.validator_value)
+        return f"{where}: got {error.instance!r}; accepted: {options}{hint}"
+    return f"{where}: {error.message}{hint}"
+
+
+def _describe(schema: dict) -> str:
+    if "$ref" in schema:
+        return _describe(_schema()["$defs"][schema["$ref"].rsplit("/", 1)[1]])
+    if "oneOf" in schema:
+        return " or ".join(_describe(s) for s in schema["oneOf"])
+    kind = schema.get("type", "value")
+    if kind == "array":
+        return f"a list of {_describe(schema.get('items', {}))}s"
+    bound = f" >= {schema['minimum']}" if "minimum" in schema else ""
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}{bound}"
+
+
+def validate_config(config: dict) -> dict:
+    """Validate ``config`` in place (filling defaults) and return it; raise ``ConfigError``."""
+    errors = [_schema_message(e) for e in _validator()(_schema()).iter_errors(config)]
+    if not errors:
+        for name, study in config["studies"].items():
+            errors += _check_study(f"studies.{name}", study)
+    if errors:
+        raise ConfigError(
+            "invalid config (see config/README.md):\n" + "\n".join(f"  - {e}" for e in errors)
+        )
+    for name, study in config["studies"].items():
+        runs = expand_runs(name, study, config)
+        ids = [r["run_id"] for r in runs]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ConfigError(f"studies.{name}: the grid repeats runs: {', '.join(dupes[:5])}")
+    return config
+
+
+def _choice(where: str, value: str, registry) -> list[str]:
+    if value not in registry:
+        return [f"{where}: unknown {registry.kind} {value!r}; accepted: {', '.join(registry)}"]
+    return []
+
+
+def _check_params(where: str, entry: dict, name_key: str, params: tuple[Param, ...]) -> list[str]:
+    errors = []
+    declared = {p.name: p for p in params}
+    for key in entry:
+        if key != name_key and key not in declared:
+            errors.append(
+                f"{where}.{key}: not a parameter of {entry[name_key]!r}; accepted: "
+                + (", ".join(declared) or "no parameters")
+            )
+    for p in params:
+        if p.name not in entry:
+            if p.default is None:
+                errors.append(f"{where}: missing {p.name!r} ({p.doc}; {p.accepted()})")
+            continue
+        values = entry[p.name] if isinstance(entry[p.name], list) else [entry[p.name]]
+        for v in values:
+            problem = p.check(v)
+            if problem:
+                errors.append(f"{where}.{p.name}: {problem}")
+    return errors
+
+
+def _check_study(where: str, study: dict) -> list[str]:
+    errors = _choice(f"{where}.kind", study["kind"], STUDIES)
+    errors += _choice(f"{where}.dataset", study["dataset"], DATASETS)
+    for i, model in enumerate(study["models"]):
+        errors += _choice(f"{where}.models[{i}]", model, MODELS)
+    for i, spec in enumerate(study["noise"]):
+        w = f"{where}.noise[{i}]"
+        if spec["kind"] not in NOISE:
+            errors += _choice(f"{w}.kind", spec["kind"], NOISE)
+        else:
+            errors += _check_params(w, spec, "kind", NOISE.get(spec["kind"]).params)
+    for i, spec in enumerate(study["optimizers"]):
+        w = f"{where}.optimizers[{i}]"
+        if spec["name"] not in OPTIMIZERS:
+            errors += _choice(f"{w}.name", spec["name"], OPTIMIZERS)
+        else:
+            errors += _check_params(w, spec, "name", OPTIMIZERS.get(spec["name"]).params)
+    if study["patience"] > study["max_epochs"]:
+        errors.append(
+            f"{where}.patience: {study['patience']} exceeds max_epochs {study['max_epochs']}; "
+            "accepted: an integer in [1, max_epochs]"
+        )
+    return errors
+
+
+def _grid(entry: dict, name_key: str, params: tuple[Param, ...]) -> list[dict]:
+    """Expand list-valued parameters into the product of their values (declared order)."""
+    lists = [
+        entry.get(p.name, p.default)
+        if isinstance(entry.get(p.name), list)
+        else [entry.get(p.name, p.default)]
+        for p in params
+    ]
+    return [
+        {
+            name_key: entry[name_key],
+            **{p.name: p.kind(v) for p, v in zip(params, combo, strict=True)},
+        }
+        for combo in itertools.product(*lists)
+    ]
+
+
+def seed_list(seeds: int | list[int]) -> list[int]:
+    return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+
+
+def as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def expand_runs(study_name: str, study: dict, config: dict) -> list[dict]:
+    """Every run of a (validated) study, in a stable order."""
+    noises = [
+        n for spec in study["noise"] for n in _grid(spec, "kind", NOISE.get(spec["kind"]).params)
+    ]
+    optims = [
+        o
+        for spec in study["optimizers"]
+        for o in _grid(spec, "name", OPTIMIZERS.get(spec["name"]).params)
+    ]
+    runs = []
+    for model, noise, optim, bs, seed in itertools.product(
+        study["models"], noises, optims, as_list(study["batch_size"]), seed_list(study["seeds"])
+    ):
+        noise_slug = NOISE.get(noise["kind"]).slug(noise)
+        optim_slug = f"{OPTIMIZERS.get(optim['name']).slug(optim)}-bs{fmt_number(bs)}"
+        runs.append(
+            {
+                "study": study_name,
+                "kind": study["kind"],
+                "dataset": study["dataset"],
+                "split_seed": config["data"]["split_seed"],
+                "model": model,
+                "noise": noise,
+                "noise_slug": noise_slug,
+                "optimizer": optim,
+                "optim_slug": optim_slug,
+                "batch_size": bs,
+                "max_epochs": study["max_epochs"],
+                "patience": study["patience"],
+                "seed": seed,
+                "device": config["device"],
+                "run_id": f"{model}/{noise_slug}/{optim_slug}/seed{seed}",
+            }
+        )
+    return runs
+
+
+def noise_specs(runs: list[dict]) -> dict[str, dict]:
+    """The distinct label-noise specs of a study's runs, by slug."""
+    return {r["noise_slug"]: r["noise"] for r in runs}

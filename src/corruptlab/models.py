@@ -1,0 +1,97 @@
+"""Model registry. Each entry builds an ``nn.Module`` for inputs of shape [N, C, H, W].
+
+Builders import torch themselves so that this module (and the names it registers) can be
+imported by the Snakefile for config validation without paying for torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from corruptlab.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+Builder = Callable[[tuple[int, int, int], int], "nn.Module"]
+MODELS: Registry[Builder] = Registry("model")
+
+
+def build_model(name: str, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Build the registered model ``name`` for inputs ``in_shape`` = (C, H, W)."""
+    return MODELS.get(name)(tuple(in_shape), n_classes)
+
+
+def _mlp(in_shape: tuple[int, int, int], n_classes: int, hidden: list[int]) -> nn.Module:
+    from torch import nn
+
+    c, h, w = in_shape
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = c * h * w
+    for units in hidden:
+        layers += [nn.Linear(width, units), nn.ReLU()]
+        width = units
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+@MODELS.register("perceptron")
+def perceptron(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """A single linear layer (multinomial logistic regression)."""
+    return _mlp(in_shape, n_classes, [])
+
+
+@MODELS.register("mlp1")
+def mlp1(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """MLP with one hidden ReLU layer of 256 units."""
+    return _mlp(in_shape, n_classes, [256])
+
+
+@MODELS.register("mlp2")
+def mlp2(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """MLP with two hidden ReLU layers of 256 units."""
+    return _mlp(in_shape, n_classes, [256, 256])
+
+
+@MODELS.register("mlp4")
+def mlp4(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """MLP with four hidden ReLU layers of 256 units."""
+    return _mlp(in_shape, n_classes, [256, 256, 256, 256])
+
+
+@MODELS.register("conv4")
+def conv4(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Rolnick et al.'s 4-layer ConvNet: four 3x3 conv layers (32, 32, 64, 64 channels), each
+    followed by ReLU and 2x2 max-pooling, then two linear layers (128 hidden units)."""
+    from torch import nn
+
+    c, h, w = in_shape
+    layers: list[nn.Module] = []
+    for out in (32, 32, 64, 64):
+        layers += [nn.Conv2d(c, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        c, h, w = out, h // 2, w // 2
+    return nn.Sequential(
+        *layers, nn.Flatten(), nn.Linear(c * h * w, 128), nn.ReLU(), nn.Linear(128, n_classes)
+    )
+
+
+@MODELS.register("net")
+def net(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """The PyTorch MNIST example CNN: two conv layers, max-pooling, dropout 0.25 / 0.5."""
+    from torch import nn
+
+    c, h, w = in_shape
+    return nn.Sequential(
+        nn.Conv2d(c, 32, 3),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.25),
+        nn.Flatten(),
+        nn.Linear(64 * ((h - 4) // 2) * ((w - 4) // 2), 128),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(128, n_classes),
+    )

@@ -1,0 +1,53 @@
+"""Declared parameters of registry entries (noise kinds, optimizers): types, ranges, path codes.
+
+A registry entry declares its parameters once; config validation, grid expansion and the
+run's path slug (``uniform-a5``, ``adadelta-lr0.1-bs128``) all follow from that declaration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    code: str  # short code used in path slugs, e.g. "a" for alpha
+    kind: type  # int or float
+    low: float | None = None
+    high: float | None = None
+    default: Any = None  # None: required
+    doc: str = ""
+
+    def accepted(self) -> str:
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        return f"{'an integer' if self.kind is int else 'a number'} in [{lo}, {hi}]"
+
+    def check(self, value: Any) -> str | None:
+        """None if ``value`` is acceptable, else the reason it is not."""
+        ok_type = isinstance(value, int) if self.kind is int else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type:
+            return f"got {value!r}; accepted: {self.accepted()}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"got {value!r}; accepted: {self.accepted()}"
+        if (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        ):
+            return f"got {value!r}; accepted: {self.accepted()}"
+        return None
+
+
+def fmt_number(value: float | int) -> str:
+    """Compact, path-safe text for a number: 5 -> '5', 0.1 -> '0.1', 1e-05 -> '1e-05'."""
+    if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
+
+
+def slug(name: str, params: tuple[Param, ...], values: dict[str, Any]) -> str:
+    """``name`` followed by ``-<code><value>`` for each declared parameter, in declared order."""
+    parts = [name] + [f"{p.code}{fmt_number(values[p.name])}" for p in params]
+    return "-".join(parts)

@@ -1,0 +1,185 @@
+"""Job-level functions behind the workflow's scripts: read a rule's inputs, call the library,
+write its outputs atomically. Each is callable without Snakemake (the tests do)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from corruptlab.seeding import derive_seed
+
+log = logging.getLogger("corruptlab")
+
+
+def labels_seed(run_or_study: str, noise_slug: str, seed: int) -> int:
+    """Label noise is a function of (study, noise spec, seed) only: shared by every model."""
+    return derive_seed(run_or_study, "labels", noise_slug, seed)
+
+
+def make_labels(data_path: str, spec: dict, study: str, seed: int, out_path: str) -> None:
+    from corruptlab.datasets import load_prepared
+    from corruptlab.noise import make_noisy_labels, noise_slug, save_noisy_labels
+
+    data = load_prepared(data_path)
+    slug = noise_slug(spec)
+    noisy = make_noisy_labels(
+        data["train_labels"].numpy(), data["n_classes"], spec, labels_seed(study, slug, seed)
+    )
+    log.info(
+        "%s seed %d: %d training examples (%d with noise-drawn labels) from %d images",
+        slug,
+        seed,
+        len(noisy.indices),
+        int(noisy.noisy.sum()),
+        len(data["train_labels"]),
+    )
+    save_noisy_labels(noisy, out_path)
+
+
+def train_job(
+    run: dict,
+    data_path: str,
+    labels_path: str,
+    out: dict[str, str],
+    threads: int = 1,
+    progress_file: TextIO | None = None,
+) -> dict:
+    """Train one run; writes ``out["model"]``, ``out["history"]`` and ``out["run"]`` (run.json).
+
+    A checkpoint beside the outputs is written every epoch and resumed if the job is rerun after
+    a kill; it is removed once the outputs exist.
+    """
+    import pandas as pd
+    import torch
+    from tqdm import tqdm
+
+    from corruptlab.datasets import load_prepared, normalization_stats
+    from corruptlab.devices import configure_torch, resolve_device
+    from corruptlab.io import torch_save, write_json, write_parquet
+    from corruptlab.models import build_model
+    from corruptlab.noise import load_noisy_labels
+    from corruptlab.provenance import provenance
+    from corruptlab.training import TrainConfig, TrainData, normalize, seeded_model, train
+
+    t0 = time.perf_counter()
+    device = resolve_device(run["device"])
+    configure_torch(threads, device)
+    data = load_prepared(data_path, expected_split_seed=run["split_seed"])
+    mean, std = normalization_stats(data["train_images"])
+    noisy = load_noisy_labels(labels_path)
+    tdata = TrainData(
+        images=normalize(data["train_images"], mean, std).to(device),
+        indices=torch.from_numpy(noisy.indices).to(device),
+        labels=torch.from_numpy(noisy.labels).to(device),
+        val_images=normalize(data["val_images"], mean, std).to(device),
+        val_labels=data["val_labels"].to(device),
+    )
+    in_shape = tuple(tdata.images.shape[1:])
+    model = seeded_model(
+        lambda: build_model(run["model"], in_shape, data["n_classes"]),
+        derive_seed(run["study"], run["seed"], "init"),
+    ).to(device)
+    cfg = TrainConfig(
+        optimizer=run["optimizer"],
+        batch_size=run["batch_size"],
+        max_epochs=run["max_epochs"],
+        patience=run["patience"],
+        seed=derive_seed(run["study"], run["seed"], "train"),
+    )
+    checkpoint = Path(out["model"]).with_name("checkpoint.pt")
+    with tqdm(
+        total=cfg.max_epochs * len(noisy.indices),
+        desc=run["run_id"],
+        unit="ex",
+        unit_scale=True,
+        mininterval=2.0,
+        file=progress_file,
+        dynamic_ncols=False,
+        ncols=100,
+    ) as bar:
+        result = train(model, tdata, cfg, checkpoint=checkpoint, progress=bar)
+    if result.resumed_from_epoch:
+        log.info("resumed from the checkpoint of epoch %d", result.resumed_from_epoch)
+    log.info(
+        "status %s (stopped by %s), best epoch %d, validation accuracy %.4f",
+        result.status,
+        result.stopped_by,
+        result.best_epoch,
+        result.best_val_accuracy,
+    )
+
+    torch_save(
+        {
+            "state_dict": {k: v.cpu() for k, v in result.best_state.items()},
+            "model": run["model"],
+            "in_shape": list(in_shape),
+            "n_classes": data["n_classes"],
+            "mean": mean,
+            "std": std,
+            "run_id": run["run_id"],
+        },
+        out["model"],
+    )
+    history = pd.DataFrame(result.history)
+    history.insert(0, "run_id", run["run_id"])
+    write_parquet(history, out["history"])
+    record = {
+        "run": run,
+        "status": result.status,
+        "stopped_by": result.stopped_by,
+        "best_epoch": result.best_epoch,
+        "best_val_accuracy": result.best_val_accuracy,
+        "epochs_trained": int(history["epoch"].max()),
+        "n_train_examples": len(noisy.indices),
+        "train_seconds": float(history["seconds"].sum()),
+        "job_seconds": time.perf_counter() - t0,
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "dataset_hash": data["content_hash"],
+        "provenance": provenance(device),
+    }
+    write_json(record, out["run"])
+    checkpoint.unlink(missing_ok=True)
+    return record
+
+
+def evaluate_job(
+    run_json: str,
+    data_path: str,
+    model_path: str,
+    conditions: list[str],
+    device: str = "auto",
+    threads: int = 1,
+) -> tuple[Any, Any]:
+    """Evaluate one trained run under ``conditions``: (metrics frame, predictions frame)."""
+    import pandas as pd
+    import torch
+
+    from corruptlab.datasets import load_prepared
+    from corruptlab.devices import configure_torch, resolve_device
+    from corruptlab.evaluation import CONDITIONS, evaluate_logits
+    from corruptlab.io import read_json
+    from corruptlab.models import build_model
+    from corruptlab.training import normalize, predict
+
+    device = resolve_device(device)
+    configure_torch(threads, device)
+    record = read_json(run_json)
+    saved = torch.load(model_path, map_location="cpu", weights_only=True)
+    model = build_model(saved["model"], tuple(saved["in_shape"]), saved["n_classes"])
+    model.load_state_dict(saved["state_dict"])
+    model.to(device).eval()
+    data = load_prepared(data_path)
+    rows, preds = [], []
+    for name in conditions:
+        images, labels = CONDITIONS.get(name)(data)
+        x = normalize(images, saved["mean"], saved["std"]).to(device)
+        logits = predict(model, x)
+        metrics, per_example = evaluate_logits(logits, labels.to(device))
+        rows.append({"run_id": record["run"]["run_id"], "condition": name, **metrics})
+        frame = pd.DataFrame(per_example)
+        frame.insert(0, "condition", name)
+        preds.append(frame)
+        log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items()})
+    return pd.DataFrame(rows), pd.concat(preds, ignore_index=True)

@@ -1,0 +1,149 @@
+"""Tidy tables (a registry of derived tables; each maps its input tables to a DataFrame).
+
+``runs``: one row per (run, condition) with every config field, the run's outcome and its
+provenance as columns. Derived tables are computed from it and carry provenance too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from corruptlab.io import read_json
+from corruptlab.metrics import METRICS
+from corruptlab.noise import NOISE
+from corruptlab.optim import OPTIMIZERS
+from corruptlab.registry import Registry
+from corruptlab.stats import mean_ci
+
+TableFn = Callable[[dict[str, pd.DataFrame], dict], pd.DataFrame]
+TABLES: Registry[TableFn] = Registry("table")
+
+NOISE_PARAMS = list(dict.fromkeys(p.name for k in NOISE.items() for p in k[1].params))
+OPTIM_PARAMS = list(dict.fromkeys(p.name for k in OPTIMIZERS.items() for p in k[1].params))
+OPTIM_COLUMNS = ["optimizer", *OPTIM_PARAMS]
+CONFIG_COLUMNS = [
+    "study", "kind", "dataset", "split_seed", "model", "noise_kind", *NOISE_PARAMS,
+    *OPTIM_COLUMNS, "batch_size", "max_epochs", "patience",
+]  # fmt: skip
+PROVENANCE_COLUMNS = ["corruptlab_version", "git_commit", "torch_version", "device"]
+OUTCOME_METRICS = ["best_val_accuracy", "best_epoch", "epochs_trained", "train_seconds"]
+
+
+def flatten_run(record: dict) -> dict:
+    """One flat row from a run.json record: config fields, outcome and provenance."""
+    run = record["run"]
+    row = {k: run[k] for k in ("study", "kind", "dataset", "split_seed", "model")}
+    row["noise_kind"] = run["noise"]["kind"]
+    row.update({p: run["noise"].get(p, np.nan) for p in NOISE_PARAMS})
+    row["optimizer"] = run["optimizer"]["name"]
+    row.update({p: run["optimizer"].get(p, np.nan) for p in OPTIM_PARAMS})
+    row.update({k: run[k] for k in ("batch_size", "max_epochs", "patience", "seed", "run_id")})
+    row.update({
+        k: record[k]
+        for k in ("status", "stopped_by", "best_epoch", "best_val_accuracy", "epochs_trained",
+                  "n_train_examples", "train_seconds", "job_seconds", "resumed_from_epoch",
+                  "dataset_hash")
+    })  # fmt: skip
+    row.update(record["provenance"])
+    return row
+
+
+def runs_table(run_jsons: Sequence[str], evals: Sequence[str]) -> pd.DataFrame:
+    """Join every run's record with its evaluation rows: one row per (run, condition)."""
+    runs = pd.DataFrame([flatten_run(read_json(p)) for p in run_jsons])
+    ev = pd.concat([pd.read_parquet(p) for p in evals], ignore_index=True)
+    missing = set(runs["run_id"]) - set(ev["run_id"])
+    if missing:
+        raise ValueError(f"runs without evaluation rows: {sorted(missing)[:5]}")
+    table = runs.merge(ev, on="run_id", how="inner", validate="one_to_many")
+    return table.sort_values(["run_id", "condition"], ignore_index=True)
+
+
+def _provenance(group: pd.DataFrame) -> dict:
+    return {
+        c: ";".join(sorted(map(str, group[c].dropna().unique())))
+        for c in PROVENANCE_COLUMNS
+        if c in group
+    }
+
+
+def _groups(frame: pd.DataFrame, keys: list[str]):
+    keys = [k for k in keys if k in frame]
+    return keys, frame.groupby(keys, dropna=False, sort=True)
+
+
+@TABLES.register("summary")
+def summary(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
+    """Per configuration and condition, each metric's mean, std, n and 95% CI over seeds."""
+    runs = tables["runs"]
+    metrics = [m for m in [*METRICS.names(), *OUTCOME_METRICS] if m in runs]
+    keys, groups = _groups(runs, [*CONFIG_COLUMNS, "condition"])
+    rows = []
+    for key, group in groups:
+        base = dict(zip(keys, key, strict=True))
+        base["n_diverged"] = int((group["status"] == "diverged").sum())
+        base.update(_provenance(group))
+        for metric in metrics:
+            rows.append({**base, "metric": metric, **mean_ci(group[metric].to_numpy(float))})
+    return pd.DataFrame(rows)
+
+
+def alpha_axis(frame: pd.DataFrame) -> pd.Series:
+    """Noisy labels per clean label: ``alpha``, and 0 for clean labels (noise kind none)."""
+    return frame["alpha"].where(frame["noise_kind"] != "none", 0.0)
+
+
+@TABLES.register("selection")
+def selection(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
+    """Rolnick's selection: per setting, the optimizer (lr) with the best mean validation
+    accuracy, then that optimizer's clean test accuracy with its CI over seeds."""
+    s = tables["summary"]
+    s = s[s["condition"] == "clean"]
+    val = s[s["metric"] == "best_val_accuracy"]
+    test = s[s["metric"] == "accuracy"]
+    keys = [c for c in CONFIG_COLUMNS if c not in OPTIM_COLUMNS and c in s]
+    config = keys + OPTIM_COLUMNS
+    best = (
+        val.sort_values("mean", ascending=False, kind="stable")
+        .groupby(keys, dropna=False, sort=True)
+        .head(1)
+    )
+    chosen = best[config + ["mean"]].rename(columns={"mean": "val_accuracy"})
+    cols = config + ["n", "mean", "std", "ci95_low", "ci95_high", "n_diverged",
+                     *PROVENANCE_COLUMNS]  # fmt: skip
+    out = chosen.merge(test[cols], on=config, how="left", validate="one_to_one")
+    out = out.rename(columns={
+        "mean": "test_accuracy", "std": "test_accuracy_std", "ci95_low": "test_accuracy_ci95_low",
+        "ci95_high": "test_accuracy_ci95_high",
+    })  # fmt: skip
+    out.insert(out.columns.get_loc("noise_kind") + 1, "alpha_axis", alpha_axis(out))
+    return out.sort_values(keys, ignore_index=True)
+
+
+@TABLES.register("claims")
+def claims(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
+    """The paper's claims checked on this study's numbers (see corruptlab.claims)."""
+    from corruptlab.claims import check_claims
+
+    return check_claims(study["kind"], tables, study)
+
+
+def show(table: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
+    """A compact text rendering (for logs and the terminal)."""
+    if columns is None:
+        columns = [c for c in ("claim", "subject", "value", "ci95_low", "ci95_high", "result")
+                   if c in table]  # fmt: skip
+    with pd.option_context(
+        "display.width",
+        160,
+        "display.max_colwidth",
+        60,
+        "display.max_rows",
+        200,
+        "display.float_format",
+        "{:.4f}".format,
+    ):
+        return table[list(columns)].to_string(index=False)

@@ -1,0 +1,81 @@
+# Config validation, grid expansion, input functions and wildcard constraints.
+# Imports only light corruptlab modules (no torch, no pandas): this runs on every invocation.
+from corruptlab.config import ConfigError, expand_runs, noise_specs, validate_config
+from corruptlab.datasets import DATASETS, is_downloadable
+from corruptlab.fingerprint import fingerprint
+from corruptlab.models import MODELS
+from corruptlab.noise import NOISE
+from corruptlab.optim import OPTIMIZERS
+from corruptlab.studies import STUDIES
+
+try:
+    validate_config(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+RUNS = {
+    study: {run["run_id"]: run for run in expand_runs(study, spec, config)}
+    for study, spec in config["studies"].items()
+}
+RUN_DIR = "results/{study}/runs/{model}/{noise}/{optim}/seed{seed}"
+
+# Library code each rule depends on: an edit reruns that rule and what follows, nothing else.
+CODE = {
+    "prepare": fingerprint("datasets"),
+    "labels": fingerprint("noise", "seeding", "params"),
+    "train": fingerprint("training", "models", "optim", "devices", "seeding", "datasets"),
+    "evaluate": fingerprint("evaluation", "metrics", "models", "training", "devices"),
+    "tables": fingerprint("tables", "claims", "stats"),
+    "figures": fingerprint("figures"),
+}
+
+
+def _alternatives(names):
+    return "|".join(sorted(names, key=len, reverse=True))
+
+
+_PARAM_CODES = r"(?:-[a-z]+[0-9][0-9.e+-]*)*"
+
+wildcard_constraints:
+    study=_alternatives(config["studies"]),
+    dataset=_alternatives(DATASETS),
+    model=_alternatives(MODELS),
+    noise=f"(?:{_alternatives(NOISE)}){_PARAM_CODES}",
+    optim=f"(?:{_alternatives(OPTIMIZERS)}){_PARAM_CODES}-bs[0-9]+",
+    seed=r"[0-9]+",
+
+
+def run_of(wildcards):
+    """The run dict (every hyper-parameter of one training job) for a run directory."""
+    run_id = f"{wildcards.model}/{wildcards.noise}/{wildcards.optim}/seed{wildcards.seed}"
+    try:
+        return RUNS[wildcards.study][run_id]
+    except KeyError:
+        raise ValueError(f"{run_id} is not a run of study {wildcards.study!r}") from None
+
+
+def study_dataset(wildcards):
+    return config["studies"][wildcards.study]["dataset"]
+
+
+def dataset_file(wildcards):
+    return f"resources/datasets/{study_dataset(wildcards)}/data.pt"
+
+
+def study_runs(wildcards):
+    return list(RUNS[wildcards.study].values())
+
+
+def run_files(study, name):
+    return [f"results/{study}/runs/{run_id}/{name}" for run_id in RUNS[study]]
+
+
+def all_targets():
+    targets = []
+    for study, spec in config["studies"].items():
+        kind = STUDIES.get(spec["kind"])
+        targets += [f"results/{study}/tables/{t}.parquet" for t in kind.tables]
+        targets += [
+            f"results/{study}/figures/{f}.{ext}" for f in kind.figures for ext in ("png", "pdf")
+        ]
+    return targets
