@@ -15,7 +15,10 @@ sys.path.insert(0, _SRC)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")]))
 
 
-configfile: "config/config.yaml"
+# the default config, unless --configfile names another (which then replaces it, not merges)
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -51,8 +51,11 @@ def without_seconds(history: list[dict]) -> list[dict]:
     """History rows without timings; NaN (epoch 0 has no training loss) made comparable."""
     nan = "nan"
     return [
-        {k: nan if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()
-         if k != "seconds"}
+        {
+            k: nan if isinstance(v, float) and math.isnan(v) else v
+            for k, v in row.items()
+            if k != "seconds"
+        }
         for row in history
     ]
 

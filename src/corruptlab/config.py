@@ -47,7 +47,11 @@ def _validator():
                     instance[key] = _copy(sub["default"])
         yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(base, {"properties": set_defaults})
+    # JSON Schema counts 3.0 as an integer; a config value used as a count must be a real int
+    integers = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool)
+    )
+    return jsonschema.validators.extend(base, {"properties": set_defaults}, type_checker=integers)
 
 
 def _copy(value: Any) -> Any:
@@ -69,6 +73,13 @@ def _schema_message(error) -> str:
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; accepted: {allowed}"
+    if error.validator == "propertyNames":
+        return (
+            f"{where}: study name {error.instance!r} is not accepted; a name starts with a "
+            "letter and has only letters, digits and '_' (it becomes a directory name)"
+        )
+    if error.validator == "required":
+        return f"{where}: {error.message}"
     desc = error.schema.get("description")
     hint = f" ({desc})" if desc else ""
     if error.validator == "oneOf":
@@ -83,28 +94,35 @@ def _describe(schema: dict) -> str:
     if "oneOf" in schema:
         return " or ".join(_describe(s) for s in schema["oneOf"])
     kind = schema.get("type", "value")
-    if kind == "array":
-        return f"a list of {_describe(schema.get('items', {}))}s"
     bound = f" >= {schema['minimum']}" if "minimum" in schema else ""
+    if kind == "array":
+        items = schema.get("items", {})
+        return f"a non-empty list of {items.get('type', 'value')}s" + (
+            f" each >= {items['minimum']}" if "minimum" in items else ""
+        )
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}{bound}"
 
 
 def validate_config(config: dict) -> dict:
     """Validate ``config`` in place (filling defaults) and return it; raise ``ConfigError``."""
-    errors = [_schema_message(e) for e in _validator()(_schema()).iter_errors(config)]
+    schema_errors = list(_validator()(_schema()).iter_errors(config))
+    errors = [_schema_message(e) for e in schema_errors]
+    studies = config.get("studies")
+    said = {e.split(": ", 1)[0] for e in errors}  # key paths the schema already reported
+    for name, study in studies.items() if isinstance(studies, dict) else []:
+        if isinstance(study, dict):
+            more = _check_study(f"studies.{name}", study)
+            errors += [e for e in more if e.split(": ", 1)[0] not in said]
     if not errors:
-        for name, study in config["studies"].items():
-            errors += _check_study(f"studies.{name}", study)
+        for name, study in studies.items():
+            ids = [r["run_id"] for r in expand_runs(name, study, config)]
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                errors.append(f"studies.{name}: the grid repeats runs: {', '.join(dupes[:5])}")
     if errors:
         raise ConfigError(
             "invalid config (see config/README.md):\n" + "\n".join(f"  - {e}" for e in errors)
         )
-    for name, study in config["studies"].items():
-        runs = expand_runs(name, study, config)
-        ids = [r["run_id"] for r in runs]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ConfigError(f"studies.{name}: the grid repeats runs: {', '.join(dupes[:5])}")
     return config
 
 
@@ -136,26 +154,40 @@ def _check_params(where: str, entry: dict, name_key: str, params: tuple[Param, .
     return errors
 
 
+def _entries(value: Any, of: type) -> list[tuple[int, Any]]:
+    """(index, item) of a list's items of type ``of``; the schema reports anything else."""
+    return (
+        [(i, v) for i, v in enumerate(value) if isinstance(v, of)]
+        if isinstance(value, list)
+        else []
+    )
+
+
 def _check_study(where: str, study: dict) -> list[str]:
-    errors = _choice(f"{where}.kind", study["kind"], STUDIES)
-    errors += _choice(f"{where}.dataset", study["dataset"], DATASETS)
-    for i, model in enumerate(study["models"]):
+    """Registry checks; tolerant of values the schema already rejected (so that every problem
+    of a config is reported in one go)."""
+    errors = []
+    for key, registry in (("kind", STUDIES), ("dataset", DATASETS)):
+        if isinstance(study.get(key), str):
+            errors += _choice(f"{where}.{key}", study[key], registry)
+    for i, model in _entries(study.get("models"), str):
         errors += _choice(f"{where}.models[{i}]", model, MODELS)
-    for i, spec in enumerate(study["noise"]):
-        w = f"{where}.noise[{i}]"
-        if spec["kind"] not in NOISE:
-            errors += _choice(f"{w}.kind", spec["kind"], NOISE)
-        else:
-            errors += _check_params(w, spec, "kind", NOISE.get(spec["kind"]).params)
-    for i, spec in enumerate(study["optimizers"]):
-        w = f"{where}.optimizers[{i}]"
-        if spec["name"] not in OPTIMIZERS:
-            errors += _choice(f"{w}.name", spec["name"], OPTIMIZERS)
-        else:
-            errors += _check_params(w, spec, "name", OPTIMIZERS.get(spec["name"]).params)
-    if study["patience"] > study["max_epochs"]:
+    for section, name_key, registry in (
+        ("noise", "kind", NOISE),
+        ("optimizers", "name", OPTIMIZERS),
+    ):
+        for i, spec in _entries(study.get(section), dict):
+            w = f"{where}.{section}[{i}]"
+            if not isinstance(spec.get(name_key), str):
+                continue
+            if spec[name_key] not in registry:
+                errors += _choice(f"{w}.{name_key}", spec[name_key], registry)
+            else:
+                errors += _check_params(w, spec, name_key, registry.get(spec[name_key]).params)
+    patience, max_epochs = study.get("patience"), study.get("max_epochs")
+    if isinstance(patience, int) and isinstance(max_epochs, int) and patience > max_epochs:
         errors.append(
-            f"{where}.patience: {study['patience']} exceeds max_epochs {study['max_epochs']}; "
+            f"{where}.patience: {patience} exceeds max_epochs {max_epochs}; "
             "accepted: an integer in [1, max_epochs]"
         )
     return errors

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from corruptlab.registry import Registry
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ def evaluate_logits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[dict, d
     confidence, pred = probs.max(1)
     metrics: dict[str, Any] = {"n": len(labels), **compute_metrics(logits, labels)}
     per_example = {
-        "index": list(range(len(labels))),
+        "index": np.arange(len(labels)),
         "label": labels.cpu().numpy(),
         "pred": pred.cpu().numpy(),
         "correct": (pred == labels).cpu().numpy(),

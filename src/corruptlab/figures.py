@@ -68,7 +68,7 @@ def _noise_panels(sel: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 def _panel_grid(n: int, height: float = 2.8):
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, n, figsize=(3.4 * n + 0.4, height), squeeze=False,
+        fig, axes = plt.subplots(1, n, figsize=(max(4.2, 3.4 * n + 0.4), height), squeeze=False,
                                  sharey=True, layout="constrained")  # fmt: skip
     return fig, axes[0]
 
@@ -93,8 +93,11 @@ def accuracy_vs_alpha(tables: dict[str, pd.DataFrame]) -> plt.Figure:
             ax.set_xlabel(r"noisy labels per clean label ($\alpha$)")
         axes[0].set_ylabel("test accuracy (%)")
         axes[-1].legend(title="model", frameon=False, loc="lower left")
-        dataset = ", ".join(map(str, tables["selection"]["dataset"].unique()))
-        fig.suptitle(f"Test accuracy under label noise ({dataset}; mean and 95% CI over seeds)",
+        sel = tables["selection"]
+        dataset = ", ".join(map(str, sel["dataset"].unique()))
+        seeds = "/".join(map(str, sorted(sel["n"].dropna().astype(int).unique())))
+        fig.suptitle(f"Test accuracy under label noise ({dataset})\n"
+                     f"mean and 95% CI over {seeds} seeds; lr selected on validation accuracy",
                      fontsize=9)  # fmt: skip
     return fig
 

@@ -22,12 +22,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -39,10 +46,21 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def write_parquet(df: Any, path: str | os.PathLike[str]) -> None:
-    """Write a pandas DataFrame to parquet atomically (no index column)."""
+def write_parquet(data: Any, path: str | os.PathLike[str]) -> None:
+    """Write a table to parquet atomically: a pandas DataFrame (no index column), a list of row
+    dicts or a dict of columns. Rows and columns go through pyarrow alone, so a job that only
+    writes tables does not pay for importing pandas."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if isinstance(data, list):
+        table = pa.Table.from_pylist(data)
+    elif isinstance(data, dict):
+        table = pa.table(data)
+    else:
+        table = pa.Table.from_pandas(data, preserve_index=False)
     with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
+        pq.write_table(table, tmp)
 
 
 def torch_save(obj: Any, path: str | os.PathLike[str]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from corruptlab.params import Param, slug
 from corruptlab.registry import Registry
 
-LR = Param("lr", "lr", float, 0.0, None, doc="learning rate")
+LR = Param("lr", "lr", float, 0.0, None, doc="learning rate", low_open=True)
 WD = Param("weight_decay", "wd", float, 0.0, None, default=0.0, doc="L2 weight decay")
 
 

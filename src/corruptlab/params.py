@@ -20,11 +20,13 @@ class Param:
     high: float | None = None
     default: Any = None  # None: required
     doc: str = ""
+    low_open: bool = False  # the lower bound itself is excluded (e.g. a learning rate > 0)
 
     def accepted(self) -> str:
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "inf" if self.high is None else f"{self.high:g}"
-        return f"{'an integer' if self.kind is int else 'a number'} in [{lo}, {hi}]"
+        kind = "an integer" if self.kind is int else "a number"
+        return f"{kind} in {'(' if self.low_open else '['}{lo}, {hi}]"
 
     def check(self, value: Any) -> str | None:
         """None if ``value`` is acceptable, else the reason it is not."""
@@ -32,6 +34,8 @@ class Param:
         if isinstance(value, bool) or not ok_type:
             return f"got {value!r}; accepted: {self.accepted()}"
         if isinstance(value, float) and not math.isfinite(value):
+            return f"got {value!r}; accepted: {self.accepted()}"
+        if self.low is not None and self.low_open and value <= self.low:
             return f"got {value!r}; accepted: {self.accepted()}"
         if (self.low is not None and value < self.low) or (
             self.high is not None and value > self.high

@@ -51,7 +51,6 @@ def train_job(
     A checkpoint beside the outputs is written every epoch and resumed if the job is rerun after
     a kill; it is removed once the outputs exist.
     """
-    import pandas as pd
     import torch
     from tqdm import tqdm
 
@@ -122,8 +121,7 @@ def train_job(
         },
         out["model"],
     )
-    history = pd.DataFrame(result.history)
-    history.insert(0, "run_id", run["run_id"])
+    history = [{"run_id": run["run_id"], **row} for row in result.history]
     write_parquet(history, out["history"])
     record = {
         "run": run,
@@ -131,9 +129,9 @@ def train_job(
         "stopped_by": result.stopped_by,
         "best_epoch": result.best_epoch,
         "best_val_accuracy": result.best_val_accuracy,
-        "epochs_trained": int(history["epoch"].max()),
+        "epochs_trained": history[-1]["epoch"],
         "n_train_examples": len(noisy.indices),
-        "train_seconds": float(history["seconds"].sum()),
+        "train_seconds": sum(row["seconds"] for row in history),
         "job_seconds": time.perf_counter() - t0,
         "resumed_from_epoch": result.resumed_from_epoch,
         "dataset_hash": data["content_hash"],
@@ -151,9 +149,9 @@ def evaluate_job(
     conditions: list[str],
     device: str = "auto",
     threads: int = 1,
-) -> tuple[Any, Any]:
-    """Evaluate one trained run under ``conditions``: (metrics frame, predictions frame)."""
-    import pandas as pd
+) -> tuple[list[dict], dict[str, Any]]:
+    """Evaluate one trained run under ``conditions``: (metric rows, per-example columns)."""
+    import numpy as np
     import torch
 
     from corruptlab.datasets import load_prepared
@@ -178,8 +176,7 @@ def evaluate_job(
         logits = predict(model, x)
         metrics, per_example = evaluate_logits(logits, labels.to(device))
         rows.append({"run_id": record["run"]["run_id"], "condition": name, **metrics})
-        frame = pd.DataFrame(per_example)
-        frame.insert(0, "condition", name)
-        preds.append(frame)
+        preds.append({"condition": np.full(len(labels), name), **per_example})
         log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items()})
-    return pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
+    columns = {k: np.concatenate([np.asarray(p[k]) for p in preds]) for k in preds[0]}
+    return rows, columns

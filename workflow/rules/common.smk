@@ -21,7 +21,7 @@ RUN_DIR = "results/{study}/runs/{model}/{noise}/{optim}/seed{seed}"
 
 # Library code each rule depends on: an edit reruns that rule and what follows, nothing else.
 CODE = {
-    "prepare": fingerprint("datasets"),
+    "prepare": fingerprint("datasets", "io"),
     "labels": fingerprint("noise", "seeding", "params"),
     "train": fingerprint("training", "models", "optim", "devices", "seeding", "datasets"),
     "evaluate": fingerprint("evaluation", "metrics", "models", "training", "devices"),

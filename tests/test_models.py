@@ -1,0 +1,160 @@
+"""Model registry: every model builds and maps images to logits; sizes; light imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from corruptlab.models import MODELS, build_model
+from corruptlab.registry import UnknownNameError
+
+MNIST = (1, 28, 28)
+NAMES = ["perceptron", "mlp1", "mlp2", "mlp4", "conv4", "net"]
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_registered_models():
+    assert MODELS.names() == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_model_maps_a_batch_to_logits(name):
+    torch.manual_seed(0)
+    model = build_model(name, MNIST, 10)
+    assert isinstance(model, nn.Module)
+    model.eval()
+    x = torch.randn(5, 1, 28, 28)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (5, 10)
+    assert y.dtype == torch.float32
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_model_follows_in_shape_and_n_classes(name):
+    model = build_model(name, (3, 32, 32), 7)  # e.g. a colour dataset with 7 classes
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 7)
+
+
+# in -> out sizes of the Linear layers of each model, for MNIST and 10 classes
+LINEARS = {
+    "perceptron": [(784, 10)],
+    "mlp1": [(784, 256), (256, 10)],
+    "mlp2": [(784, 256), (256, 256), (256, 10)],
+    "mlp4": [(784, 256), (256, 256), (256, 256), (256, 256), (256, 10)],
+    "conv4": [(64, 128), (128, 10)],
+    "net": [(64 * 12 * 12, 128), (128, 10)],
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_linear_layers(name):
+    model = build_model(name, MNIST, 10)
+    sizes = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
+    assert sizes == LINEARS[name]
+
+
+def test_parameter_counts():
+    assert n_params(build_model("perceptron", MNIST, 10)) == 784 * 10 + 10 == 7850
+    assert n_params(build_model("mlp1", MNIST, 10)) == 784 * 256 + 256 + 256 * 10 + 10 == 203_530
+    assert n_params(build_model("mlp2", MNIST, 10)) == 203_530 + 256 * 256 + 256
+    assert n_params(build_model("mlp4", MNIST, 10)) == 203_530 + 3 * (256 * 256 + 256)
+    conv = (1 * 9 * 16 + 16) + (16 * 9 * 32 + 32) + (32 * 9 * 32 + 32) + (32 * 9 * 64 + 64)
+    assert n_params(build_model("conv4", MNIST, 10)) == conv + 64 * 128 + 128 + 128 * 10 + 10
+    net = (9 * 32 + 32) + (32 * 9 * 64 + 64) + 9216 * 128 + 128 + 128 * 10 + 10
+    assert n_params(build_model("net", MNIST, 10)) == net == 1_199_882
+
+
+def test_mlp1_has_one_hidden_relu_layer_of_256():
+    model = build_model("mlp1", MNIST, 10)
+    kinds = [type(m) for m in model.children()]
+    assert kinds == [nn.Flatten, nn.Linear, nn.ReLU, nn.Linear]
+    assert model[1].out_features == 256
+
+
+def test_conv4_has_four_conv_layers():
+    model = build_model("conv4", MNIST, 10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (1, 16, (3, 3)), (16, 32, (3, 3)), (32, 32, (3, 3)), (32, 64, (3, 3))
+    ]  # fmt: skip
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model.modules()) == 4
+    assert not any(isinstance(m, nn.Dropout) for m in model.modules())
+
+
+def test_net_has_dropout_active_only_in_training():
+    torch.manual_seed(0)
+    model = build_model("net", MNIST, 10)
+    rates = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert rates == [0.25, 0.5]
+    x = torch.randn(5, 1, 28, 28)
+    with torch.no_grad():
+        model.train()
+        a, b = model(x), model(x)
+        model.eval()
+        c, d = model(x), model(x)
+    assert not torch.equal(a, b)  # dropout masks differ between passes
+    assert torch.equal(c, d)  # eval is deterministic
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("name", ["perceptron", "mlp1", "mlp2", "mlp4", "conv4"])
+def test_models_without_dropout_are_deterministic_in_training_mode(name):
+    torch.manual_seed(0)
+    model = build_model(name, MNIST, 10).train()
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+
+
+def test_unknown_model_lists_accepted_names():
+    with pytest.raises(UnknownNameError) as err:
+        build_model("resnet", MNIST, 10)
+    assert str(err.value) == "unknown model 'resnet'; accepted: " + ", ".join(NAMES)
+    assert isinstance(err.value, KeyError)
+
+
+def test_models_have_one_line_descriptions():
+    from corruptlab.registry import describe
+
+    docs = {name: describe(fn) for name, fn in MODELS.items()}
+    assert docs["perceptron"] == "A single linear layer (multinomial logistic regression)."
+    assert docs["mlp1"] == "MLP with one hidden ReLU layer of 256 units."
+    assert all(docs.values()), docs
+
+
+# The Snakefile imports these at parse time; they must not pay for torch.
+LIGHT_MODULES = [
+    "corruptlab.models",
+    "corruptlab.config",
+    "corruptlab.noise",
+    "corruptlab.studies",
+    "corruptlab.fingerprint",
+    "corruptlab.optim",
+    "corruptlab.registry",
+    "corruptlab.params",
+]
+
+
+@pytest.mark.parametrize("module", LIGHT_MODULES)
+def test_module_imports_without_torch(module):
+    code = (
+        f"import sys, {module}\n"
+        "heavy = sorted(m for m in ('torch', 'torchvision') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"importing {module} imported {proc.stdout.strip()}"
