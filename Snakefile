@@ -1,7 +1,6 @@
 # corruptlab: how neural networks learn from corrupted data.
 # Entry point: validates the config, then chains download -> prepare -> corrupt -> train ->
 # evaluate -> aggregate. The rules live in workflow/rules/; the logic in src/corruptlab/.
-import os
 import sys
 from pathlib import Path
 
@@ -9,10 +8,9 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
-# the library, for this process and for every job's script (also under conda or SLURM)
-_SRC = str(Path(workflow.basedir) / "src")
-sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_SRC, os.environ.get("PYTHONPATH")]))
+# the library, also where it is not installed (e.g. snakemake from a conda env); the scripts
+# find it the same way through scripts/_src.py
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 
 # the default config, unless --configfile names another (which then replaces it, not merges)
@@ -22,6 +20,17 @@ if not workflow.overwrite_configfiles:
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    study=_alternatives(config["studies"]),
+    dataset=_alternatives(DATASETS),
+    model=_alternatives(MODELS),
+    noise=f"(?:{_alternatives(NOISE)}){_PARAM_CODES}",
+    optim=f"(?:{_alternatives(OPTIMIZERS)}){_PARAM_CODES}-bs[0-9]+",
+    seed=r"[0-9]+",
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"

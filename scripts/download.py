@@ -1,5 +1,7 @@
 """rule download: fetch a dataset's files (config mirrors first), verifying their checksums."""
 
+import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
+
 from corruptlab.datasets import download
 from corruptlab.logs import job_log
 

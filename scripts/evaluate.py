@@ -1,5 +1,7 @@
 """rule evaluate: metrics per test condition and per-example predictions of one run."""
 
+import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
+
 from corruptlab.io import write_parquet
 from corruptlab.logs import job_log
 from corruptlab.pipeline import evaluate_job

@@ -1,5 +1,7 @@
 """rule figure: one of a study's figures, as PNG and PDF."""
 
+import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
+
 import pandas as pd
 
 from corruptlab.figures import FIGURES, save_figure

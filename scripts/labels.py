@@ -1,5 +1,7 @@
 """rule labels: the noisy training labels of one (noise spec, seed), as indices and labels."""
 
+import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
+
 from corruptlab.logs import job_log
 from corruptlab.pipeline import make_labels
 

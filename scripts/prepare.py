@@ -1,5 +1,7 @@
 """rule prepare: one compact file of uint8 images, labels and a frozen stratified split."""
 
+import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
+
 from corruptlab.datasets import prepare, save_prepared
 from corruptlab.logs import job_log
 

@@ -1,5 +1,7 @@
 """rule runs_table: the tidy table of a study, one row per (run, condition)."""
 
+import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
+
 from corruptlab.io import write_parquet
 from corruptlab.logs import job_log
 from corruptlab.tables import runs_table

@@ -1,5 +1,7 @@
 """rule table: one of a study's derived tables (summary, selection, claims, ...)."""
 
+import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
+
 import pandas as pd
 
 from corruptlab.io import write_parquet

@@ -1,5 +1,7 @@
 """rule train: one training run (resumes from its checkpoint if a previous attempt was killed)."""
 
+import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
+
 from corruptlab.logs import job_log
 from corruptlab.pipeline import train_job
 

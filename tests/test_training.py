@@ -41,8 +41,13 @@ def tiny_model(seed: int = 0, dropout: bool = False) -> nn.Module:
 
 
 def cfg(**kw) -> TrainConfig:
-    base = dict(optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9}, batch_size=32,
-                max_epochs=6, patience=10, seed=7)  # fmt: skip
+    base = dict(
+        optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9},
+        batch_size=32,
+        max_epochs=6,
+        patience=10,
+        seed=7,
+    )
     base.update(kw)
     return TrainConfig(**base)
 

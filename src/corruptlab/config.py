@@ -185,7 +185,7 @@ def _check_study(where: str, study: dict) -> list[str]:
             else:
                 errors += _check_params(w, spec, name_key, registry.get(spec[name_key]).params)
     patience, max_epochs = study.get("patience"), study.get("max_epochs")
-    if isinstance(patience, int) and isinstance(max_epochs, int) and patience > max_epochs:
+    if isinstance(patience, int) and isinstance(max_epochs, int) and 1 <= max_epochs < patience:
         errors.append(
             f"{where}.patience: {patience} exceeds max_epochs {max_epochs}; "
             "accepted: an integer in [1, max_epochs]"

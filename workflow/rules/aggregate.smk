@@ -7,21 +7,14 @@ rule runs_table:
         evals=lambda w: run_files(w.study, "eval.parquet"),
     output:
         "results/{study}/tables/runs.parquet",
-    params:
-        code=CODE["tables"],
     log:
         "results/{study}/logs/tables/runs.log",
     conda:
         "../../envs/corruptlab.yaml"
+    params:
+        code=CODE["tables"],
     script:
         "../../scripts/runs_table.py"
-
-
-def needed_tables(wildcards):
-    """The study's tables that a table or figure is computed from (declared by its kind)."""
-    kind = STUDIES.get(config["studies"][wildcards.study]["kind"])
-    target = wildcards.get("table") or wildcards.get("figure")
-    return {t: f"results/{wildcards.study}/tables/{t}.parquet" for t in kind.needs(target)}
 
 
 rule table:
@@ -29,15 +22,15 @@ rule table:
         unpack(needed_tables),
     output:
         "results/{study}/tables/{table}.parquet",
+    log:
+        "results/{study}/logs/tables/{table}.log",
     wildcard_constraints:
         table=r"(?!runs\b)[a-z_]+",
+    conda:
+        "../../envs/corruptlab.yaml"
     params:
         study=lambda w: config["studies"][w.study],
         code=CODE["tables"],
-    log:
-        "results/{study}/logs/tables/{table}.log",
-    conda:
-        "../../envs/corruptlab.yaml"
     script:
         "../../scripts/table.py"
 
@@ -48,13 +41,13 @@ rule figure:
     output:
         png="results/{study}/figures/{figure}.png",
         pdf="results/{study}/figures/{figure}.pdf",
-    wildcard_constraints:
-        figure=r"[a-z0-9_]+",
-    params:
-        code=CODE["figures"],
     log:
         "results/{study}/logs/figures/{figure}.log",
+    wildcard_constraints:
+        figure=r"[a-z0-9_]+",
     conda:
         "../../envs/corruptlab.yaml"
+    params:
+        code=CODE["figures"],
     script:
         "../../scripts/figure.py"

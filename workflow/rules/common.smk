@@ -19,11 +19,13 @@ RUNS = {
 }
 RUN_DIR = "results/{study}/runs/{model}/{noise}/{optim}/seed{seed}"
 
-# Library code each rule depends on: an edit reruns that rule and what follows, nothing else.
+# Fingerprints of the library code behind each step; an edit reruns that step and what follows.
 CODE = {
     "prepare": fingerprint("datasets", "io"),
     "labels": fingerprint("noise", "seeding", "params"),
-    "train": fingerprint("training", "models", "optim", "devices", "seeding", "datasets"),
+    "train": fingerprint(
+        "training", "models", "optim", "devices", "seeding", "datasets"
+    ),
     "evaluate": fingerprint("evaluation", "metrics", "models", "training", "devices"),
     "tables": fingerprint("tables", "claims", "stats"),
     "figures": fingerprint("figures"),
@@ -36,22 +38,18 @@ def _alternatives(names):
 
 _PARAM_CODES = r"(?:-[a-z]+[0-9][0-9.e+-]*)*"
 
-wildcard_constraints:
-    study=_alternatives(config["studies"]),
-    dataset=_alternatives(DATASETS),
-    model=_alternatives(MODELS),
-    noise=f"(?:{_alternatives(NOISE)}){_PARAM_CODES}",
-    optim=f"(?:{_alternatives(OPTIMIZERS)}){_PARAM_CODES}-bs[0-9]+",
-    seed=r"[0-9]+",
-
 
 def run_of(wildcards):
     """The run dict (every hyper-parameter of one training job) for a run directory."""
-    run_id = f"{wildcards.model}/{wildcards.noise}/{wildcards.optim}/seed{wildcards.seed}"
+    run_id = (
+        f"{wildcards.model}/{wildcards.noise}/{wildcards.optim}/seed{wildcards.seed}"
+    )
     try:
         return RUNS[wildcards.study][run_id]
     except KeyError:
-        raise ValueError(f"{run_id} is not a run of study {wildcards.study!r}") from None
+        raise ValueError(
+            f"{run_id} is not a run of study {wildcards.study!r}"
+        ) from None
 
 
 def study_dataset(wildcards):
@@ -76,6 +74,23 @@ def all_targets():
         kind = STUDIES.get(spec["kind"])
         targets += [f"results/{study}/tables/{t}.parquet" for t in kind.tables]
         targets += [
-            f"results/{study}/figures/{f}.{ext}" for f in kind.figures for ext in ("png", "pdf")
+            f"results/{study}/figures/{f}.{ext}"
+            for f in kind.figures
+            for ext in ("png", "pdf")
         ]
     return targets
+
+
+def prepare_input(wildcards):
+    if is_downloadable(wildcards.dataset):
+        return {"raw": f"resources/datasets/{wildcards.dataset}/raw"}
+    return {}
+
+
+def needed_tables(wildcards):
+    """The study's tables that a table or figure is computed from (declared by its kind)."""
+    kind = STUDIES.get(config["studies"][wildcards.study]["kind"])
+    target = wildcards.get("table") or wildcards.get("figure")
+    return {
+        t: f"results/{wildcards.study}/tables/{t}.parquet" for t in kind.needs(target)
+    }

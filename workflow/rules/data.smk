@@ -4,20 +4,14 @@
 rule download:
     output:
         directory("resources/datasets/{dataset}/raw"),
-    params:
-        mirrors=config["data"]["mirrors"],
     log:
         "resources/datasets/{dataset}/logs/download.log",
     conda:
         "../../envs/corruptlab.yaml"
+    params:
+        mirrors=config["data"]["mirrors"],
     script:
         "../../scripts/download.py"
-
-
-def prepare_input(wildcards):
-    if is_downloadable(wildcards.dataset):
-        return {"raw": f"resources/datasets/{wildcards.dataset}/raw"}
-    return {}
 
 
 rule prepare:
@@ -25,13 +19,13 @@ rule prepare:
         unpack(prepare_input),
     output:
         "resources/datasets/{dataset}/data.pt",
-    params:
-        split_seed=config["data"]["split_seed"],
-        code=CODE["prepare"],
     log:
         "resources/datasets/{dataset}/logs/prepare.log",
     conda:
         "../../envs/corruptlab.yaml"
+    params:
+        split_seed=config["data"]["split_seed"],
+        code=CODE["prepare"],
     script:
         "../../scripts/prepare.py"
 
@@ -41,12 +35,12 @@ rule labels:
         data=dataset_file,
     output:
         "results/{study}/labels/{noise}/seed{seed}.npz",
-    params:
-        spec=lambda w: noise_specs(study_runs(w))[w.noise],
-        code=CODE["labels"],
     log:
         "results/{study}/logs/labels/{noise}/seed{seed}.log",
     conda:
         "../../envs/corruptlab.yaml"
+    params:
+        spec=lambda w: noise_specs(study_runs(w))[w.noise],
+        code=CODE["labels"],
     script:
         "../../scripts/labels.py"

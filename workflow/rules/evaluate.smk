@@ -10,14 +10,14 @@ rule evaluate:
     output:
         metrics=f"{RUN_DIR}/eval.parquet",
         predictions=f"{RUN_DIR}/predictions.parquet",
-    params:
-        conditions=["clean"],
-        device=config["device"],
-        code=CODE["evaluate"],
-    threads: config["threads"]
     log:
         f"{RUN_DIR}/evaluate.log",
     conda:
         "../../envs/corruptlab.yaml"
+    threads: config["threads"]
+    params:
+        conditions=["clean"],
+        device=config["device"],
+        code=CODE["evaluate"],
     script:
         "../../scripts/evaluate.py"

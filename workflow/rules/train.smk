@@ -9,15 +9,15 @@ rule train:
         model=f"{RUN_DIR}/model.pt",
         history=f"{RUN_DIR}/history.parquet",
         run=f"{RUN_DIR}/run.json",
-    params:
-        run=run_of,
-        code=CODE["train"],
-    threads: config["threads"]
     log:
         f"{RUN_DIR}/train.log",
     benchmark:
         f"{RUN_DIR}/train.benchmark.tsv"
     conda:
         "../../envs/corruptlab.yaml"
+    threads: config["threads"]
+    params:
+        run=run_of,
+        code=CODE["train"],
     script:
         "../../scripts/train.py"

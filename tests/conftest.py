@@ -1,0 +1,60 @@
+"""Shared fixtures: a copy of the workflow in a temporary directory, run by the snakemake CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_PARTS = ["Snakefile", "workflow", "scripts", "src", "config", "profiles", "envs"]
+SNAKEMAKE_TIMEOUT = 600
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy what the workflow needs (not results) into ``dest``; edits there stay there."""
+    for part in WORKFLOW_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / part)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the snakemake CLI of this environment in ``workdir`` (bounded; SIGINT on timeout)."""
+    env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    proc = subprocess.Popen(
+        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=SNAKEMAKE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(2)
+        out, _ = proc.communicate(timeout=60)
+        pytest.fail(f"snakemake {' '.join(args)} timed out:\n{out[-3000:]}")
+    result = subprocess.CompletedProcess(cmd, proc.returncode, out, "")
+    if check and proc.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{out[-5000:]}")
+    return result
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a dry run ({} if nothing to do)."""
+    jobs: dict[str, int] = {}
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == "Job stats:":
+            for row in lines[i + 3 :]:
+                parts = row.split()
+                if len(parts) != 2 or parts[0] == "total":
+                    break
+                jobs[parts[0]] = int(parts[1])
+            break
+    return jobs

@@ -1,0 +1,116 @@
+"""Job-level functions: a training job killed with SIGKILL and run again resumes from its
+checkpoint and ends with exactly the result of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from corruptlab.config import expand_runs, validate_config
+from corruptlab.datasets import prepare, save_prepared
+from corruptlab.noise import load_noisy_labels
+from corruptlab.pipeline import evaluate_job, make_labels
+
+JOB = """
+import json, sys
+from corruptlab.pipeline import train_job
+args = json.loads(sys.argv[1])
+train_job(args["run"], args["data"], args["labels"], args["out"], threads=1)
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    data = root / "data.pt"
+    save_prepared(prepare("mnist5k", split_seed=0), data)
+    config = validate_config(
+        {
+            "studies": {
+                "s": {
+                    "kind": "label_noise",
+                    "dataset": "mnist5k",
+                    "models": ["mlp1"],
+                    "noise": [{"kind": "uniform", "alpha": 6}],
+                    "optimizers": [{"name": "sgd", "lr": 0.05, "momentum": 0.9}],
+                    "max_epochs": 5,
+                    "patience": 5,
+                    "seeds": 1,
+                }
+            }
+        }
+    )
+    run = expand_runs("s", config["studies"]["s"], config)[0]
+    labels = root / "labels.npz"
+    make_labels(str(data), run["noise"], "s", 0, str(labels))
+    return root, data, labels, run
+
+
+def start(setup, name):
+    root, data, labels, run = setup
+    out_dir = root / name
+    out = {
+        k: str(out_dir / f)
+        for k, f in [("model", "model.pt"), ("history", "history.parquet"), ("run", "run.json")]
+    }
+    args = json.dumps({"run": run, "data": str(data), "labels": str(labels), "out": out})
+    return subprocess.Popen([sys.executable, "-c", JOB, args]), out_dir
+
+
+def test_labels_file_is_deterministic(setup):
+    root, data, labels, run = setup
+    again = root / "again.npz"
+    make_labels(str(data), run["noise"], "s", 0, str(again))
+    a, b = load_noisy_labels(labels), load_noisy_labels(again)
+    assert np.array_equal(a.labels, b.labels) and len(a.indices) == 7 * 3500
+
+
+def test_killed_training_job_resumes_to_the_uninterrupted_result(setup):
+    proc, full_dir = start(setup, "full")
+    assert proc.wait(timeout=300) == 0
+
+    proc, killed_dir = start(setup, "killed")
+    checkpoint = killed_dir / "checkpoint.pt"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if checkpoint.exists() and torch.load(checkpoint, weights_only=True)["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the job finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (killed_dir / "run.json").exists()  # nothing half-written
+    epoch_at_kill = torch.load(checkpoint, weights_only=True)["epoch"]
+    assert 2 <= epoch_at_kill < 5
+
+    proc, _ = start(setup, "killed")
+    assert proc.wait(timeout=300) == 0
+    full = json.loads((full_dir / "run.json").read_text())
+    resumed = json.loads((killed_dir / "run.json").read_text())
+    assert resumed["resumed_from_epoch"] == epoch_at_kill
+    for key in ("status", "best_epoch", "best_val_accuracy", "epochs_trained"):
+        assert resumed[key] == full[key], key
+    cols = ["epoch", "train_loss", "val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(killed_dir / "history.parquet")[cols],
+        pd.read_parquet(full_dir / "history.parquet")[cols],
+    )
+    a = torch.load(full_dir / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(killed_dir / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not checkpoint.exists()
+
+    rows, columns = evaluate_job(
+        str(full_dir / "run.json"), str(setup[1]), str(full_dir / "model.pt"), ["clean"]
+    )
+    assert [r["condition"] for r in rows] == ["clean"] and rows[0]["n"] == 1000
+    assert rows[0]["accuracy"] == pytest.approx(np.mean(columns["correct"]))
+    assert rows[0]["accuracy"] > 0.5  # 6 random labels per clean one; chance is 0.1

@@ -1,0 +1,179 @@
+"""End to end: the snakemake CLI on a tiny label-noise study in a temporary copy of the workflow.
+
+One module-scoped run trains 8 small jobs (about a minute on 2 cores); the tests then check its
+tables and figures, that a rerun does nothing, and that editing one library module replans
+exactly the rules that depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import copy_workflow, planned_jobs, snakemake
+
+pytestmark = pytest.mark.e2e
+
+TINY = {
+    "studies": {
+        "tiny": {
+            "kind": "label_noise",
+            "dataset": "mnist5k",
+            "models": ["perceptron", "mlp1"],
+            "noise": [{"kind": "none"}, {"kind": "uniform", "alpha": [1]}],
+            "optimizers": [{"name": "adadelta", "lr": [1.0]}],
+            "max_epochs": 2,
+            "patience": 1,
+            "seeds": 2,
+        }
+    }
+}
+N_RUNS = 2 * 2 * 1 * 2
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    wd = copy_workflow(tmp_path_factory.mktemp("wf"))
+    (wd / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    result = snakemake(wd, "--configfile", "tiny.yaml")
+    wd.joinpath("first_run.log").write_text(result.stdout)
+    return wd
+
+
+def test_tables_are_tidy_with_provenance(workdir):
+    tables = workdir / "results" / "tiny" / "tables"
+    runs = pd.read_parquet(tables / "runs.parquet")
+    assert len(runs) == N_RUNS  # one row per (run, condition); only "clean" so far
+    assert runs["run_id"].is_unique and set(runs["condition"]) == {"clean"}
+    for col in [
+        "model",
+        "noise_kind",
+        "alpha",
+        "optimizer",
+        "lr",
+        "batch_size",
+        "seed",
+        "status",
+        "best_epoch",
+        "accuracy",
+        "nll",
+        "entropy",
+        "ece",
+        "corruptlab_version",
+        "git_commit",
+        "torch_version",
+        "device",
+    ]:
+        assert col in runs, col
+    assert runs["accuracy"].between(0, 1).all() and (runs["status"] == "ok").all()
+    assert set(runs["device"]) == {"cpu"}
+    assert runs["accuracy"].min() > 0.5  # mnist5k, 2 epochs: far above chance (0.1)
+
+    summary = pd.read_parquet(tables / "summary.parquet")
+    acc = summary[summary["metric"] == "accuracy"]
+    assert len(acc) == N_RUNS // 2 and (acc["n"] == 2).all()
+    assert (acc["ci95_low"] <= acc["mean"]).all() and (acc["mean"] <= acc["ci95_high"]).all()
+    one = acc[(acc["model"] == "mlp1") & (acc["noise_kind"] == "none")].iloc[0]
+    seeds = runs[(runs["model"] == "mlp1") & (runs["noise_kind"] == "none")]["accuracy"]
+    assert one["mean"] == pytest.approx(seeds.mean())
+
+    selection = pd.read_parquet(tables / "selection.parquet")
+    assert len(selection) == 4 and set(selection["alpha_axis"]) == {0.0, 1.0}
+
+    claims = pd.read_parquet(tables / "claims.parquet")
+    assert set(claims["result"]) <= {"pass", "fail", "not applicable"}
+    assert {"value", "ci95_low", "ci95_high", "criterion", "git_commit"} <= set(claims.columns)
+    conv = claims[claims["claim"].str.startswith("conv4 above 90%")]
+    assert conv["result"].tolist() == ["not applicable"]
+    assert "Claims of study tiny" in (workdir / "first_run.log").read_text()
+
+
+def test_run_outputs_and_figures_exist(workdir):
+    study = workdir / "results" / "tiny"
+    for ext in ("png", "pdf"):
+        for name in ("accuracy_vs_alpha", "selected_lr_vs_alpha"):
+            path = study / "figures" / f"{name}.{ext}"
+            assert path.stat().st_size > 5000, path
+    run_dir = study / "runs" / "mlp1" / "uniform-a1" / "adadelta-lr1-wd0-bs128" / "seed1"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "ok" and record["n_train_examples"] == 2 * 3500
+    assert record["provenance"]["torch_version"]
+    history = pd.read_parquet(run_dir / "history.parquet")
+    assert history["epoch"].tolist() == [0, 1, 2]
+    preds = pd.read_parquet(run_dir / "predictions.parquet")
+    assert len(preds) == 1000 and {"pred", "correct", "label"} <= set(preds.columns)
+    assert not (run_dir / "checkpoint.pt").exists()
+    assert (run_dir / "train.benchmark.tsv").exists() and (run_dir / "train.log").exists()
+    assert not list(study.rglob("*.part"))
+
+
+def test_a_second_run_does_nothing(workdir):
+    out = snakemake(workdir, "-n", "--configfile", "tiny.yaml").stdout
+    assert "Nothing to be done" in out and planned_jobs(out) == {}
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ("figures", {"figure": 2}),
+        ("claims", {"runs_table": 1, "table": 3, "figure": 2}),
+        ("evaluation", {"evaluate": N_RUNS, "runs_table": 1, "table": 3, "figure": 2}),
+        (
+            "training",
+            {"train": N_RUNS, "evaluate": N_RUNS, "runs_table": 1, "table": 3, "figure": 2},
+        ),
+        (
+            "noise",
+            {
+                "labels": 4,
+                "train": N_RUNS,
+                "evaluate": N_RUNS,
+                "runs_table": 1,
+                "table": 3,
+                "figure": 2,
+            },
+        ),
+    ],
+)
+def test_editing_a_module_replans_exactly_what_depends_on_it(workdir, module, expected):
+    path = workdir / "src" / "corruptlab" / f"{module}.py"
+    original = path.read_text()
+    path.write_text(original + "\n# an edit\n")
+    try:
+        out = snakemake(workdir, "-n", "--configfile", "tiny.yaml").stdout
+    finally:
+        path.write_text(original)
+    assert planned_jobs(out) == {**expected, "all": 1}
+
+
+def test_changing_a_hyper_parameter_reruns_only_affected_runs(workdir):
+    changed = json.loads(json.dumps(TINY))
+    changed["studies"]["tiny"]["models"] = ["perceptron", "mlp1"]
+    changed["studies"]["tiny"]["noise"][1]["alpha"] = [1, 2]  # adds runs, keeps the old ones
+    (workdir / "changed.yaml").write_text(yaml.safe_dump(changed))
+    out = snakemake(workdir, "-n", "--configfile", "changed.yaml").stdout
+    jobs = planned_jobs(out)
+    assert jobs["train"] == 4 and jobs["evaluate"] == 4 and jobs["labels"] == 2
+
+
+def test_a_bad_config_fails_before_any_job(tmp_path):
+    wd = copy_workflow(tmp_path)
+    bad = json.loads(json.dumps(TINY))
+    bad["studies"]["tiny"]["models"] = ["mlp1", "resnet"]
+    bad["studies"]["tiny"]["max_epochs"] = 0
+    (wd / "bad.yaml").write_text(yaml.safe_dump(bad))
+    result = snakemake(wd, "--configfile", "bad.yaml", check=False)
+    assert result.returncode != 0
+    assert "studies.tiny.models[1]: unknown model 'resnet'; accepted: perceptron" in result.stdout
+    assert "studies.tiny.max_epochs" in result.stdout
+    assert not (wd / "results").exists() and not (wd / "resources").exists()
+
+
+def test_the_full_label_noise_study_plans_its_grid(tmp_path):
+    wd = copy_workflow(tmp_path)
+    out = snakemake(wd, "-n", "--configfile", "config/studies/label_noise.yaml").stdout
+    jobs = planned_jobs(out)
+    assert jobs["train"] == 5 * 13 * 5 * 5 == jobs["evaluate"]
+    assert jobs["download"] == 1 and jobs["labels"] == 13 * 5
