@@ -21,7 +21,12 @@ rule table:
     input:
         unpack(needed_tables),
     output:
-        "results/{study}/tables/{table}.parquet",
+        report(
+            "results/{study}/tables/{table}.parquet",
+            caption="../report/table.rst",
+            category="{study}",
+            subcategory="tables",
+        ),
     log:
         "results/{study}/logs/tables/{table}.log",
     wildcard_constraints:
@@ -39,7 +44,12 @@ rule figure:
     input:
         unpack(needed_tables),
     output:
-        png="results/{study}/figures/{figure}.png",
+        png=report(
+            "results/{study}/figures/{figure}.png",
+            caption="../report/figure.rst",
+            category="{study}",
+            subcategory="figures",
+        ),
         pdf="results/{study}/figures/{figure}.pdf",
     log:
         "results/{study}/logs/figures/{figure}.log",
