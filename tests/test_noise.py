@@ -35,13 +35,14 @@ def rng(seed: int = 0) -> np.random.Generator:
 
 
 def test_registered_kinds_and_their_parameters():
-    assert NOISE.names() == ["none", "uniform", "structured", "flip"]
+    assert NOISE.names() == ["none", "uniform", "structured", "flip", "randx"]
     declared = {name: [(p.name, p.code, p.kind) for p in k.params] for name, k in NOISE.items()}
     assert declared == {
         "none": [],
         "uniform": [("alpha", "a", int)],
         "structured": [("alpha", "a", int), ("delta", "d", float)],
         "flip": [("p", "p", float)],
+        "randx": [("p", "p", float)],
     }
 
 
@@ -66,9 +67,9 @@ def test_unknown_kind_lists_the_accepted_kinds():
     with pytest.raises(UnknownNameError) as err:
         noise_slug({"kind": "gaussian"})
     assert str(err.value) == (
-        "unknown label-noise kind 'gaussian'; accepted: none, uniform, structured, flip"
+        "unknown label-noise kind 'gaussian'; accepted: none, uniform, structured, flip, randx"
     )
-    with pytest.raises(UnknownNameError, match="accepted: none, uniform, structured, flip"):
+    with pytest.raises(UnknownNameError, match="accepted: none, uniform, structured, flip, randx"):
         make_noisy_labels(clean_labels(10), C, {"kind": "gaussian"}, seed=0)
 
 

@@ -114,3 +114,31 @@ def test_killed_training_job_resumes_to_the_uninterrupted_result(setup):
     assert [r["condition"] for r in rows] == ["clean"] and rows[0]["n"] == 1000
     assert rows[0]["accuracy"] == pytest.approx(np.mean(columns["correct"]))
     assert rows[0]["accuracy"] > 0.5  # 6 random labels per clean one; chance is 0.1
+
+
+def test_randx_trains_on_appended_noise_images(setup, tmp_path):
+    """randX replaces a fraction of inputs by N(0, 1) images (after normalisation) drawn in the
+    training job; the labels file holds only indices, and a rerun draws the same images."""
+    from corruptlab.noise import make_noisy_labels
+
+    root, data, labels, run = setup
+    spec = {"kind": "randx", "p": 0.5}
+    noisy = make_noisy_labels(np.arange(10) % 3, 3, spec, seed=1)
+    assert noisy.n_synthetic == 5 and sorted(noisy.indices[noisy.noisy]) == [10, 11, 12, 13, 14]
+    assert np.array_equal(noisy.labels, np.arange(10) % 3)
+
+    run = {**run, "noise": spec, "noise_slug": "randx-p0.5", "max_epochs": 1}
+    randx_labels = tmp_path / "randx.npz"
+    make_labels(str(data), spec, "s", 0, str(randx_labels))
+    assert load_noisy_labels(randx_labels).n_synthetic == 1750
+    from corruptlab.pipeline import train_job
+
+    records = []
+    for name in ("a", "b"):
+        out = {
+            k: str(tmp_path / name / f)
+            for k, f in [("model", "model.pt"), ("history", "h.parquet"), ("run", "run.json")]
+        }
+        records.append(train_job(run, str(data), str(randx_labels), out))
+    assert records[0]["n_train_examples"] == 3500
+    assert records[0]["best_val_accuracy"] == records[1]["best_val_accuracy"]

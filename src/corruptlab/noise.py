@@ -1,6 +1,8 @@
-"""Label-noise kinds (a registry). Each kind turns the clean training labels into a noisy training
-set described by indices into the clean training images plus a label per index: alpha = 100
-copies of MNIST cost 5.5 M int64 pairs, never image copies.
+"""Training-noise kinds (a registry). Each kind turns the clean training labels into a noisy
+training set described by indices into the clean training images plus a label per index: alpha =
+100 copies of MNIST cost 5.5 M int64 pairs, never image copies. Input noise (Arpit's randX) uses
+the same form: an index at or past the number of clean images names a synthetic noise image that
+the trainer appends (``n_synthetic`` of them), so no image is stored here either.
 
 All kinds are pure numpy functions of (labels, n_classes, rng, params); the caller seeds ``rng``
 from (study, noise spec, seed). Validation and test labels are never passed here.
@@ -21,9 +23,11 @@ from corruptlab.registry import Registry
 class NoisyLabels:
     """The noisy training set: example ``k`` is image ``indices[k]`` with label ``labels[k]``."""
 
-    indices: np.ndarray  # int64 [M], into the clean training images
+    indices: np.ndarray  # int64 [M], into the clean training images (then synthetic ones)
     labels: np.ndarray  # int64 [M]
-    noisy: np.ndarray  # bool [M]: the label was drawn by the noise process (may equal the truth)
+    noisy: np.ndarray  # bool [M]: label drawn by the noise process (may equal the truth) or
+    # input replaced by noise
+    n_synthetic: int = 0  # synthetic noise images appended after the clean ones (randX)
 
     def __post_init__(self) -> None:
         if not (len(self.indices) == len(self.labels) == len(self.noisy)):
@@ -137,6 +141,25 @@ def flip(labels: np.ndarray, n_classes: int, rng: np.random.Generator, p: float)
     return NoisyLabels(out.indices, new_labels, noisy)
 
 
+@noise_kind("randx", Param("p", "p", float, 0.0, 1.0, doc="fraction of inputs randomised"))
+def randx(labels: np.ndarray, n_classes: int, rng: np.random.Generator, p: float) -> NoisyLabels:
+    """Arpit et al. randX: a fraction p of the training inputs replaced by Gaussian noise.
+
+    The noise images match the training pixels' mean and standard deviation (standard normal
+    after the trainer's normalisation); each randomised example keeps its label. Example ``i``
+    chosen becomes synthetic image ``N + j``; the trainer draws the ``n_synthetic`` images.
+    """
+    out = _clean(labels)
+    n = len(labels)
+    k = int(round(p * n))
+    chosen = np.sort(rng.choice(n, size=k, replace=False))
+    indices = out.indices.copy()
+    indices[chosen] = n + np.arange(k)
+    noisy = np.zeros(n, bool)
+    noisy[chosen] = True
+    return NoisyLabels(indices, out.labels, noisy, n_synthetic=k)
+
+
 def make_noisy_labels(labels: np.ndarray, n_classes: int, spec: dict, seed: int) -> NoisyLabels:
     """Apply the noise ``spec`` (``{"kind": ..., **params}``) with a generator seeded ``seed``."""
     kind = NOISE.get(spec["kind"])
@@ -154,9 +177,16 @@ def save_noisy_labels(noisy: NoisyLabels, path) -> None:
     from corruptlab.io import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, indices=noisy.indices, labels=noisy.labels, noisy=noisy.noisy)
+        np.savez(
+            f,
+            indices=noisy.indices,
+            labels=noisy.labels,
+            noisy=noisy.noisy,
+            n_synthetic=np.int64(noisy.n_synthetic),
+        )
 
 
 def load_noisy_labels(path) -> NoisyLabels:
     with np.load(path) as z:
-        return NoisyLabels(z["indices"], z["labels"], z["noisy"])
+        n_synthetic = int(z["n_synthetic"]) if "n_synthetic" in z else 0
+        return NoisyLabels(z["indices"], z["labels"], z["noisy"], n_synthetic)

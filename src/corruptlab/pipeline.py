@@ -68,8 +68,15 @@ def train_job(
     data = load_prepared(data_path, expected_split_seed=run["split_seed"])
     mean, std = normalization_stats(data["train_images"])
     noisy = load_noisy_labels(labels_path)
+    images = normalize(data["train_images"], mean, std)
+    if noisy.n_synthetic:  # randX: Gaussian inputs with the data's mean and std (N(0, 1) here)
+        g = torch.Generator().manual_seed(
+            labels_seed(run["study"], run["noise_slug"], run["seed"]) + 1
+        )
+        noise = torch.randn((noisy.n_synthetic, *images.shape[1:]), generator=g)
+        images = torch.cat([images, noise])
     tdata = TrainData(
-        images=normalize(data["train_images"], mean, std).to(device),
+        images=images.to(device),
         indices=torch.from_numpy(noisy.indices).to(device),
         labels=torch.from_numpy(noisy.labels).to(device),
         val_images=normalize(data["val_images"], mean, std).to(device),
