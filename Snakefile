@@ -37,6 +37,9 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
 
 
+ruleorder: gallery > figure
+
+
 localrules:
     all,
     download,

@@ -4,7 +4,7 @@ import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
 from corruptlab.io import write_parquet
 from corruptlab.logs import job_log
-from corruptlab.pipeline import evaluate_job
+from corruptlab.evaluation import evaluate_job
 
 with job_log(snakemake.log[0]):
     metrics, predictions = evaluate_job(
@@ -12,6 +12,7 @@ with job_log(snakemake.log[0]):
         snakemake.input.data,
         snakemake.input.model,
         conditions=snakemake.params.conditions,
+        methods=snakemake.params.methods,
         device=snakemake.params.device,
         threads=snakemake.threads,
     )

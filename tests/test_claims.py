@@ -7,54 +7,27 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from records import PROVENANCE, make_noise, make_record, runs_row, selection_table
 from scipy import stats as sps
 
 from corruptlab.claims import CLAIMS, check_claims
 from corruptlab.studies import STUDIES
-from corruptlab.tables import TABLES, flatten_run, show
+from corruptlab.tables import TABLES, show
 
 STUDY = "ln_test"
-PROVENANCE = {"corruptlab_version": "0.1.0", "torch_version": "2.9.0", "device": "cpu"}
 RESULTS = {"pass", "fail", "not applicable"}
 FALLS, RANKING, ABOVE_90 = "accuracy falls", "conv4 >= MLPs >= perceptron", "above 90%"
 
 # test accuracy per (model, alpha) over three seeds: every model falls with alpha and
 # conv4 > mlp1 > perceptron at alpha 5
 BASE = {
-    ("perceptron", 0): [0.88, 0.90, 0.89], ("perceptron", 5): [0.70, 0.74, 0.69],
-    ("mlp1", 0): [0.95, 0.96, 0.97], ("mlp1", 5): [0.85, 0.88, 0.84],
-    ("conv4", 0): [0.99, 0.98, 0.99], ("conv4", 5): [0.96, 0.97, 0.95],
-}  # fmt: skip
-
-
-def _noise(alpha: float, delta: float | None = None) -> dict:
-    if alpha == 0:
-        return {"kind": "none"}
-    if delta is None:
-        return {"kind": "uniform", "alpha": alpha}
-    return {"kind": "structured", "alpha": alpha, "delta": delta}
-
-
-def make_record(model: str, noise: dict, lr: float, seed: int, best_val: float, dataset: str,
-                commit: str = "c0ffee") -> dict:  # fmt: skip
-    """A run.json record shaped like the one pipeline.train_job writes."""
-    slug = "-".join([noise["kind"], *(f"{k[0]}{v:g}" for k, v in noise.items() if k != "kind")])
-    run = {
-        "study": STUDY, "kind": "label_noise", "dataset": dataset, "split_seed": 0,
-        "model": model, "noise": dict(noise), "noise_slug": slug,
-        "optimizer": {"name": "adadelta", "lr": lr, "weight_decay": 0.0},
-        "optim_slug": f"adadelta-lr{lr:g}-wd0-bs128", "batch_size": 128, "max_epochs": 10,
-        "patience": 3, "seed": seed, "device": "auto",
-        "run_id": f"{model}/{slug}/adadelta-lr{lr:g}-wd0-bs128/seed{seed}",
-    }  # fmt: skip
-    return {
-        "run": run, "status": "ok", "stopped_by": "patience", "best_epoch": 4,
-        "best_val_accuracy": best_val, "epochs_trained": 7, "n_train_examples": 1000,
-        "train_seconds": 1.0, "job_seconds": 3.0, "resumed_from_epoch": 0,
-        "dataset_hash": "d" * 64,
-        "provenance": {**PROVENANCE, "git_commit": commit, "python_version": "3.11.7",
-                       "hostname": "testhost"},
-    }  # fmt: skip
+    ("perceptron", 0): [0.88, 0.90, 0.89],
+    ("perceptron", 5): [0.70, 0.74, 0.69],
+    ("mlp1", 0): [0.95, 0.96, 0.97],
+    ("mlp1", 5): [0.85, 0.88, 0.84],
+    ("conv4", 0): [0.99, 0.98, 0.99],
+    ("conv4", 5): [0.96, 0.97, 0.95],
+}
 
 
 def build_tables(acc: dict, dataset: str = "mnist5k", commits: dict | None = None) -> dict:
@@ -66,25 +39,37 @@ def build_tables(acc: dict, dataset: str = "mnist5k", commits: dict | None = Non
     rows = []
     for key, values in acc.items():
         model, alpha, *delta = key
-        noise = _noise(alpha, *delta)
+        noise = make_noise(alpha, *delta)
         for seed, a in enumerate(values):
             for lr, val, test in ((1.0, 0.9, a), (0.1, 0.1, 1.0 - a)):
-                commit = commits.get((model, seed), "c0ffee")
-                rec = make_record(model, noise, lr, seed, val, dataset, commit)
-                rows.append({**flatten_run(rec),
-                             "condition": "clean", "n": 1000, "accuracy": test, "nll": 0.3,
-                             "entropy": 0.2, "ece": 0.05})  # fmt: skip
-    tables = {"runs": pd.DataFrame(rows)}
-    tables["summary"] = TABLES.get("summary")(tables, {})
-    tables["selection"] = TABLES.get("selection")(tables, {})
-    return {"runs": tables["runs"], "selection": tables["selection"]}
+                rec = make_record(
+                    model,
+                    noise,
+                    lr,
+                    seed,
+                    best_val=val,
+                    study=STUDY,
+                    dataset=dataset,
+                    commit=commits.get((model, seed), "c0ffee"),
+                    best_epoch=4,
+                )
+                rows.append(runs_row(rec, test, nll=0.3, entropy=0.2, ece=0.05))
+    runs = pd.DataFrame(rows)
+    return {"runs": runs, "selection": selection_table(runs)}
 
 
 def study_dict(dataset: str = "mnist5k") -> dict:
-    return {"kind": "label_noise", "dataset": dataset, "models": ["perceptron", "mlp1", "conv4"],
-            "noise": [{"kind": "none"}, {"kind": "uniform", "alpha": [5]}],
-            "optimizers": [{"name": "adadelta", "lr": [0.1, 1.0]}], "batch_size": 128,
-            "max_epochs": 10, "patience": 3, "seeds": 3}  # fmt: skip
+    return {
+        "kind": "label_noise",
+        "dataset": dataset,
+        "models": ["perceptron", "mlp1", "conv4"],
+        "noise": [{"kind": "none"}, {"kind": "uniform", "alpha": [5]}],
+        "optimizers": [{"name": "adadelta", "lr": [0.1, 1.0]}],
+        "batch_size": 128,
+        "max_epochs": 10,
+        "patience": 3,
+        "seeds": 3,
+    }
 
 
 def claims_for(acc: dict, dataset: str = "mnist5k", **kw) -> pd.DataFrame:
@@ -168,8 +153,12 @@ def test_model_without_noisy_runs_is_not_applicable():
 
 
 def test_structured_noise_is_its_own_family():
-    acc = {**BASE, ("mlp1", 5, 0.5): [0.60, 0.62, 0.64], ("conv4", 5, 0.5): [0.97, 0.99, 0.98],
-           ("perceptron", 5, 0.5): [0.50, 0.40, 0.45]}  # fmt: skip
+    acc = {
+        **BASE,
+        ("mlp1", 5, 0.5): [0.60, 0.62, 0.64],
+        ("conv4", 5, 0.5): [0.97, 0.99, 0.98],
+        ("perceptron", 5, 0.5): [0.50, 0.40, 0.45],
+    }
     claims = claims_for(acc)
     assert len(rows_of(claims, FALLS)) == 6
     got = one(claims, FALLS, "mlp1 (structured, delta=0.5)")
@@ -240,8 +229,12 @@ def test_conv4_above_90_not_applicable_without_alpha_100():
     [([0.94, 0.95, 0.96], "pass"), ([0.84, 0.85, 0.86], "fail")],
 )
 def test_conv4_above_90_on_mnist_at_alpha_100(conv4_at_100, expected):
-    acc = {**BASE, ("conv4", 100): conv4_at_100, ("mlp1", 100): [0.5, 0.6, 0.55],
-           ("perceptron", 100): [0.3, 0.2, 0.25]}  # fmt: skip
+    acc = {
+        **BASE,
+        ("conv4", 100): conv4_at_100,
+        ("mlp1", 100): [0.5, 0.6, 0.55],
+        ("perceptron", 100): [0.3, 0.2, 0.25],
+    }
     claims = claims_for(acc, "mnist")
     got = one(claims, ABOVE_90, "conv4")
     ci = sps.ttest_1samp(conv4_at_100, 0.0).confidence_interval(0.95)
@@ -289,8 +282,7 @@ def test_show_renders_each_claim():
     assert isinstance(text, str)
     for claim in claims["claim"].unique():
         assert claim in text
-    for fragment in (FALLS, RANKING, ABOVE_90, "pass", "fail", "not applicable",
-                     "conv4 - mlp1"):  # fmt: skip
+    for fragment in (FALLS, RANKING, ABOVE_90, "pass", "fail", "not applicable", "conv4 - mlp1"):
         assert fragment in text
     header = text.splitlines()[0].split()
     assert header == ["claim", "subject", "value", "ci95_low", "ci95_high", "result"]

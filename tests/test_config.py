@@ -67,6 +67,11 @@ def test_minimal_config_gets_its_defaults():
                 "max_epochs": 20,
                 "patience": 5,
                 "seeds": 3,
+                "evaluation": {
+                    "corruptions": [],
+                    "severities": [1, 2, 3, 4, 5],
+                    "methods": [{"name": "source"}],
+                },
             }
         },
     }
@@ -236,8 +241,11 @@ def _del(*path):
 Q = ("studies", "quick")
 NOISE0 = (*Q, "noise", 0)
 OPT0 = (*Q, "optimizers", 0)
-MODELS = "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net"
-STUDY_KEYS = "batch_size, dataset, kind, max_epochs, models, noise, optimizers, patience, seeds"
+MODELS = "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn"
+STUDY_KEYS = (
+    "baseline_model, batch_size, dataset, evaluation, kind, max_epochs, models, noise, optimizers, "
+    "patience, seeds"
+)
 
 BAD = [
     pytest.param(

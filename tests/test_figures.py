@@ -12,12 +12,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from records import make_noise, make_record, runs_row, selection_table  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
 from corruptlab.figures import FIGURES, model_color, model_order, save_figure  # noqa: E402
 from corruptlab.models import MODELS  # noqa: E402
 from corruptlab.studies import STUDIES  # noqa: E402
-from corruptlab.tables import TABLES, flatten_run  # noqa: E402
 
 MODELS_USED = ("conv4", "perceptron", "mlp1")  # deliberately not in registry order
 LRS = (0.1, 1.0)
@@ -27,48 +27,25 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # (model, noise key) -> (winning lr, clean test accuracy of the winner per seed); the losing lr
 # has validation accuracy 0.5 and test accuracy 0.1, so it must show up nowhere
 UNIFORM = {
-    ("perceptron", 0): (1.0, [0.90, 0.88, 0.89]), ("perceptron", 5): (0.1, [0.70, 0.72, 0.77]),
+    ("perceptron", 0): (1.0, [0.90, 0.88, 0.89]),
+    ("perceptron", 5): (0.1, [0.70, 0.72, 0.77]),
     ("perceptron", 10): (0.1, [0.50, 0.55, 0.51]),
-    ("mlp1", 0): (0.1, [0.96, 0.97, 0.95]), ("mlp1", 5): (1.0, [0.90, 0.91, 0.86]),
+    ("mlp1", 0): (0.1, [0.96, 0.97, 0.95]),
+    ("mlp1", 5): (1.0, [0.90, 0.91, 0.86]),
     ("mlp1", 10): (1.0, [0.80, 0.82, 0.87]),
-    ("conv4", 0): (1.0, [0.99, 0.98, 0.99]), ("conv4", 5): (1.0, [0.98, 0.97, 0.97]),
+    ("conv4", 0): (1.0, [0.99, 0.98, 0.99]),
+    ("conv4", 5): (1.0, [0.98, 0.97, 0.97]),
     ("conv4", 10): (0.1, [0.95, 0.96, 0.93]),
-}  # fmt: skip
+}
 STRUCTURED = {
     ("perceptron", "s5"): (0.1, [0.60, 0.62, 0.61]),
     ("mlp1", "s5"): (0.1, [0.75, 0.74, 0.79]),
     ("conv4", "s5"): (1.0, [0.91, 0.92, 0.96]),
-}  # fmt: skip
+}
 
 
 def _noise(key) -> dict:
-    if key == 0:
-        return {"kind": "none"}
-    if key == "s5":
-        return {"kind": "structured", "alpha": 5, "delta": 0.5}
-    return {"kind": "uniform", "alpha": key}
-
-
-def make_record(model: str, noise: dict, lr: float, seed: int, best_val: float) -> dict:
-    """A run.json record shaped like the one pipeline.train_job writes."""
-    slug = "-".join([noise["kind"], *(f"{k[0]}{v:g}" for k, v in noise.items() if k != "kind")])
-    run = {
-        "study": "fig_test", "kind": "label_noise", "dataset": "mnist5k", "split_seed": 0,
-        "model": model, "noise": dict(noise), "noise_slug": slug,
-        "optimizer": {"name": "adadelta", "lr": lr, "weight_decay": 0.0},
-        "optim_slug": f"adadelta-lr{lr:g}-wd0-bs128", "batch_size": 128, "max_epochs": 10,
-        "patience": 3, "seed": seed, "device": "auto",
-        "run_id": f"{model}/{slug}/adadelta-lr{lr:g}-wd0-bs128/seed{seed}",
-    }  # fmt: skip
-    return {
-        "run": run, "status": "ok", "stopped_by": "patience", "best_epoch": 4,
-        "best_val_accuracy": best_val, "epochs_trained": 7, "n_train_examples": 1000,
-        "train_seconds": 1.0, "job_seconds": 3.0, "resumed_from_epoch": 0,
-        "dataset_hash": "d" * 64,
-        "provenance": {"corruptlab_version": "0.1.0", "git_commit": "c0ffee",
-                       "torch_version": "2.9.0", "python_version": "3.11.7",
-                       "hostname": "testhost", "device": "cpu"},
-    }  # fmt: skip
+    return make_noise(5, 0.5) if key == "s5" else make_noise(key)
 
 
 def make_selection(grid: dict) -> pd.DataFrame:
@@ -77,13 +54,18 @@ def make_selection(grid: dict) -> pd.DataFrame:
         for lr in LRS:
             for seed in range(SEEDS):
                 won = lr == winner
-                rec = make_record(model, _noise(key), lr, seed, 0.9 if won else 0.5)
-                rows.append({**flatten_run(rec), "condition": "clean", "n": 1000,
-                             "accuracy": accs[seed] if won else 0.1, "nll": 0.3,
-                             "entropy": 0.2, "ece": 0.05})  # fmt: skip
-    tables = {"runs": pd.DataFrame(rows)}
-    tables["summary"] = TABLES.get("summary")(tables, {})
-    return TABLES.get("selection")(tables, {})
+                rec = make_record(
+                    model,
+                    _noise(key),
+                    lr,
+                    seed,
+                    best_val=0.9 if won else 0.5,
+                    study="fig_test",
+                    best_epoch=4,
+                )
+                accuracy = accs[seed] if won else 0.1
+                rows.append(runs_row(rec, accuracy, nll=0.3, entropy=0.2, ece=0.05))
+    return selection_table(pd.DataFrame(rows))
 
 
 @pytest.fixture(autouse=True)
@@ -133,8 +115,14 @@ def test_unknown_target_lists_known_tables_and_figures():
     with pytest.raises(ValueError, match="no_such_target") as err:
         kind.needs("no_such_target")
     message = str(err.value)
-    for name in ("runs", "summary", "selection", "claims", "accuracy_vs_alpha",
-                 "selected_lr_vs_alpha"):  # fmt: skip
+    for name in (
+        "runs",
+        "summary",
+        "selection",
+        "claims",
+        "accuracy_vs_alpha",
+        "selected_lr_vs_alpha",
+    ):
         assert name in message, name
     assert "label_noise" in message
 

@@ -16,8 +16,9 @@ import torch
 
 from corruptlab.config import expand_runs, validate_config
 from corruptlab.datasets import prepare, save_prepared
+from corruptlab.evaluation import evaluate_job
 from corruptlab.noise import load_noisy_labels
-from corruptlab.pipeline import evaluate_job, make_labels
+from corruptlab.pipeline import make_labels
 
 JOB = """
 import json, sys
@@ -109,7 +110,10 @@ def test_killed_training_job_resumes_to_the_uninterrupted_result(setup):
     assert not checkpoint.exists()
 
     rows, columns = evaluate_job(
-        str(full_dir / "run.json"), str(setup[1]), str(full_dir / "model.pt"), ["clean"]
+        str(full_dir / "run.json"),
+        str(setup[1]),
+        str(full_dir / "model.pt"),
+        [{"name": "clean", "severity": 0}],
     )
     assert [r["condition"] for r in rows] == ["clean"] and rows[0]["n"] == 1000
     assert rows[0]["accuracy"] == pytest.approx(np.mean(columns["correct"]))

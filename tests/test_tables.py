@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from records import eval_row, make_record, runs_row, selection_table
 from scipy import stats as sps
 
 from corruptlab import io
@@ -14,85 +15,57 @@ from corruptlab.studies import STUDIES
 from corruptlab.tables import TABLES, alpha_axis, flatten_run, runs_table
 
 RUNS_COLUMNS = [
-    "study", "kind", "dataset", "split_seed", "model", "noise_kind", "alpha", "delta", "p",
-    "optimizer", "lr", "weight_decay", "momentum", "batch_size", "max_epochs", "patience", "seed",
-    "run_id", "status", "stopped_by", "best_epoch", "best_val_accuracy", "epochs_trained",
-    "n_train_examples", "train_seconds", "job_seconds", "resumed_from_epoch", "dataset_hash",
-    "corruptlab_version", "git_commit", "torch_version", "python_version", "hostname", "device",
-    "condition", "n", "accuracy", "nll", "entropy", "ece",
-]  # fmt: skip
-METRIC_NAMES = ["accuracy", "nll", "entropy", "ece",
-                "best_val_accuracy", "best_epoch", "epochs_trained", "train_seconds"]  # fmt: skip
-
-
-def _noise_slug(noise: dict) -> str:
-    codes = {"alpha": "a", "delta": "d", "p": "p"}
-    return "-".join([noise["kind"], *(f"{codes[k]}{v:g}" for k, v in noise.items() if k != "kind")])
-
-
-def make_record(
-    model: str,
-    noise: dict,
-    lr: float,
-    seed: int,
-    *,
-    best_val: float = 0.5,
-    status: str = "ok",
-    commit: str = "c0ffee",
-    study: str = "ln_test",
-    dataset: str = "mnist5k",
-    best_epoch: int = 3,
-    train_seconds: float = 1.0,
-) -> dict:
-    """A run.json record shaped like the one pipeline.train_job writes."""
-    optim_slug = f"adadelta-lr{lr:g}-wd0-bs128"
-    run = {
-        "study": study,
-        "kind": "label_noise",
-        "dataset": dataset,
-        "split_seed": 0,
-        "model": model,
-        "noise": dict(noise),
-        "noise_slug": _noise_slug(noise),
-        "optimizer": {"name": "adadelta", "lr": lr, "weight_decay": 0.0},
-        "optim_slug": optim_slug,
-        "batch_size": 128,
-        "max_epochs": 10,
-        "patience": 3,
-        "seed": seed,
-        "device": "auto",
-        "run_id": f"{model}/{_noise_slug(noise)}/{optim_slug}/seed{seed}",
-    }
-    return {
-        "run": run,
-        "status": status,
-        "stopped_by": "nonfinite_loss" if status == "diverged" else "patience",
-        "best_epoch": best_epoch,
-        "best_val_accuracy": best_val,
-        "epochs_trained": best_epoch + 3,
-        "n_train_examples": 1000,
-        "train_seconds": train_seconds,
-        "job_seconds": train_seconds + 2.0,
-        "resumed_from_epoch": 0,
-        "dataset_hash": "d" * 64,
-        "provenance": {
-            "corruptlab_version": "0.1.0",
-            "git_commit": commit,
-            "torch_version": "2.9.0",
-            "python_version": "3.11.7",
-            "hostname": "testhost",
-            "device": "cpu",
-        },
-    }
-
-
-def eval_row(run_id: str, accuracy: float, condition: str = "clean") -> dict:
-    return {"run_id": run_id, "condition": condition, "n": 1000, "accuracy": accuracy,
-            "nll": 1.0 - accuracy, "entropy": 0.5, "ece": 0.25 * (1.0 - accuracy)}  # fmt: skip
-
-
-def runs_row(record: dict, accuracy: float, condition: str = "clean") -> dict:
-    return {**flatten_run(record), **eval_row(record["run"]["run_id"], accuracy, condition)}
+    "study",
+    "kind",
+    "dataset",
+    "split_seed",
+    "model",
+    "noise_kind",
+    "alpha",
+    "delta",
+    "p",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "momentum",
+    "batch_size",
+    "max_epochs",
+    "patience",
+    "seed",
+    "run_id",
+    "status",
+    "stopped_by",
+    "best_epoch",
+    "best_val_accuracy",
+    "epochs_trained",
+    "n_train_examples",
+    "train_seconds",
+    "job_seconds",
+    "resumed_from_epoch",
+    "dataset_hash",
+    "corruptlab_version",
+    "git_commit",
+    "torch_version",
+    "python_version",
+    "hostname",
+    "device",
+    "condition",
+    "n",
+    "accuracy",
+    "nll",
+    "entropy",
+    "ece",
+]
+METRIC_NAMES = [
+    "accuracy",
+    "nll",
+    "entropy",
+    "ece",
+    "best_val_accuracy",
+    "best_epoch",
+    "epochs_trained",
+    "train_seconds",
+]
 
 
 NONE = {"kind": "none"}
@@ -125,8 +98,10 @@ def test_runs_table_joins_runs_and_evaluations(tmp_path):
         paths.append(str(tmp_path / f"run{i}" / "run.json"))
         io.write_json(rec, paths[-1])
     a_id, b_id = a["run"]["run_id"], b["run"]["run_id"]
-    io.write_parquet([eval_row(a_id, 0.60, "clean"), eval_row(a_id, 0.40, "blur")],
-                     tmp_path / "run0" / "eval.parquet")  # fmt: skip
+    io.write_parquet(
+        [eval_row(a_id, 0.60, "clean"), eval_row(a_id, 0.40, "blur")],
+        tmp_path / "run0" / "eval.parquet",
+    )
     io.write_parquet([eval_row(b_id, 0.95)], tmp_path / "run1" / "eval.parquet")
     evals = [str(tmp_path / "run1" / "eval.parquet"), str(tmp_path / "run0" / "eval.parquet")]
 
@@ -134,8 +109,10 @@ def test_runs_table_joins_runs_and_evaluations(tmp_path):
     assert list(table.columns) == RUNS_COLUMNS
     # conv4/... sorts before mlp1/...; within a run conditions are sorted (blur < clean)
     assert list(zip(table["run_id"], table["condition"], strict=True)) == [
-        (b_id, "clean"), (a_id, "blur"), (a_id, "clean"),
-    ]  # fmt: skip
+        (b_id, "clean"),
+        (a_id, "blur"),
+        (a_id, "clean"),
+    ]
     assert list(table["accuracy"]) == [0.95, 0.40, 0.60]
     assert list(table["model"]) == ["conv4", "mlp1", "mlp1"]
     assert list(table["best_val_accuracy"]) == [0.93, 0.61, 0.61]
@@ -170,10 +147,15 @@ def summary_runs() -> pd.DataFrame:
     for lr in (0.1, 1.0):
         for seed in range(3):
             rec = make_record(
-                "mlp1", UNIFORM5, lr, seed, best_val=VAL[lr][seed], best_epoch=seed + 2,
+                "mlp1",
+                UNIFORM5,
+                lr,
+                seed,
+                best_val=VAL[lr][seed],
+                best_epoch=seed + 2,
                 status="diverged" if (lr == 1.0 and seed == 1) else "ok",
                 commit="aaa111" if (lr == 0.1 and seed == 2) else "bbb222",
-            )  # fmt: skip
+            )
             rows.append(runs_row(rec, ACC[lr][seed], "clean"))
             rows.append(runs_row(rec, BLUR[lr][seed], "blur"))
     return pd.DataFrame(rows)
@@ -223,10 +205,18 @@ def test_summary_statistics_match_numpy(lr, condition, metric, values):
 
 def test_summary_carries_config_divergence_and_provenance():
     s = TABLES.get("summary")({"runs": summary_runs()}, {})
-    for col, value in [("study", "ln_test"), ("dataset", "mnist5k"), ("model", "mlp1"),
-                       ("noise_kind", "uniform"), ("alpha", 5), ("optimizer", "adadelta"),
-                       ("batch_size", 128), ("corruptlab_version", "0.1.0"),
-                       ("torch_version", "2.9.0"), ("device", "cpu")]:  # fmt: skip
+    for col, value in [
+        ("study", "ln_test"),
+        ("dataset", "mnist5k"),
+        ("model", "mlp1"),
+        ("noise_kind", "uniform"),
+        ("alpha", 5),
+        ("optimizer", "adadelta"),
+        ("batch_size", 128),
+        ("corruptlab_version", "0.1.0"),
+        ("torch_version", "2.9.0"),
+        ("device", "cpu"),
+    ]:
         assert (s[col] == value).all(), col
     assert s["delta"].isna().all() and s["momentum"].isna().all()
     by_lr = s.groupby("lr")
@@ -240,8 +230,9 @@ def test_summary_carries_config_divergence_and_provenance():
 
 def test_summary_ignores_nan_metric_values():
     runs = summary_runs()
-    runs.loc[(runs["lr"] == 0.1) & (runs["seed"] == 0) & (runs["condition"] == "clean"),
-             "accuracy"] = np.nan  # fmt: skip
+    runs.loc[
+        (runs["lr"] == 0.1) & (runs["seed"] == 0) & (runs["condition"] == "clean"), "accuracy"
+    ] = np.nan
     s = TABLES.get("summary")({"runs": runs}, {})
     got = s[(s["lr"] == 0.1) & (s["condition"] == "clean") & (s["metric"] == "accuracy")].iloc[0]
     mean, std, low, high = expected_ci(ACC[0.1][1:])
@@ -257,17 +248,25 @@ SEL_NOISES = {0: NONE, 5: UNIFORM5}
 # validation accuracy per (model, alpha, lr) over three seeds: lr 0.1 wins for mlp1, lr 1.0 for
 # conv4; test accuracy is deliberately higher for the lr that loses on validation
 SEL_VAL = {
-    ("mlp1", 0, 0.1): [0.90, 0.92, 0.91], ("mlp1", 0, 1.0): [0.85, 0.86, 0.87],
-    ("mlp1", 5, 0.1): [0.80, 0.81, 0.85], ("mlp1", 5, 1.0): [0.70, 0.72, 0.74],
-    ("conv4", 0, 0.1): [0.94, 0.95, 0.93], ("conv4", 0, 1.0): [0.97, 0.98, 0.99],
-    ("conv4", 5, 0.1): [0.88, 0.86, 0.87], ("conv4", 5, 1.0): [0.91, 0.92, 0.96],
-}  # fmt: skip
+    ("mlp1", 0, 0.1): [0.90, 0.92, 0.91],
+    ("mlp1", 0, 1.0): [0.85, 0.86, 0.87],
+    ("mlp1", 5, 0.1): [0.80, 0.81, 0.85],
+    ("mlp1", 5, 1.0): [0.70, 0.72, 0.74],
+    ("conv4", 0, 0.1): [0.94, 0.95, 0.93],
+    ("conv4", 0, 1.0): [0.97, 0.98, 0.99],
+    ("conv4", 5, 0.1): [0.88, 0.86, 0.87],
+    ("conv4", 5, 1.0): [0.91, 0.92, 0.96],
+}
 SEL_TEST = {
-    ("mlp1", 0, 0.1): [0.89, 0.90, 0.94], ("mlp1", 0, 1.0): [0.99, 0.99, 0.99],
-    ("mlp1", 5, 0.1): [0.78, 0.83, 0.80], ("mlp1", 5, 1.0): [0.95, 0.96, 0.97],
-    ("conv4", 0, 0.1): [0.99, 0.99, 0.98], ("conv4", 0, 1.0): [0.96, 0.97, 0.95],
-    ("conv4", 5, 0.1): [0.99, 0.98, 0.97], ("conv4", 5, 1.0): [0.90, 0.93, 0.91],
-}  # fmt: skip
+    ("mlp1", 0, 0.1): [0.89, 0.90, 0.94],
+    ("mlp1", 0, 1.0): [0.99, 0.99, 0.99],
+    ("mlp1", 5, 0.1): [0.78, 0.83, 0.80],
+    ("mlp1", 5, 1.0): [0.95, 0.96, 0.97],
+    ("conv4", 0, 0.1): [0.99, 0.99, 0.98],
+    ("conv4", 0, 1.0): [0.96, 0.97, 0.95],
+    ("conv4", 5, 0.1): [0.99, 0.98, 0.97],
+    ("conv4", 5, 1.0): [0.90, 0.93, 0.91],
+}
 SEL_WINNER = {"mlp1": 0.1, "conv4": 1.0}
 
 
@@ -282,14 +281,8 @@ def selection_runs() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def make_selection(runs: pd.DataFrame) -> pd.DataFrame:
-    tables = {"runs": runs}
-    tables["summary"] = TABLES.get("summary")(tables, {})
-    return TABLES.get("selection")(tables, {})
-
-
 def test_selection_picks_lr_by_validation_and_reports_its_test_accuracy():
-    sel = make_selection(selection_runs())
+    sel = selection_table(selection_runs())
     assert len(sel) == len(SEL_MODELS) * len(SEL_NOISES)
     assert not sel.duplicated(["model", "alpha_axis"]).any()
     for model in SEL_MODELS:
@@ -310,7 +303,7 @@ def test_selection_picks_lr_by_validation_and_reports_its_test_accuracy():
 
 
 def test_selection_alpha_axis_and_columns():
-    sel = make_selection(selection_runs())
+    sel = selection_table(selection_runs())
     none = sel[sel["noise_kind"] == "none"]
     uni = sel[sel["noise_kind"] == "uniform"]
     assert len(none) == 2 and len(uni) == 2
@@ -348,10 +341,12 @@ def test_selection_survives_a_parquet_round_trip(tmp_path):
 
 
 def test_alpha_axis_is_zero_for_clean_labels_and_alpha_otherwise():
-    frame = pd.DataFrame({
-        "noise_kind": ["none", "uniform", "structured", "flip"],
-        "alpha": [np.nan, 5.0, 20.0, np.nan],
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "noise_kind": ["none", "uniform", "structured", "flip"],
+            "alpha": [np.nan, 5.0, 20.0, np.nan],
+        }
+    )
     axis = alpha_axis(frame)
     assert list(axis.iloc[:3]) == [0.0, 5.0, 20.0]
     assert math.isnan(axis.iloc[3])  # a noise kind without alpha is not on the alpha axis

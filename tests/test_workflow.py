@@ -31,6 +31,24 @@ TINY = {
     }
 }
 N_RUNS = 2 * 2 * 1 * 2
+SHIFT = {
+    "kind": "corruption_tta",
+    "dataset": "mnist5k",
+    "models": ["mlp_bn"],
+    "noise": [{"kind": "none"}],
+    "optimizers": [{"name": "adam", "lr": [0.001]}],
+    "max_epochs": 1,
+    "patience": 1,
+    "seeds": 2,
+    "evaluation": {
+        "corruptions": ["gaussian_noise"],
+        "severities": [5],
+        "methods": [{"name": "source"}, {"name": "norm"}, {"name": "tent", "lr": [0.001]}],
+    },
+}
+TINY["studies"]["shift"] = SHIFT
+# what follows an edit of the aggregation code: both studies' tables and figures
+TABLES_AND_FIGURES = {"runs_table": 2, "predictions_table": 1, "table": 3 + 4, "figure": 2 + 4}
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +127,32 @@ def test_run_outputs_and_figures_exist(workdir):
     assert not list(study.rglob("*.part"))
 
 
+def test_shift_study_tables_and_figures(workdir):
+    study = workdir / "results" / "shift"
+    runs = pd.read_parquet(study / "tables" / "runs.parquet")
+    assert len(runs) == 2 * 2 * 3  # 2 runs x (clean, gaussian_noise s5) x (source, norm, tent)
+    assert set(runs["method"]) == {"source", "norm", "tent"}
+    assert set(zip(runs["condition"], runs["severity"], strict=True)) == {
+        ("clean", 0),
+        ("gaussian_noise", 5),
+    }
+    noisy = runs[runs["condition"] == "gaussian_noise"].set_index(["seed", "method"])
+    assert noisy["accuracy"].between(0, 1).all()
+    errors = pd.read_parquet(study / "tables" / "corruption_errors.parquet")
+    assert {"gaussian_noise", "mean"} <= set(errors["condition"])
+    claims = pd.read_parquet(study / "tables" / "claims.parquet")
+    assert len(claims) == 3 and set(claims["result"]) <= {"pass", "fail", "not applicable"}
+    for name in (
+        "corruption_gallery",
+        "error_by_entropy_decile",
+        "loss_entropy_by_severity",
+        "error_by_corruption",
+        "tent_grid",
+    ):
+        assert (study / "figures" / f"{name}.png").stat().st_size > 5000, name
+    assert (workdir / "resources/datasets/mnist5k/testsets/gaussian_noise/s5.pt").exists()
+
+
 def test_a_second_run_does_nothing(workdir):
     out = snakemake(workdir, "-n", "--configfile", "tiny.yaml").stdout
     assert "Nothing to be done" in out and planned_jobs(out) == {}
@@ -117,22 +161,23 @@ def test_a_second_run_does_nothing(workdir):
 @pytest.mark.parametrize(
     ("module", "expected"),
     [
-        ("figures", {"figure": 2}),
-        ("claims", {"runs_table": 1, "table": 3, "figure": 2}),
-        ("evaluation", {"evaluate": N_RUNS, "runs_table": 1, "table": 3, "figure": 2}),
-        (
-            "training",
-            {"train": N_RUNS, "evaluate": N_RUNS, "runs_table": 1, "table": 3, "figure": 2},
-        ),
+        ("figures", {"figure": 6}),
+        ("claims", TABLES_AND_FIGURES),
+        ("evaluation", {"evaluate": N_RUNS + 2, **TABLES_AND_FIGURES}),
+        ("training", {"train": N_RUNS + 2, "evaluate": N_RUNS + 2, **TABLES_AND_FIGURES}),
         (
             "noise",
+            {"labels": 4 + 2, "train": N_RUNS + 2, "evaluate": N_RUNS + 2, **TABLES_AND_FIGURES},
+        ),
+        (  # the shift study's test set, its evaluations and everything after; and the gallery
+            "corruptions",
             {
-                "labels": 4,
-                "train": N_RUNS,
-                "evaluate": N_RUNS,
+                "testset": 1,
+                "evaluate": 2,
                 "runs_table": 1,
-                "table": 3,
-                "figure": 2,
+                "predictions_table": 1,
+                "table": 4,
+                "figure": 4, "gallery": 1,
             },
         ),
     ],

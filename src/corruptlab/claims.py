@@ -19,8 +19,9 @@ CLAIMS: Registry[ClaimFn] = Registry("claim")
 MLPS = ("mlp1", "mlp2", "mlp4")
 
 
-def row(claim: str, subject: str, stats: dict, criterion: str, passed: bool | None,
-        detail: str = "") -> dict:  # fmt: skip
+def row(
+    claim: str, subject: str, stats: dict, criterion: str, passed: bool | None, detail: str = ""
+) -> dict:
     """One claims-table row; ``passed=None`` means the claim is not applicable here."""
     if passed is None:
         result = "not applicable"
@@ -63,6 +64,8 @@ def selected_seed_values(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Per-seed clean test accuracy of the selected configurations, with an ``alpha_axis``."""
     runs = tables["runs"]
     runs = runs[runs["condition"] == "clean"]
+    if "method" in runs:
+        runs = runs[runs["method"] == "source"]
     sel = tables["selection"]
     keys = [c for c in CONFIG_COLUMNS if c in sel and c in runs]
     merged = runs.merge(sel[keys + ["alpha_axis"]], on=keys, how="inner")
@@ -98,8 +101,10 @@ def _accuracy_falls(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
                 rows.append(row(claim, subject, {}, criterion, None, "fewer than two alphas"))
                 continue
             lo, hi = alphas[0], alphas[-1]
-            d = diff_ci(group.loc[group["alpha_axis"] == hi, "accuracy"],
-                        group.loc[group["alpha_axis"] == lo, "accuracy"])  # fmt: skip
+            d = diff_ci(
+                group.loc[group["alpha_axis"] == hi, "accuracy"],
+                group.loc[group["alpha_axis"] == lo, "accuracy"],
+            )
             detail = f"accuracy(alpha={hi:g}) - accuracy(alpha={lo:g})"
             rows.append(row(claim, subject, d, criterion, d["mean"] < 0, detail))
     return rows
@@ -118,13 +123,30 @@ def _ranking(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
             pairs = [("conv4", "perceptron")]
         alpha = top["alpha_axis"].max()
         for better, worse in pairs:
-            d = diff_ci(top.loc[top["model"] == better, "accuracy"],
-                        top.loc[top["model"] == worse, "accuracy"])  # fmt: skip
-            rows.append(row(claim, f"{better} - {worse} ({label}, alpha={alpha:g})", d,
-                            criterion, d["mean"] >= 0))  # fmt: skip
+            d = diff_ci(
+                top.loc[top["model"] == better, "accuracy"],
+                top.loc[top["model"] == worse, "accuracy"],
+            )
+            rows.append(
+                row(
+                    claim,
+                    f"{better} - {worse} ({label}, alpha={alpha:g})",
+                    d,
+                    criterion,
+                    d["mean"] >= 0,
+                )
+            )
         if not pairs:
-            rows.append(row(claim, label, {}, criterion, None,
-                            "needs conv4, an MLP or the perceptron side by side"))  # fmt: skip
+            rows.append(
+                row(
+                    claim,
+                    label,
+                    {},
+                    criterion,
+                    None,
+                    "needs conv4, an MLP or the perceptron side by side",
+                )
+            )
     return rows
 
 
@@ -132,14 +154,33 @@ def _conv4_above_90(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     claim = "conv4 above 90% test accuracy at alpha = 100 (MNIST)"
     criterion = "mean test accuracy > 0.90"
     values = selected_seed_values(tables)
-    at = values[(values["model"] == "conv4") & (values["noise_kind"] == "uniform")
-                & (values["alpha"] == 100)]  # fmt: skip
+    at = values[
+        (values["model"] == "conv4")
+        & (values["noise_kind"] == "uniform")
+        & (values["alpha"] == 100)
+    ]
     if study["dataset"] != "mnist":
-        return [row(claim, "conv4", {}, criterion, None,
-                    f"dataset is {study['dataset']!r}, the claim is about full MNIST")]  # fmt: skip
+        return [
+            row(
+                claim,
+                "conv4",
+                {},
+                criterion,
+                None,
+                f"dataset is {study['dataset']!r}, the claim is about full MNIST",
+            )
+        ]
     if at.empty:
-        return [row(claim, "conv4", {}, criterion, None,
-                    "the grid has no conv4 run with uniform noise at alpha = 100")]  # fmt: skip
+        return [
+            row(
+                claim,
+                "conv4",
+                {},
+                criterion,
+                None,
+                "the grid has no conv4 run with uniform noise at alpha = 100",
+            )
+        ]
     s = mean_ci(at["accuracy"].to_numpy(float))
     return [row(claim, "conv4 (uniform, alpha=100)", s, criterion, s["mean"] > 0.90)]
 
@@ -147,3 +188,55 @@ def _conv4_above_90(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
 CLAIMS.add("label_noise/accuracy_falls", _accuracy_falls)
 CLAIMS.add("label_noise/ranking", _ranking)
 CLAIMS.add("label_noise/conv4_above_90", _conv4_above_90)
+
+
+# --- corruptions and test-time adaptation (Wang et al. 2021) -----------------------------------
+
+NOISE_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise")
+
+
+def _tta_beats_source(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    claim = "tent and norm error below source on the noise corruptions at severity 5"
+    criterion = "mean error(method) - mean error(source) < 0"
+    runs = tables["runs"]
+    at5 = runs[runs["condition"].isin(NOISE_CORRUPTIONS) & (runs["severity"] == 5)]
+    if at5.empty:
+        return [
+            row(claim, "-", {}, criterion, None, "the study has no noise corruption at severity 5")
+        ]
+    rows = []
+    for (model, condition), g in at5.groupby(["model", "condition"], sort=True):
+        source = g[g["method"] == "source"].set_index("seed")["accuracy"]
+        for method in ("norm", "tent"):
+            m = g[g["method"] == method]
+            subject = f"{model} {method} ({condition})"
+            if m.empty or source.empty:
+                rows.append(row(claim, subject, {}, criterion, None, f"{method} not evaluated"))
+                continue
+            setting = m["method_id"].iloc[0]  # the method's first configured setting
+            m = m[m["method_id"] == setting]
+            d = diff_ci(1 - m["accuracy"].to_numpy(float), 1 - source.to_numpy(float))
+            rows.append(row(claim, subject, d, criterion, d["mean"] < 0, setting))
+    return rows
+
+
+def _entropy_ranks_error(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    claim = "predictive entropy rank-correlates with error (source, corrupted test sets)"
+    criterion = "mean over runs of Spearman(entropy, error) > 0"
+    from scipy.stats import spearmanr
+
+    p = tables["predictions"]
+    p = p[(p["condition"] != "clean") & (p["method"] == "source")]
+    rows = []
+    for model, g in p.groupby("model", sort=True):
+        rhos = [
+            spearmanr(r["entropy"], ~r["correct"].astype(bool)).statistic
+            for _, r in g.groupby("run_id")
+        ]
+        s = mean_ci(rhos)
+        rows.append(row(claim, model, s, criterion, s["mean"] > 0))
+    return rows or [row(claim, "-", {}, criterion, None, "no corrupted test set evaluated")]
+
+
+CLAIMS.add("corruption_tta/tta_beats_source", _tta_beats_source)
+CLAIMS.add("corruption_tta/entropy_ranks_error", _entropy_ranks_error)

@@ -14,6 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from corruptlab.adaptation import METHOD_PARAMS, METHODS
+from corruptlab.corruptions import CORRUPTIONS
 from corruptlab.datasets import DATASETS
 from corruptlab.models import MODELS
 from corruptlab.noise import NOISE
@@ -184,6 +186,22 @@ def _check_study(where: str, study: dict) -> list[str]:
                 errors += _choice(f"{w}.{name_key}", spec[name_key], registry)
             else:
                 errors += _check_params(w, spec, name_key, registry.get(spec[name_key]).params)
+    baseline, models = study.get("baseline_model"), study.get("models")
+    if isinstance(baseline, str) and isinstance(models, list) and baseline not in models:
+        errors.append(
+            f"{where}.baseline_model: {baseline!r} is not one of the study's models; "
+            f"accepted: {', '.join(map(str, models))}"
+        )
+    evaluation = study.get("evaluation") if isinstance(study.get("evaluation"), dict) else {}
+    for i, name in _entries(evaluation.get("corruptions"), str):
+        errors += _choice(f"{where}.evaluation.corruptions[{i}]", name, CORRUPTIONS)
+    for i, spec in _entries(evaluation.get("methods"), dict):
+        w = f"{where}.evaluation.methods[{i}]"
+        if isinstance(spec.get("name"), str):
+            if spec["name"] not in METHODS:
+                errors += _choice(f"{w}.name", spec["name"], METHODS)
+            else:
+                errors += _check_params(w, spec, "name", METHOD_PARAMS[spec["name"]])
     patience, max_epochs = study.get("patience"), study.get("max_epochs")
     if isinstance(patience, int) and isinstance(max_epochs, int) and 1 <= max_epochs < patience:
         errors.append(
@@ -254,6 +272,15 @@ def expand_runs(study_name: str, study: dict, config: dict) -> list[dict]:
             }
         )
     return runs
+
+
+def eval_methods(study: dict) -> list[dict]:
+    """The (validated) study's test-time adaptation methods, list-valued parameters expanded."""
+    return [
+        m
+        for spec in study["evaluation"]["methods"]
+        for m in _grid(spec, "name", METHOD_PARAMS[spec["name"]])
+    ]
 
 
 def noise_specs(runs: list[dict]) -> dict[str, dict]:

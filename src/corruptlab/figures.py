@@ -68,8 +68,14 @@ def _noise_panels(sel: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 def _panel_grid(n: int, height: float = 2.8):
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, n, figsize=(max(4.2, 3.4 * n + 0.4), height), squeeze=False,
-                                 sharey=True, layout="constrained")  # fmt: skip
+        fig, axes = plt.subplots(
+            1,
+            n,
+            figsize=(max(4.2, 3.4 * n + 0.4), height),
+            squeeze=False,
+            sharey=True,
+            layout="constrained",
+        )
     return fig, axes[0]
 
 
@@ -84,11 +90,22 @@ def accuracy_vs_alpha(tables: dict[str, pd.DataFrame]) -> plt.Figure:
             for model in model_order(data["model"]):
                 d = data[data["model"] == model].sort_values("alpha_axis")
                 color = model_color(model)
-                ax.plot(d["alpha_axis"], 100 * d["test_accuracy"], marker="o", ms=3.5,
-                        color=color, label=model)  # fmt: skip
-                ax.fill_between(d["alpha_axis"], 100 * d["test_accuracy_ci95_low"],
-                                100 * d["test_accuracy_ci95_high"], color=color, alpha=0.2,
-                                lw=0)  # fmt: skip
+                ax.plot(
+                    d["alpha_axis"],
+                    100 * d["test_accuracy"],
+                    marker="o",
+                    ms=3.5,
+                    color=color,
+                    label=model,
+                )
+                ax.fill_between(
+                    d["alpha_axis"],
+                    100 * d["test_accuracy_ci95_low"],
+                    100 * d["test_accuracy_ci95_high"],
+                    color=color,
+                    alpha=0.2,
+                    lw=0,
+                )
             ax.set_title(title)
             ax.set_xlabel(r"noisy labels per clean label ($\alpha$)")
         axes[0].set_ylabel("test accuracy (%)")
@@ -96,9 +113,11 @@ def accuracy_vs_alpha(tables: dict[str, pd.DataFrame]) -> plt.Figure:
         sel = tables["selection"]
         dataset = ", ".join(map(str, sel["dataset"].unique()))
         seeds = "/".join(map(str, sorted(sel["n"].dropna().astype(int).unique())))
-        fig.suptitle(f"Test accuracy under label noise ({dataset})\n"
-                     f"mean and 95% CI over {seeds} seeds; lr selected on validation accuracy",
-                     fontsize=9)  # fmt: skip
+        fig.suptitle(
+            f"Test accuracy under label noise ({dataset})\n"
+            f"mean and 95% CI over {seeds} seeds; lr selected on validation accuracy",
+            fontsize=9,
+        )
     return fig
 
 
@@ -114,12 +133,192 @@ def selected_lr_vs_alpha(tables: dict[str, pd.DataFrame]) -> plt.Figure:
             for model in models:
                 d = data[data["model"] == model].sort_values("alpha_axis")
                 # a small multiplicative offset keeps overlapping markers apart on the log axis
-                ax.plot(d["alpha_axis"], d["lr"] * 10 ** offsets[model], marker="o", ms=3.5,
-                        color=model_color(model), label=model)  # fmt: skip
+                ax.plot(
+                    d["alpha_axis"],
+                    d["lr"] * 10 ** offsets[model],
+                    marker="o",
+                    ms=3.5,
+                    color=model_color(model),
+                    label=model,
+                )
             ax.set_yscale("log")
             ax.set_title(title)
             ax.set_xlabel(r"noisy labels per clean label ($\alpha$)")
         axes[0].set_ylabel("selected learning rate")
         axes[-1].legend(title="model", frameon=False)
         fig.suptitle("Learning rate with the best validation accuracy", fontsize=9)
+    return fig
+
+
+# --- corruptions and test-time adaptation (Wang et al. 2021, TENT) -----------------------------
+
+METHOD_COLORS = {"source": "#555555", "norm": "#1f77b4", "tent": "#d62728"}
+
+
+@FIGURES.register("error_by_entropy_decile")
+def error_by_entropy_decile(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """TENT Figure 1: error rises with predictive entropy (deciles, corrupted test sets)."""
+    t = tables["entropy_deciles"]
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(4.2, 2.8), layout="constrained")
+        for model in model_order(t["model"]):
+            d = t[t["model"] == model].sort_values("decile")
+            ax.plot(
+                d["decile"],
+                100 * d["error_mean"],
+                marker="o",
+                ms=3.5,
+                color=model_color(model),
+                label=model,
+            )
+            ax.fill_between(
+                d["decile"],
+                100 * d["error_ci95_low"],
+                100 * d["error_ci95_high"],
+                color=model_color(model),
+                alpha=0.2,
+                lw=0,
+            )
+        ax.set_xlabel("predictive entropy decile (1 = most confident)")
+        ax.set_ylabel("error (%)")
+        ax.set_xticks(range(1, 11))
+        ax.legend(title="model", frameon=False)
+        ax.set_title("Error by entropy decile (source model, corrupted test sets)")
+    return fig
+
+
+@FIGURES.register("loss_entropy_by_severity")
+def loss_entropy_by_severity(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """TENT Figure 2: loss (NLL) and entropy grow together with corruption severity."""
+    from corruptlab.stats import mean_ci
+
+    runs = tables["runs"]
+    runs = runs[runs["method"] == "source"]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), layout="constrained")
+        for ax, metric, label in zip(
+            axes, ("nll", "entropy"), ("loss (NLL, nats)", "entropy (nats)"), strict=True
+        ):
+            for model in model_order(runs["model"]):
+                per_seed = (
+                    runs[runs["model"] == model]
+                    .groupby(["severity", "seed"])[metric]
+                    .mean()
+                    .reset_index()
+                )
+                stats = pd.DataFrame(
+                    [
+                        {"severity": s, **mean_ci(g[metric].to_numpy(float))}
+                        for s, g in per_seed.groupby("severity")
+                    ]
+                )
+                ax.plot(
+                    stats["severity"],
+                    stats["mean"],
+                    marker="o",
+                    ms=3.5,
+                    color=model_color(model),
+                    label=model,
+                )
+                ax.fill_between(
+                    stats["severity"],
+                    stats["ci95_low"],
+                    stats["ci95_high"],
+                    color=model_color(model),
+                    alpha=0.2,
+                    lw=0,
+                )
+            ax.set_xlabel("severity (0 = clean; mean over corruptions)")
+            ax.set_ylabel(label)
+        axes[-1].legend(title="model", frameon=False)
+        fig.suptitle("Loss and entropy by corruption severity (source model)", fontsize=9)
+    return fig
+
+
+def _first_settings(errors: pd.DataFrame) -> pd.DataFrame:
+    """Each method's first configured setting (e.g. tent's first lr and batch size)."""
+    firsts = errors.drop_duplicates("method")["method_id"]
+    return errors[errors["method_id"].isin(firsts)]
+
+
+@FIGURES.register("error_by_corruption")
+def error_by_corruption(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """TENT Figure 4: error per corruption at the highest severity for source, norm and tent."""
+    e = tables["corruption_errors"]
+    e = e[(e["metric"] == "error") & (e["condition"] != "mean")]
+    e = _first_settings(e[e["severity"] == e["severity"].max()])
+    conditions = sorted(e["condition"].unique())
+    methods = list(dict.fromkeys(e["method"]))
+    models = model_order(e["model"])
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            len(models),
+            1,
+            squeeze=False,
+            layout="constrained",
+            figsize=(max(4.2, 0.55 * len(conditions) * len(methods) / 2 + 1.5), 2.6 * len(models)),
+        )
+        width = 0.8 / max(1, len(methods))
+        x = np.arange(len(conditions))
+        for ax, model in zip(axes[:, 0], models, strict=True):
+            for i, method in enumerate(methods):
+                d = e[(e["model"] == model) & (e["method"] == method)].set_index("condition")
+                d = d.reindex(conditions)
+                err = 100 * d["mean"].to_numpy(float)
+                lo = err - 100 * d["ci95_low"].to_numpy(float)
+                hi = 100 * d["ci95_high"].to_numpy(float) - err
+                ax.bar(
+                    x + (i - (len(methods) - 1) / 2) * width,
+                    err,
+                    width,
+                    yerr=np.nan_to_num(np.vstack([lo, hi])),
+                    capsize=1.5,
+                    color=METHOD_COLORS.get(method),
+                    label=method,
+                )
+            ax.set_xticks(x, [c.replace("_", " ") for c in conditions], rotation=45, ha="right")
+            ax.set_ylabel("error (%)")
+            ax.set_title(f"{model}, severity {int(e['severity'].max())}")
+        axes[0, 0].legend(frameon=False, ncols=len(methods))
+    return fig
+
+
+@FIGURES.register("tent_grid")
+def tent_grid(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """TENT Figure 5: tent's error (mean over corruptions and severities) over its learning
+    rate x batch size grid."""
+    e = tables["corruption_errors"]
+    e = e[
+        (e["metric"] == "error")
+        & (e["condition"] == "mean")
+        & (e["severity"] == 0)
+        & (e["method"] == "tent")
+    ]
+    models = model_order(e["model"]) or ["(no tent runs)"]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            1,
+            len(models),
+            squeeze=False,
+            layout="constrained",
+            figsize=(3.6 * len(models) + 0.6, 2.9),
+        )
+        for ax, model in zip(axes[0], models, strict=True):
+            grid = e[e["model"] == model].pivot_table(
+                index="tta_batch_size", columns="tta_lr", values="mean", aggfunc="mean"
+            )
+            if grid.empty:
+                ax.text(0.5, 0.5, "tent not evaluated", ha="center", va="center")
+                continue
+            im = ax.imshow(100 * grid.to_numpy(), cmap="viridis_r", aspect="auto")
+            for (r, c), v in np.ndenumerate(100 * grid.to_numpy()):
+                ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=7, color="w")
+            ax.set_xticks(range(grid.shape[1]), [f"{v:g}" for v in grid.columns])
+            ax.set_yticks(range(grid.shape[0]), [f"{int(v)}" for v in grid.index])
+            ax.set_xlabel("tent learning rate")
+            ax.set_ylabel("test batch size")
+            ax.set_title(model)
+            ax.grid(False)
+            fig.colorbar(im, ax=ax, label="error (%)")
+        fig.suptitle("tent: mean error over corruptions and severities", fontsize=9)
     return fig

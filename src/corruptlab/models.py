@@ -98,3 +98,48 @@ def net(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
         nn.Dropout(0.5),
         nn.Linear(128, n_classes),
     )
+
+
+@MODELS.register("conv4_bn")
+def conv4_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """conv4 with batch norm: conv -> BatchNorm2d -> ReLU -> pool, and BatchNorm1d after the
+    hidden linear layer (the layers a test-time adaptation method such as TENT adapts).
+
+    The layers followed by batch norm have no bias: the batch norm's shift replaces it."""
+    from torch import nn
+
+    c, h, w = in_shape
+    layers: list[nn.Module] = []
+    for out in (16, 32, 32, 64):
+        layers += [
+            nn.Conv2d(c, out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+        c, h, w = out, h // 2, w // 2
+    return nn.Sequential(
+        *layers,
+        nn.Flatten(),
+        nn.Linear(c * h * w, 128, bias=False),
+        nn.BatchNorm1d(128),
+        nn.ReLU(),
+        nn.Linear(128, n_classes),
+    )
+
+
+@MODELS.register("mlp_bn")
+def mlp_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """MLP with two hidden layers of 256 units: linear -> BatchNorm1d -> ReLU.
+
+    The hidden linear layers have no bias: the batch norm's shift replaces it."""
+    from torch import nn
+
+    c, h, w = in_shape
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = c * h * w
+    for units in (256, 256):
+        layers += [nn.Linear(width, units, bias=False), nn.BatchNorm1d(units), nn.ReLU()]
+        width = units
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)

@@ -1,12 +1,13 @@
-"""Job-level functions behind the workflow's scripts: read a rule's inputs, call the library,
-write its outputs atomically. Each is callable without Snakemake (the tests do)."""
+"""Job-level functions of the labels and train rules: read the rule's inputs, call the library,
+write its outputs atomically. Callable without Snakemake (the tests do). The evaluate and
+testset rules' job functions live in corruptlab.evaluation and corruptlab.testsets."""
 
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from corruptlab.seeding import derive_seed
 
@@ -147,43 +148,3 @@ def train_job(
     write_json(record, out["run"])
     checkpoint.unlink(missing_ok=True)
     return record
-
-
-def evaluate_job(
-    run_json: str,
-    data_path: str,
-    model_path: str,
-    conditions: list[str],
-    device: str = "auto",
-    threads: int = 1,
-) -> tuple[list[dict], dict[str, Any]]:
-    """Evaluate one trained run under ``conditions``: (metric rows, per-example columns)."""
-    import numpy as np
-    import torch
-
-    from corruptlab.datasets import load_prepared
-    from corruptlab.devices import configure_torch, resolve_device
-    from corruptlab.evaluation import CONDITIONS, evaluate_logits
-    from corruptlab.io import read_json
-    from corruptlab.models import build_model
-    from corruptlab.training import normalize, predict
-
-    device = resolve_device(device)
-    configure_torch(threads, device)
-    record = read_json(run_json)
-    saved = torch.load(model_path, map_location="cpu", weights_only=True)
-    model = build_model(saved["model"], tuple(saved["in_shape"]), saved["n_classes"])
-    model.load_state_dict(saved["state_dict"])
-    model.to(device).eval()
-    data = load_prepared(data_path)
-    rows, preds = [], []
-    for name in conditions:
-        images, labels = CONDITIONS.get(name)(data)
-        x = normalize(images, saved["mean"], saved["std"]).to(device)
-        logits = predict(model, x)
-        metrics, per_example = evaluate_logits(logits, labels.to(device))
-        rows.append({"run_id": record["run"]["run_id"], "condition": name, **metrics})
-        preds.append({"condition": np.full(len(labels), name), **per_example})
-        log.info("%s: %s", name, {k: round(v, 4) for k, v in metrics.items()})
-    columns = {k: np.concatenate([np.asarray(p[k]) for p in preds]) for k in preds[0]}
-    return rows, columns

@@ -55,3 +55,24 @@ STUDIES.add(
         },
     ),
 )
+
+STUDIES.add(
+    "corruption_tta",
+    StudyKind(
+        name="corruption_tta",
+        doc="Wang et al. 2021 (TENT): corruptions at five severities, source / norm / tent",
+        table_needs={
+            "summary": ("runs",),
+            "corruption_errors": ("runs",),
+            "entropy_deciles": ("predictions",),
+            "claims": ("runs", "predictions"),
+        },
+        figure_needs={
+            "corruption_gallery": (),  # drawn from the dataset by the gallery rule
+            "error_by_entropy_decile": ("entropy_deciles",),
+            "loss_entropy_by_severity": ("runs",),
+            "error_by_corruption": ("corruption_errors",),
+            "tent_grid": ("corruption_errors",),
+        },
+    ),
+)

@@ -25,9 +25,29 @@ NOISE_PARAMS = list(dict.fromkeys(p.name for k in NOISE.items() for p in k[1].pa
 OPTIM_PARAMS = list(dict.fromkeys(p.name for k in OPTIMIZERS.items() for p in k[1].params))
 OPTIM_COLUMNS = ["optimizer", *OPTIM_PARAMS]
 CONFIG_COLUMNS = [
-    "study", "kind", "dataset", "split_seed", "model", "noise_kind", *NOISE_PARAMS,
-    *OPTIM_COLUMNS, "batch_size", "max_epochs", "patience",
-]  # fmt: skip
+    "study",
+    "kind",
+    "dataset",
+    "split_seed",
+    "model",
+    "noise_kind",
+    *NOISE_PARAMS,
+    *OPTIM_COLUMNS,
+    "batch_size",
+    "max_epochs",
+    "patience",
+]
+# what identifies one evaluation of a run: test condition, severity, adaptation method and its
+# parameters (eval.parquet)
+EVAL_KEYS = [
+    "condition",
+    "severity",
+    "method",
+    "method_id",
+    "tta_lr",
+    "tta_batch_size",
+    "tta_steps",
+]
 PROVENANCE_COLUMNS = ["corruptlab_version", "git_commit", "torch_version", "device"]
 OUTCOME_METRICS = ["best_val_accuracy", "best_epoch", "epochs_trained", "train_seconds"]
 
@@ -41,12 +61,23 @@ def flatten_run(record: dict) -> dict:
     row["optimizer"] = run["optimizer"]["name"]
     row.update({p: run["optimizer"].get(p, np.nan) for p in OPTIM_PARAMS})
     row.update({k: run[k] for k in ("batch_size", "max_epochs", "patience", "seed", "run_id")})
-    row.update({
-        k: record[k]
-        for k in ("status", "stopped_by", "best_epoch", "best_val_accuracy", "epochs_trained",
-                  "n_train_examples", "train_seconds", "job_seconds", "resumed_from_epoch",
-                  "dataset_hash")
-    })  # fmt: skip
+    row.update(
+        {
+            k: record[k]
+            for k in (
+                "status",
+                "stopped_by",
+                "best_epoch",
+                "best_val_accuracy",
+                "epochs_trained",
+                "n_train_examples",
+                "train_seconds",
+                "job_seconds",
+                "resumed_from_epoch",
+                "dataset_hash",
+            )
+        }
+    )
     row.update(record["provenance"])
     return row
 
@@ -59,7 +90,8 @@ def runs_table(run_jsons: Sequence[str], evals: Sequence[str]) -> pd.DataFrame:
     if missing:
         raise ValueError(f"runs without evaluation rows: {sorted(missing)[:5]}")
     table = runs.merge(ev, on="run_id", how="inner", validate="one_to_many")
-    return table.sort_values(["run_id", "condition"], ignore_index=True)
+    keys = ["run_id", *(k for k in EVAL_KEYS if k in table)]
+    return table.sort_values(keys, ignore_index=True)
 
 
 def _provenance(group: pd.DataFrame) -> dict:
@@ -80,7 +112,7 @@ def summary(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
     """Per configuration and condition, each metric's mean, std, n and 95% CI over seeds."""
     runs = tables["runs"]
     metrics = [m for m in [*METRICS.names(), *OUTCOME_METRICS] if m in runs]
-    keys, groups = _groups(runs, [*CONFIG_COLUMNS, "condition"])
+    keys, groups = _groups(runs, [*CONFIG_COLUMNS, *EVAL_KEYS])
     rows = []
     for key, group in groups:
         base = dict(zip(keys, key, strict=True))
@@ -102,6 +134,8 @@ def selection(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
     accuracy, then that optimizer's clean test accuracy with its CI over seeds."""
     s = tables["summary"]
     s = s[s["condition"] == "clean"]
+    if "method" in s:
+        s = s[s["method"] == "source"]
     val = s[s["metric"] == "best_val_accuracy"]
     test = s[s["metric"] == "accuracy"]
     keys = [c for c in CONFIG_COLUMNS if c not in OPTIM_COLUMNS and c in s]
@@ -112,13 +146,16 @@ def selection(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
         .head(1)
     )
     chosen = best[config + ["mean"]].rename(columns={"mean": "val_accuracy"})
-    cols = config + ["n", "mean", "std", "ci95_low", "ci95_high", "n_diverged",
-                     *PROVENANCE_COLUMNS]  # fmt: skip
+    cols = config + ["n", "mean", "std", "ci95_low", "ci95_high", "n_diverged", *PROVENANCE_COLUMNS]
     out = chosen.merge(test[cols], on=config, how="left", validate="one_to_one")
-    out = out.rename(columns={
-        "mean": "test_accuracy", "std": "test_accuracy_std", "ci95_low": "test_accuracy_ci95_low",
-        "ci95_high": "test_accuracy_ci95_high",
-    })  # fmt: skip
+    out = out.rename(
+        columns={
+            "mean": "test_accuracy",
+            "std": "test_accuracy_std",
+            "ci95_low": "test_accuracy_ci95_low",
+            "ci95_high": "test_accuracy_ci95_high",
+        }
+    )
     out.insert(out.columns.get_loc("noise_kind") + 1, "alpha_axis", alpha_axis(out))
     return out.sort_values(keys, ignore_index=True)
 
@@ -134,8 +171,11 @@ def claims(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
 def show(table: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
     """A compact text rendering (for logs and the terminal)."""
     if columns is None:
-        columns = [c for c in ("claim", "subject", "value", "ci95_low", "ci95_high", "result")
-                   if c in table]  # fmt: skip
+        columns = [
+            c
+            for c in ("claim", "subject", "value", "ci95_low", "ci95_high", "result")
+            if c in table
+        ]
     with pd.option_context(
         "display.width",
         160,
@@ -147,3 +187,123 @@ def show(table: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
         "{:.4f}".format,
     ):
         return table[list(columns)].to_string(index=False)
+
+
+# --- shift at test time: corruptions and test-time adaptation -----------------------------------
+
+METHOD_KEYS = ["method", "method_id", "tta_lr", "tta_batch_size", "tta_steps"]
+
+
+def _ci_rows(frame: pd.DataFrame, keys: list[str], value: str, extra: dict) -> list[dict]:
+    keys, groups = _groups(frame, keys)
+    return [
+        {
+            **dict(zip(keys, key, strict=True)),
+            **extra,
+            **_provenance(g),
+            **mean_ci(g[value].to_numpy(float)),
+        }
+        for key, g in groups
+    ]
+
+
+@TABLES.register("corruption_errors")
+def corruption_errors(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
+    """Test error under each corruption and severity, per configuration and adaptation method,
+    with 95% CIs over seeds; ``condition == "mean"`` rows average over the corruptions (per
+    severity, and over all severities with ``severity`` = 0); ``metric == "mCE"`` rows give the
+    mean corruption error relative to the study's ``baseline_model`` (ImageNet-C's mCE:
+    per corruption, the sum over severities of the model's error over the baseline's, averaged
+    over corruptions)."""
+    runs = tables["runs"]
+    runs = runs.assign(error=1.0 - runs["accuracy"])
+    corrupted = runs[runs["condition"] != "clean"]
+    cfg = [c for c in CONFIG_COLUMNS if c in runs] + METHOD_KEYS
+    rows = _ci_rows(corrupted, [*cfg, "condition", "severity"], "error", {"metric": "error"})
+    per_seed = corrupted.groupby([*cfg, "severity", "seed"], dropna=False)["error"].mean()
+    per_seed = per_seed.reset_index().assign(condition="mean")
+    rows += _ci_rows(per_seed, [*cfg, "condition", "severity"], "error", {"metric": "error"})
+    overall = corrupted.groupby([*cfg, "seed"], dropna=False)["error"].mean().reset_index()
+    rows += _ci_rows(
+        overall.assign(condition="mean", severity=0),
+        [*cfg, "condition", "severity"],
+        "error",
+        {"metric": "error"},
+    )
+    rows += _mce_rows(corrupted, cfg, study.get("baseline_model"))
+    return pd.DataFrame(rows)
+
+
+def _mce_rows(corrupted: pd.DataFrame, cfg: list[str], baseline: str | None) -> list[dict]:
+    if not baseline or corrupted.empty:
+        return []
+    mean_err = corrupted.groupby([*cfg, "condition", "severity"], dropna=False)["error"].mean()
+    summed = mean_err.groupby(level=[*cfg, "condition"], dropna=False).sum().reset_index()
+    others = [c for c in cfg if c != "model"]
+    base = summed[summed["model"] == baseline].drop(columns="model")
+    merged = summed.merge(base, on=[*others, "condition"], suffixes=("", "_baseline"))
+    merged["ce"] = merged["error"] / merged["error_baseline"]
+    out = merged.groupby(cfg, dropna=False)["ce"].agg(["mean", "count"]).reset_index()
+    return [
+        {
+            **{c: r[c] for c in cfg},
+            "condition": "mean",
+            "severity": 0,
+            "metric": "mCE",
+            "n": int(r["count"]),
+            "mean": float(r["mean"]),
+            "baseline_model": baseline,
+        }
+        for _, r in out.iterrows()
+    ]
+
+
+@TABLES.register("entropy_deciles")
+def entropy_deciles(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
+    """TENT Figure 1: error per decile of predictive entropy, pooled over every corrupted test
+    condition, for the source model (no adaptation); deciles are computed per run."""
+    p = tables["predictions"]
+    p = p[(p["condition"] != "clean") & (p["method"] == "source")]
+    rows = []
+    for (model, run_id), g in p.groupby(["model", "run_id"], sort=True):
+        decile = pd.qcut(g["entropy"].rank(method="first"), 10, labels=False)
+        stats = g.assign(decile=decile + 1).groupby("decile")
+        for d, dg in stats:
+            rows.append(
+                {
+                    "model": model,
+                    "run_id": run_id,
+                    "decile": int(d),
+                    "entropy": float(dg["entropy"].mean()),
+                    "error": float(1.0 - dg["correct"].mean()),
+                    "n": len(dg),
+                }
+            )
+    per_run = pd.DataFrame(rows)
+    return pd.DataFrame(
+        [
+            {
+                "model": m,
+                "decile": d,
+                "entropy": g["entropy"].mean(),
+                "n_runs": len(g),
+                **{
+                    f"error_{k}": v
+                    for k, v in mean_ci(g["error"].to_numpy(float)).items()
+                    if k != "n"
+                },
+            }
+            for (m, d), g in per_run.groupby(["model", "decile"], sort=True)
+        ]
+    )
+
+
+def predictions_table(run_jsons: Sequence[str], predictions: Sequence[str]) -> pd.DataFrame:
+    """Every run's per-example predictions with its run_id, model and seed (for per-example
+    analyses such as TENT's entropy deciles)."""
+    frames = []
+    for run_json, path in zip(run_jsons, predictions, strict=True):
+        run = read_json(run_json)["run"]
+        frame = pd.read_parquet(path)
+        frames.append(frame.assign(run_id=run["run_id"], model=run["model"], seed=run["seed"]))
+    return pd.concat(frames, ignore_index=True)

@@ -17,6 +17,22 @@ rule runs_table:
         "../../scripts/runs_table.py"
 
 
+rule predictions_table:
+    input:
+        runs=lambda w: run_files(w.study, "run.json"),
+        predictions=lambda w: run_files(w.study, "predictions.parquet"),
+    output:
+        "results/{study}/tables/predictions.parquet",
+    log:
+        "results/{study}/logs/tables/predictions.log",
+    conda:
+        "../../envs/corruptlab.yaml"
+    params:
+        code=CODE["tables"],
+    script:
+        "../../scripts/predictions_table.py"
+
+
 rule table:
     input:
         unpack(needed_tables),
@@ -30,7 +46,7 @@ rule table:
     log:
         "results/{study}/logs/tables/{table}.log",
     wildcard_constraints:
-        table=r"(?!runs\b)[a-z_]+",
+        table=r"(?!(?:runs|predictions)\b)[a-z_]+",
     conda:
         "../../envs/corruptlab.yaml"
     params:
@@ -61,3 +77,19 @@ rule figure:
         code=CODE["figures"],
     script:
         "../../scripts/figure.py"
+
+
+rule gallery:
+    input:
+        data=dataset_file,
+    output:
+        png="results/{study}/figures/corruption_gallery.png",
+        pdf="results/{study}/figures/corruption_gallery.pdf",
+    log:
+        "results/{study}/logs/figures/corruption_gallery.log",
+    conda:
+        "../../envs/corruptlab.yaml"
+    params:
+        code=CODE["gallery"],
+    script:
+        "../../scripts/gallery.py"

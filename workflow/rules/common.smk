@@ -1,6 +1,13 @@
 # Config validation, grid expansion, input functions and wildcard constraints.
 # Imports only light corruptlab modules (no torch, no pandas): this runs on every invocation.
-from corruptlab.config import ConfigError, expand_runs, noise_specs, validate_config
+from corruptlab.config import (
+    ConfigError,
+    eval_methods,
+    expand_runs,
+    noise_specs,
+    validate_config,
+)
+from corruptlab.corruptions import CORRUPTIONS
 from corruptlab.datasets import DATASETS, is_downloadable
 from corruptlab.fingerprint import fingerprint
 from corruptlab.models import MODELS
@@ -24,11 +31,15 @@ CODE = {
     "prepare": fingerprint("datasets", "io"),
     "labels": fingerprint("noise", "seeding", "params"),
     "train": fingerprint(
-        "training", "models", "optim", "devices", "seeding", "datasets"
+        "pipeline", "training", "models", "optim", "devices", "seeding", "datasets"
     ),
-    "evaluate": fingerprint("evaluation", "metrics", "models", "training", "devices"),
+    "testset": fingerprint("testsets", "corruptions", "datasets", "io"),
+    "evaluate": fingerprint(
+        "evaluation", "metrics", "models", "training", "devices", "adaptation"
+    ),
     "tables": fingerprint("tables", "claims", "stats"),
     "figures": fingerprint("figures"),
+    "gallery": fingerprint("gallery", "corruptions"),
 }
 
 
@@ -94,3 +105,27 @@ def needed_tables(wildcards):
     return {
         t: f"results/{wildcards.study}/tables/{t}.parquet" for t in kind.needs(target)
     }
+
+
+def testset_file(dataset, corruption, severity):
+    return f"resources/datasets/{dataset}/testsets/{corruption}/s{severity}.pt"
+
+
+def eval_conditions(wildcards):
+    """The clean test set, then every configured corruption x severity (files made once per
+    dataset by the testset rule and shared by all runs and studies)."""
+    study = config["studies"][wildcards.study]
+    ev = study["evaluation"]
+    return [{"name": "clean", "severity": 0}] + [
+        {"name": c, "severity": s, "path": testset_file(study["dataset"], c, s)}
+        for c in ev["corruptions"]
+        for s in ev["severities"]
+    ]
+
+
+def testset_files(wildcards):
+    return [c["path"] for c in eval_conditions(wildcards)[1:]]
+
+
+def study_eval_methods(wildcards):
+    return eval_methods(config["studies"][wildcards.study])

@@ -44,3 +44,21 @@ rule labels:
         code=CODE["labels"],
     script:
         "../../scripts/labels.py"
+
+
+rule testset:
+    input:
+        data="resources/datasets/{dataset}/data.pt",
+    output:
+        "resources/datasets/{dataset}/testsets/{corruption}/s{severity}.pt",
+    log:
+        "resources/datasets/{dataset}/logs/testsets/{corruption}/s{severity}.log",
+    wildcard_constraints:
+        corruption=_alternatives(CORRUPTIONS),
+        severity="[1-5]",
+    conda:
+        "../../envs/corruptlab.yaml"
+    params:
+        code=CODE["testset"],
+    script:
+        "../../scripts/testset.py"

@@ -1,5 +1,5 @@
-# Evaluate every run under each test condition: one eval.parquet row per condition, plus
-# per-example predictions for later studies.
+# Evaluate every run under each test condition (clean, corruption x severity) and adaptation
+# method: one eval.parquet row per (condition, method), plus per-example predictions.
 
 
 rule evaluate:
@@ -7,6 +7,7 @@ rule evaluate:
         data=dataset_file,
         model=f"{RUN_DIR}/model.pt",
         run=f"{RUN_DIR}/run.json",
+        testsets=testset_files,
     output:
         metrics=f"{RUN_DIR}/eval.parquet",
         predictions=f"{RUN_DIR}/predictions.parquet",
@@ -16,7 +17,8 @@ rule evaluate:
         "../../envs/corruptlab.yaml"
     threads: config["threads"]
     params:
-        conditions=["clean"],
+        conditions=eval_conditions,
+        methods=study_eval_methods,
         device=config["device"],
         code=CODE["evaluate"],
     script:

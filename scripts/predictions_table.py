@@ -1,0 +1,11 @@
+"""rule predictions_table: every run's per-example predictions in one table."""
+
+import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
+
+from corruptlab.io import write_parquet
+from corruptlab.logs import job_log
+from corruptlab.tables import predictions_table
+
+with job_log(snakemake.log[0]):
+    table = predictions_table(snakemake.input.runs, snakemake.input.predictions)
+    write_parquet(table, snakemake.output[0])

@@ -1,0 +1,38 @@
+"""Corrupted test sets: made once per (dataset, corruption, severity) by the testset rule and
+shared by every run of every study."""
+
+from __future__ import annotations
+
+import logging
+
+from corruptlab.seeding import derive_seed
+
+log = logging.getLogger("corruptlab")
+
+
+def testset_seed(dataset: str, corruption: str, severity: int) -> int:
+    """A corrupted test set depends on (dataset, corruption, severity) only: shared by all runs."""
+    return derive_seed(dataset, "testset", corruption, severity)
+
+
+def make_testset(data_path: str, corruption: str, severity: int, out_path: str) -> None:
+    """Corrupt the clean test split once; every run of every study evaluates on this file."""
+    from corruptlab.corruptions import corrupt
+    from corruptlab.datasets import load_prepared
+    from corruptlab.io import torch_save
+
+    data = load_prepared(data_path)
+    seed = testset_seed(data["name"], corruption, severity)
+    images = corrupt(data["test_images"], corruption, severity, seed)
+    log.info("%s at severity %d: %d test images (seed %d)", corruption, severity, len(images), seed)
+    torch_save(
+        {
+            "images": images,
+            "labels": data["test_labels"],
+            "corruption": corruption,
+            "severity": severity,
+            "seed": seed,
+            "dataset_hash": data["content_hash"],
+        },
+        out_path,
+    )
