@@ -274,7 +274,8 @@ def defocus_blur(x: Tensor, severity: int, g: Generator) -> Tensor:
     disk = ((r.view(-1, 1) ** 2 + r.view(1, -1) ** 2) <= radius**2).to(x.dtype)
     kernel = _blur((disk / disk.sum()).view(1, 1, *disk.shape), 0.5)
     kernel = (kernel / kernel.sum()).expand(x.shape[1], 1, -1, -1)
-    return F.conv2d(x, kernel, padding=half, groups=x.shape[1])
+    chunks = x.split(2048)  # bounded memory on the CPU
+    return torch.cat([F.conv2d(c, kernel, padding=half, groups=x.shape[1]) for c in chunks])
 
 
 def _glass(x: Tensor, g: Generator, sigma: float, shift: int, iterations: int) -> Tensor:
