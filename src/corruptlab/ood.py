@@ -175,16 +175,12 @@ def _generator(seed: int) -> torch.Generator:
 
 
 def pixel_stats(images: torch.Tensor) -> tuple[float, float]:
-    """Mean and (population) standard deviation of all pixels of uint8 images, in 0..255 units.
+    """Mean and (population) standard deviation of all pixels of uint8 images, in 0..255 units
+    (corruptlab.datasets.normalization_stats, which works in the 0..1 scale, rescaled)."""
+    from corruptlab.datasets import normalization_stats
 
-    Computed exactly from the 256-bin histogram, so full MNIST costs no float copy.
-    """
-    counts = np.bincount(images.cpu().numpy().ravel(), minlength=256).astype(np.float64)
-    values = np.arange(256, dtype=np.float64)
-    total = counts.sum()
-    mean = float((counts * values).sum() / total)
-    var = float((counts * (values - mean) ** 2).sum() / total)
-    return mean, var**0.5
+    mean, std = normalization_stats(images.cpu())
+    return 255.0 * mean, 255.0 * std
 
 
 @OOD_SETS.register("gaussian_noise")
