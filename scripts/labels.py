@@ -12,4 +12,5 @@ with job_log(snakemake.log[0]):
         study=snakemake.wildcards.study,
         seed=int(snakemake.wildcards.seed),
         out_path=snakemake.output[0],
+        in_classes=snakemake.params.in_classes,
     )

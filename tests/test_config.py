@@ -72,6 +72,13 @@ def test_minimal_config_gets_its_defaults():
                     "severities": [1, 2, 3, 4, 5],
                     "methods": [{"name": "source"}],
                 },
+                "ood": {
+                    "synthetic": [],
+                    "corruptions": [],
+                    "severity": 5,
+                    "datasets": [],
+                    "scores": ["msp", "entropy", "energy", "max_logit"],
+                },
             }
         },
     }
@@ -243,8 +250,8 @@ NOISE0 = (*Q, "noise", 0)
 OPT0 = (*Q, "optimizers", 0)
 MODELS = "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn"
 STUDY_KEYS = (
-    "baseline_model, batch_size, dataset, evaluation, kind, max_epochs, models, noise, optimizers, "
-    "patience, seeds"
+    "baseline_model, batch_size, dataset, evaluation, in_classes, kind, max_epochs, models, noise, "
+    "ood, optimizers, patience, seeds"
 )
 
 BAD = [
@@ -599,7 +606,9 @@ def test_readme_documents_every_schema_key():
     schema = _schema()
     keys = [k for k in schema["properties"] if k != "data"]
     keys += [f"data.{k}" for k in schema["properties"]["data"]["properties"]]
-    keys += list(schema["$defs"]["study"]["properties"])
+    study = schema["$defs"]["study"]["properties"]
+    keys += list(study)
+    keys += [k for section in ("evaluation", "ood") for k in study[section]["properties"]]
     missing = [k for k in keys if f"| `{k}` |" not in text]
     assert missing == []
 

@@ -33,6 +33,7 @@ RUNS_COLUMNS = [
     "patience",
     "seed",
     "run_id",
+    "in_classes",
     "status",
     "stopped_by",
     "best_epoch",

@@ -47,8 +47,27 @@ SHIFT = {
     },
 }
 TINY["studies"]["shift"] = SHIFT
-# what follows an edit of the aggregation code: both studies' tables and figures
-TABLES_AND_FIGURES = {"runs_table": 2, "predictions_table": 1, "table": 3 + 4, "figure": 2 + 4}
+DETECT = {  # OOD detection by a perceptron trained on the digits 0-4
+    "kind": "ood",
+    "dataset": "mnist5k",
+    "models": ["perceptron"],
+    "in_classes": [0, 1, 2, 3, 4],
+    "noise": [{"kind": "none"}],
+    "optimizers": [{"name": "adadelta", "lr": [1.0]}],
+    "max_epochs": 1,
+    "patience": 1,
+    "seeds": 2,
+    "ood": {"synthetic": ["uniform_noise"], "corruptions": ["gaussian_noise"]},  # shift's s5
+}
+TINY["studies"]["detect"] = DETECT
+# what follows an edit of the aggregation code: every study's tables and figures
+TABLES_AND_FIGURES = {
+    "runs_table": 3,
+    "predictions_table": 1,
+    "ood_runs_table": 1,
+    "table": 3 + 4 + 3,
+    "figure": 2 + 4 + 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +172,30 @@ def test_shift_study_tables_and_figures(workdir):
     assert (workdir / "resources/datasets/mnist5k/testsets/gaussian_noise/s5.pt").exists()
 
 
+def test_ood_study_tables_and_figures(workdir):
+    study = workdir / "results" / "detect"
+    ood = pd.read_parquet(study / "tables" / "ood_runs.parquet")
+    sets = ["gaussian_noise_s5", "held_out_classes", "uniform_noise"]
+    scores = ["energy", "entropy", "max_logit", "msp"]
+    assert len(ood) == 2 * len(sets) * len(scores)  # seeds x OOD sets x scores
+    assert sorted(set(ood["ood_set"])) == sets and sorted(set(ood["score"])) == scores
+    assert (ood["in_classes"] == "0,1,2,3,4").all() and ood["git_commit"].notna().all()
+    held = ood[ood["ood_set"] == "held_out_classes"]
+    # mnist5k's 1,000 test digits: those of 0-4 are in-distribution, the others OOD
+    assert (held["n_in"] + held["n_out"] == 1000).all()
+    assert ood["auroc"].between(0, 1).all() and (ood["roc_tpr"].map(len) == 101).all()
+    runs = pd.read_parquet(study / "tables" / "runs.parquet")
+    acc = runs.set_index("seed")["accuracy"]
+    assert ood.groupby("seed")["in_accuracy"].first().to_dict() == pytest.approx(acc.to_dict())
+    metrics = pd.read_parquet(study / "tables" / "ood_metrics.parquet")
+    assert len(metrics) == len(sets) * len(scores) * 4 and (metrics["n"] == 2).all()
+    claims = pd.read_parquet(study / "tables" / "claims.parquet")
+    assert len(claims) == 1 + len(sets)
+    assert set(claims["result"]) <= {"pass", "fail"}
+    for name in ("roc_curves", "ood_auroc"):
+        assert (study / "figures" / f"{name}.png").stat().st_size > 5000, name
+
+
 def test_a_second_run_does_nothing(workdir):
     out = snakemake(workdir, "-n", "--configfile", "tiny.yaml").stdout
     assert "Nothing to be done" in out and planned_jobs(out) == {}
@@ -161,23 +204,36 @@ def test_a_second_run_does_nothing(workdir):
 @pytest.mark.parametrize(
     ("module", "expected"),
     [
-        ("figures", {"figure": 6}),
+        ("figures", {"figure": 8}),
         ("claims", TABLES_AND_FIGURES),
-        ("evaluation", {"evaluate": N_RUNS + 2, **TABLES_AND_FIGURES}),
-        ("training", {"train": N_RUNS + 2, "evaluate": N_RUNS + 2, **TABLES_AND_FIGURES}),
+        ("evaluation", {"evaluate": N_RUNS + 4, "ood": 2, **TABLES_AND_FIGURES}),
+        ("ood", {"ood": 2, "ood_runs_table": 1, "table": 2, "figure": 2}),
+        (
+            "training",
+            {"train": N_RUNS + 4, "evaluate": N_RUNS + 4, "ood": 2, **TABLES_AND_FIGURES},
+        ),
         (
             "noise",
-            {"labels": 4 + 2, "train": N_RUNS + 2, "evaluate": N_RUNS + 2, **TABLES_AND_FIGURES},
+            {
+                "labels": 4 + 2 + 2,
+                "train": N_RUNS + 4,
+                "evaluate": N_RUNS + 4,
+                "ood": 2,
+                **TABLES_AND_FIGURES,
+            },
         ),
-        (  # the shift study's test set, its evaluations and everything after; and the gallery
+        (  # the shared test set, the evaluations and OOD scores reading it and what follows
             "corruptions",
             {
                 "testset": 1,
                 "evaluate": 2,
+                "ood": 2,
                 "runs_table": 1,
                 "predictions_table": 1,
-                "table": 4,
-                "figure": 4, "gallery": 1,
+                "ood_runs_table": 1,
+                "table": 4 + 2,
+                "figure": 4 + 2,
+                "gallery": 1,
             },
         ),
     ],
@@ -214,6 +270,19 @@ def test_a_bad_config_fails_before_any_job(tmp_path):
     assert "studies.tiny.models[1]: unknown model 'resnet'; accepted: perceptron" in result.stdout
     assert "studies.tiny.max_epochs" in result.stdout
     assert not (wd / "results").exists() and not (wd / "resources").exists()
+
+
+def test_the_full_corruption_and_ood_studies_plan_their_grids(tmp_path):
+    wd = copy_workflow(tmp_path)
+    out = snakemake(wd, "-n", "--configfile", "config/studies/corruption_tta.yaml").stdout
+    jobs = planned_jobs(out)
+    assert jobs["train"] == 2 * 5 == jobs["evaluate"]  # conv4_bn and mlp_bn, five seeds
+    assert jobs["testset"] == 20 * 5 and jobs["download"] == 1
+    out = snakemake(wd, "-n", "--configfile", "config/studies/ood.yaml").stdout
+    jobs = planned_jobs(out)
+    assert jobs["train"] == 2 * 2 * 5 == jobs["ood"]  # two studies x two models x five seeds
+    assert jobs["download"] == 3  # mnist, fashion-mnist, kmnist
+    assert jobs["testset"] == 15 and jobs["ood_runs_table"] == 2
 
 
 def test_the_full_label_noise_study_plans_its_grid(tmp_path):

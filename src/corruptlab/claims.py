@@ -11,7 +11,7 @@ import pandas as pd
 
 from corruptlab.registry import Registry
 from corruptlab.stats import diff_ci, mean_ci
-from corruptlab.tables import CONFIG_COLUMNS, PROVENANCE_COLUMNS, alpha_axis
+from corruptlab.tables import CONFIG_COLUMNS, PROVENANCE_COLUMNS, alpha_axis, config_subjects
 
 ClaimFn = Callable[[dict[str, pd.DataFrame], dict], list[dict]]
 CLAIMS: Registry[ClaimFn] = Registry("claim")
@@ -240,3 +240,40 @@ def _entropy_ranks_error(tables: dict[str, pd.DataFrame], study: dict) -> list[d
 
 CLAIMS.add("corruption_tta/tta_beats_source", _tta_beats_source)
 CLAIMS.add("corruption_tta/entropy_ranks_error", _entropy_ranks_error)
+
+
+# --- out-of-distribution detection (Hendrycks & Gimpel 2017) ------------------------------------
+
+
+def _msp_auroc_uniform(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    claim = "max-softmax AUROC above 0.9 against uniform noise"
+    criterion = "mean AUROC(msp, uniform_noise) > 0.90"
+    ood = tables["ood_runs"]
+    at = ood[(ood["ood_set"] == "uniform_noise") & (ood["score"] == "msp")]
+    if at.empty:
+        reason = "the study scores no uniform_noise set with msp (ood.synthetic, ood.scores)"
+        return [row(claim, "-", {}, criterion, None, reason)]
+    rows = []
+    for subject, g in config_subjects(at):
+        s = mean_ci(g["auroc"].to_numpy(float))
+        rows.append(row(claim, subject, s, criterion, s["mean"] > 0.90))
+    return rows
+
+
+def _msp_beats_chance(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    claim = "max-softmax detects every OOD set better than chance"
+    criterion = "mean AUROC(msp) > 0.5"
+    ood = tables["ood_runs"]
+    msp = ood[ood["score"] == "msp"]
+    if msp.empty:
+        return [row(claim, "-", {}, criterion, None, "msp is not among ood.scores")]
+    rows = []
+    for subject, g in config_subjects(msp):
+        for ood_set, s_g in g.groupby("ood_set", sort=True):
+            s = mean_ci(s_g["auroc"].to_numpy(float))
+            rows.append(row(claim, f"{subject} vs {ood_set}", s, criterion, s["mean"] > 0.5))
+    return rows
+
+
+CLAIMS.add("ood/msp_auroc_uniform_noise", _msp_auroc_uniform)
+CLAIMS.add("ood/msp_beats_chance", _msp_beats_chance)

@@ -19,6 +19,7 @@ from corruptlab.corruptions import CORRUPTIONS
 from corruptlab.datasets import DATASETS
 from corruptlab.models import MODELS
 from corruptlab.noise import NOISE
+from corruptlab.ood import OOD_SETS, SCORES
 from corruptlab.optim import OPTIMIZERS
 from corruptlab.params import Param, fmt_number
 from corruptlab.studies import STUDIES
@@ -202,11 +203,58 @@ def _check_study(where: str, study: dict) -> list[str]:
                 errors += _choice(f"{w}.name", spec["name"], METHODS)
             else:
                 errors += _check_params(w, spec, "name", METHOD_PARAMS[spec["name"]])
+    errors += _check_ood(where, study)
     patience, max_epochs = study.get("patience"), study.get("max_epochs")
     if isinstance(patience, int) and isinstance(max_epochs, int) and 1 <= max_epochs < patience:
         errors.append(
             f"{where}.patience: {patience} exceeds max_epochs {max_epochs}; "
             "accepted: an integer in [1, max_epochs]"
+        )
+    return errors
+
+
+def _check_ood(where: str, study: dict) -> list[str]:
+    errors = []
+    ood = study.get("ood") if isinstance(study.get("ood"), dict) else {}
+    for key, registry in (
+        ("synthetic", OOD_SETS),
+        ("corruptions", CORRUPTIONS),
+        ("datasets", DATASETS),
+        ("scores", SCORES),
+    ):
+        for i, name in _entries(ood.get(key), str):
+            errors += _choice(f"{where}.ood.{key}[{i}]", name, registry)
+            if key == "datasets" and name == study.get("dataset"):
+                errors.append(
+                    f"{where}.ood.{key}[{i}]: {name!r} is the study's own dataset; "
+                    f"accepted: another dataset ({', '.join(n for n in DATASETS if n != name)})"
+                )
+    classes = study.get("in_classes")
+    dataset = DATASETS.get(study["dataset"]) if study.get("dataset") in DATASETS else None
+    if isinstance(classes, list) and dataset is not None:
+        n = dataset.n_classes
+        bad = [c for c in classes if isinstance(c, int) and c >= n]
+        if bad:
+            errors.append(
+                f"{where}.in_classes: {bad} are not classes of {dataset.name!r}; "
+                f"accepted: distinct integers in 0..{n - 1}"
+            )
+        elif len(set(classes)) >= n:
+            errors.append(
+                f"{where}.in_classes: every class of {dataset.name!r} is listed; accepted: a "
+                f"proper subset of 0..{n - 1} (the others are held out)"
+            )
+    sets = [ood.get(k) for k in ("synthetic", "corruptions", "datasets")]
+    has_sets = any(isinstance(v, list) and v for v in sets) or bool(classes)
+    if study.get("kind") == "ood" and not has_sets:
+        errors.append(
+            f"{where}.ood: an ood study needs at least one OOD set; accepted: names in "
+            "ood.synthetic, ood.corruptions or ood.datasets, or in_classes (held-out classes)"
+        )
+    if study.get("kind") not in ("ood", None) and any(isinstance(v, list) and v for v in sets):
+        errors.append(
+            f"{where}.ood: OOD sets are scored only by studies of kind 'ood' "
+            f"(this study is {study.get('kind')!r}); accepted: kind: ood, or no ood section"
         )
     return errors
 
@@ -271,6 +319,8 @@ def expand_runs(study_name: str, study: dict, config: dict) -> list[dict]:
                 "run_id": f"{model}/{noise_slug}/{optim_slug}/seed{seed}",
             }
         )
+        if study.get("in_classes"):  # only when set: runs of other studies keep their params
+            runs[-1]["in_classes"] = sorted(study["in_classes"])
     return runs
 
 
@@ -281,6 +331,20 @@ def eval_methods(study: dict) -> list[dict]:
         for spec in study["evaluation"]["methods"]
         for m in _grid(spec, "name", METHOD_PARAMS[spec["name"]])
     ]
+
+
+def ood_sets(study: dict) -> list[dict]:
+    """The (validated) ood study's OOD sets as corruptlab.evaluation.load_ood_set specs (without
+    file paths, which the workflow adds)."""
+    ood = study["ood"]
+    sets = [{"family": "synthetic", "name": n} for n in ood["synthetic"]]
+    sets += [
+        {"family": "corruption", "name": n, "severity": ood["severity"]} for n in ood["corruptions"]
+    ]
+    sets += [{"family": "dataset", "name": n} for n in ood["datasets"]]
+    if study.get("in_classes"):
+        sets.append({"family": "held_out", "name": "held_out_classes"})
+    return sets
 
 
 def noise_specs(runs: list[dict]) -> dict[str, dict]:

@@ -404,9 +404,12 @@ def save_prepared(data: Mapping[str, Any], path: str | os.PathLike[str]) -> None
 
 
 def load_prepared(
-    path: str | os.PathLike[str], expected_split_seed: int | None = None
+    path: str | os.PathLike[str],
+    expected_split_seed: int | None = None,
+    in_classes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Load a file written by :func:`save_prepared`, re-checking its content hash.
+    """Load a file written by :func:`save_prepared`, re-checking its content hash; restricted
+    to ``in_classes`` by :func:`select_classes` when given.
 
     Raises :class:`DatasetFileError` naming ``path`` if the file is unreadable, corrupted or
     edited, or was prepared with a split seed other than ``expected_split_seed`` (if given).
@@ -434,7 +437,7 @@ def load_prepared(
             f"{path} was prepared with split_seed {data['split_seed']} but the config asks for "
             f"{expected_split_seed}; {advice}"
         )
-    return data
+    return select_classes(data, in_classes) if in_classes else data
 
 
 def normalization_stats(train_images: Any) -> tuple[float, float]:
@@ -451,3 +454,53 @@ def normalization_stats(train_images: Any) -> tuple[float, float]:
     mean = counts @ values / pixels.size
     std = math.sqrt(counts @ (values - mean) ** 2 / pixels.size)
     return float(mean), std
+
+
+def select_classes(data: Mapping[str, Any], classes: Sequence[int]) -> dict[str, Any]:
+    """A prepared dataset restricted to ``classes`` (held-out-class OOD studies).
+
+    Every split keeps only the examples of ``classes``, whose labels are renumbered
+    0..k-1 in ascending class order; ``n_classes`` and ``classes`` (names) follow. The test
+    images of the other classes are kept as ``held_out_images`` / ``held_out_labels``
+    (original labels). ``content_hash`` stays the base dataset's (files made from the base
+    dataset, such as corrupted test sets, still match); ``in_classes`` records the selection.
+    ``classes`` must be a non-empty proper subset of 0..n_classes-1 without duplicates.
+    """
+    import torch
+
+    wanted = sorted(int(c) for c in classes)
+    n = int(data["n_classes"])
+    if not wanted or len(set(wanted)) != len(wanted) or wanted[0] < 0 or wanted[-1] >= n:
+        raise ValueError(
+            f"in_classes {list(classes)} must be distinct integers in 0..{n - 1}, at least one"
+        )
+    if len(wanted) == n:
+        raise ValueError(f"in_classes {wanted} keep every class: at least one must be held out")
+    remap = torch.full((n,), -1, dtype=torch.int64)
+    remap[wanted] = torch.arange(len(wanted))
+    out = {k: v for k, v in data.items() if k not in _ARRAY_KEYS}
+    for split in SPLITS:
+        labels = data[f"{split}_labels"]
+        keep = remap[labels.long()] >= 0
+        out[f"{split}_images"] = data[f"{split}_images"][keep]
+        out[f"{split}_labels"] = remap[labels.long()][keep].to(labels.dtype)
+        if split == "test":
+            out["held_out_images"] = data["test_images"][~keep]
+            out["held_out_labels"] = labels[~keep]
+    out["n_classes"] = len(wanted)
+    out["classes"] = [data["classes"][c] for c in wanted]
+    out["in_classes"] = wanted
+    return out
+
+
+def restrict_labels(images: Any, labels: Any, data: Mapping[str, Any]) -> tuple[Any, Any]:
+    """Images and labels of the base dataset (e.g. a corrupted test set) restricted to the
+    classes of ``data`` as :func:`select_classes` made it (renumbered); unchanged for a
+    dataset with every class."""
+    import torch
+
+    if "in_classes" not in data:
+        return images, labels
+    wanted = torch.tensor(data["in_classes"])
+    keep = torch.isin(labels.long(), wanted)
+    return images[keep], torch.searchsorted(wanted, labels.long()[keep]).to(labels.dtype)

@@ -38,8 +38,11 @@ def evaluate_logits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[dict, d
 
 def load_condition(condition: dict, data: dict) -> tuple[Any, Any]:
     """(uint8 images, labels) of a test condition: the clean split or a corrupted test set file,
-    which must have been made from this very dataset (its content hash is checked)."""
+    which must have been made from this very dataset (its content hash is checked); restricted
+    to the dataset's ``in_classes`` when it has them."""
     import torch
+
+    from corruptlab.datasets import restrict_labels
 
     if condition["name"] == "clean":
         return data["test_images"], data["test_labels"]
@@ -50,7 +53,30 @@ def load_condition(condition: dict, data: dict) -> tuple[Any, Any]:
             f"{path} was made from another version of dataset {data['name']!r}; delete it and "
             "rerun (the testset rule remakes it)"
         )
-    return saved["images"], saved["labels"]
+    return restrict_labels(saved["images"], saved["labels"], data)
+
+
+def load_run(
+    run_json: str, data_path: str, model_path: str, device: str, threads: int
+) -> tuple[dict, dict, Any, dict, Any]:
+    """What evaluating a trained run needs: (run record, saved model file, the model in eval
+    mode on the device, the prepared dataset as the run was trained on, the device)."""
+    import torch
+
+    from corruptlab.datasets import load_prepared
+    from corruptlab.devices import configure_torch, resolve_device
+    from corruptlab.io import read_json
+    from corruptlab.models import build_model
+
+    device = resolve_device(device)
+    configure_torch(threads, device)
+    record = read_json(run_json)
+    saved = torch.load(model_path, map_location="cpu", weights_only=True)
+    model = build_model(saved["model"], tuple(saved["in_shape"]), saved["n_classes"])
+    model.load_state_dict(saved["state_dict"])
+    model.to(device).eval()
+    data = load_prepared(data_path, in_classes=record["run"].get("in_classes"))
+    return record, saved, model, data, device
 
 
 METHOD_COLUMNS = ("lr", "batch_size", "steps")
@@ -69,26 +95,12 @@ def evaluate_job(
     columns). ``conditions``: dicts with ``name``, ``severity`` and, for corrupted test sets,
     ``path``; ``methods``: dicts with ``name`` and the method's parameters (``lr``,
     ``batch_size``, ``steps``). Defaults: the clean test set, no adaptation."""
-    import numpy as np
-    import torch
-
     from corruptlab.adaptation import METHODS
-    from corruptlab.datasets import load_prepared
-    from corruptlab.devices import configure_torch, resolve_device
-    from corruptlab.io import read_json
-    from corruptlab.models import build_model
     from corruptlab.training import normalize
 
     conditions = conditions or [{"name": "clean", "severity": 0}]
     methods = methods or [{"name": "source"}]
-    device = resolve_device(device)
-    configure_torch(threads, device)
-    record = read_json(run_json)
-    saved = torch.load(model_path, map_location="cpu", weights_only=True)
-    model = build_model(saved["model"], tuple(saved["in_shape"]), saved["n_classes"])
-    model.load_state_dict(saved["state_dict"])
-    model.to(device).eval()
-    data = load_prepared(data_path)
+    record, saved, model, data, device = load_run(run_json, data_path, model_path, device, threads)
     seed = derive_seed(record["run"]["study"], record["run"]["seed"], "adaptation")
     rows, preds = [], []
     for condition in conditions:
@@ -123,3 +135,103 @@ def evaluate_job(
             )
     columns = {k: np.concatenate([np.asarray(p[k]) for p in preds]) for k in preds[0]}
     return rows, columns
+
+
+# --- out-of-distribution detection --------------------------------------------------------------
+
+OOD_FAMILIES = ("synthetic", "corruption", "dataset", "held_out")
+
+
+def ood_set_name(spec: dict) -> str:
+    """The name of an OOD set in tables: the synthetic set's, ``<corruption>_s<severity>``, the
+    dataset's, or ``held_out_classes``."""
+    if spec["family"] == "corruption":
+        return f"{spec['name']}_s{spec['severity']}"
+    return spec["name"]
+
+
+def load_ood_set(spec: dict, data: dict) -> Any:
+    """The uint8 images [N, H, W] of one OOD set for a run trained on ``data``.
+
+    ``spec["family"]`` is ``synthetic`` (a corruptlab.ood.OOD_SETS entry, as many images as the
+    test set, drawn with a seed of the dataset and set alone so every run sees the same images),
+    ``corruption`` (a corrupted test set file, ``path``), ``dataset`` (the test split of another
+    prepared dataset, ``path``) or ``held_out`` (the test images of the classes the run was not
+    trained on)."""
+    from corruptlab.ood import OOD_SETS
+
+    family = spec.get("family")
+    if family == "synthetic":
+        seed = derive_seed(data["name"], "ood", spec["name"])
+        return OOD_SETS.get(spec["name"])(data, len(data["test_labels"]), seed)
+    if family == "corruption":
+        images, _ = load_condition({"name": spec["name"], "path": spec["path"]}, data)
+        return images
+    if family == "dataset":
+        from corruptlab.datasets import load_prepared
+
+        other = load_prepared(spec["path"])
+        if tuple(other["test_images"].shape[1:]) != tuple(data["test_images"].shape[1:]):
+            raise ValueError(
+                f"OOD dataset {other['name']!r} has images of shape "
+                f"{tuple(other['test_images'].shape[1:])}, the model was trained on "
+                f"{tuple(data['test_images'].shape[1:])}"
+            )
+        return other["test_images"]
+    if family == "held_out":
+        if "held_out_images" not in data:
+            raise ValueError("the held_out OOD set needs a study trained on in_classes")
+        return data["held_out_images"]
+    raise ValueError(f"unknown OOD set family {family!r}; accepted: {', '.join(OOD_FAMILIES)}")
+
+
+def ood_job(
+    run_json: str,
+    data_path: str,
+    model_path: str,
+    sets: list[dict],
+    scores: list[str] | None = None,
+    device: str = "auto",
+    threads: int = 1,
+) -> list[dict]:
+    """OOD detection by one trained run: a row per (OOD set, score) with AUROC, FPR at 95% TPR,
+    AUPR-In, AUPR-Out, the in-distribution (clean test) accuracy and the ROC curve read at
+    corruptlab.ood.ROC_GRID (``roc_fpr``, ``roc_tpr``). The in-distribution set is the clean
+    test split of the classes the run was trained on."""
+    from corruptlab.ood import ROC_GRID, SCORES, ood_metrics, roc_points
+    from corruptlab.training import normalize, predict
+
+    record, saved, model, data, device = load_run(run_json, data_path, model_path, device, threads)
+    scores = list(scores or SCORES.names())
+
+    def score_all(images) -> tuple[dict[str, np.ndarray], Any]:
+        logits = predict(model, normalize(images, saved["mean"], saved["std"]).to(device))
+        return {name: SCORES.get(name)(logits).cpu().numpy() for name in scores}, logits
+
+    s_in, logits_in = score_all(data["test_images"])
+    in_accuracy = float((logits_in.argmax(1).cpu() == data["test_labels"]).double().mean())
+    rows = []
+    for spec in sets:
+        s_out, _ = score_all(load_ood_set(spec, data))
+        for name in scores:
+            metrics = ood_metrics(s_in[name], s_out[name])
+            rows.append(
+                {
+                    "run_id": record["run"]["run_id"],
+                    "ood_family": spec["family"],
+                    "ood_set": ood_set_name(spec),
+                    "score": name,
+                    **metrics,
+                    "in_accuracy": in_accuracy,
+                    "roc_fpr": ROC_GRID.tolist(),
+                    "roc_tpr": roc_points(s_in[name], s_out[name]).tolist(),
+                }
+            )
+            log.info(
+                "%s %s: AUROC %.4f, FPR95 %.4f",
+                ood_set_name(spec),
+                name,
+                metrics["auroc"],
+                metrics["fpr95"],
+            )
+    return rows

@@ -145,6 +145,23 @@ def ood_metrics(score_in: Any, score_out: Any) -> dict[str, float | int]:
     }
 
 
+ROC_GRID = np.linspace(0.0, 1.0, 101)  # false positive rates at which ROC curves are stored
+
+
+def roc_points(score_in: Any, score_out: Any, grid: np.ndarray = ROC_GRID) -> np.ndarray:
+    """The ROC curve (in-distribution positive) read at the false positive rates ``grid``:
+    the highest TPR among thresholds whose FPR is at most each grid value (the exact step
+    curve, so curves of several seeds can be averaged point by point)."""
+    from sklearn.metrics import roc_curve
+
+    s_in = _as_scores(score_in, "in-distribution")
+    s_out = _as_scores(score_out, "OOD")
+    is_in = np.concatenate([np.ones(len(s_in), np.int64), np.zeros(len(s_out), np.int64)])
+    fpr, tpr, _ = roc_curve(is_in, np.concatenate([s_in, s_out]), drop_intermediate=False)
+    # fpr and tpr are non-decreasing and fpr[0] == 0: the last point with fpr <= g has max tpr
+    return tpr[np.searchsorted(fpr, np.asarray(grid, np.float64), side="right") - 1]
+
+
 # ---------------------------------------------------------------------------------- OOD sets
 
 

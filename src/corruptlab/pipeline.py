@@ -19,11 +19,19 @@ def labels_seed(run_or_study: str, noise_slug: str, seed: int) -> int:
     return derive_seed(run_or_study, "labels", noise_slug, seed)
 
 
-def make_labels(data_path: str, spec: dict, study: str, seed: int, out_path: str) -> None:
+def make_labels(
+    data_path: str,
+    spec: dict,
+    study: str,
+    seed: int,
+    out_path: str,
+    in_classes: list[int] | None = None,
+) -> None:
+    """Noisy labels of the training set (restricted to ``in_classes`` when given)."""
     from corruptlab.datasets import load_prepared
     from corruptlab.noise import make_noisy_labels, noise_slug, save_noisy_labels
 
-    data = load_prepared(data_path)
+    data = load_prepared(data_path, in_classes=in_classes)
     slug = noise_slug(spec)
     noisy = make_noisy_labels(
         data["train_labels"].numpy(), data["n_classes"], spec, labels_seed(study, slug, seed)
@@ -66,7 +74,9 @@ def train_job(
     t0 = time.perf_counter()
     device = resolve_device(run["device"])
     configure_torch(threads, device)
-    data = load_prepared(data_path, expected_split_seed=run["split_seed"])
+    data = load_prepared(
+        data_path, expected_split_seed=run["split_seed"], in_classes=run.get("in_classes")
+    )
     mean, std = normalization_stats(data["train_images"])
     noisy = load_noisy_labels(labels_path)
     images = normalize(data["train_images"], mean, std)
@@ -123,6 +133,7 @@ def train_job(
             "model": run["model"],
             "in_shape": list(in_shape),
             "n_classes": data["n_classes"],
+            "in_classes": data.get("in_classes"),
             "mean": mean,
             "std": std,
             "run_id": run["run_id"],

@@ -76,3 +76,20 @@ STUDIES.add(
         },
     ),
 )
+
+STUDIES.add(
+    "ood",
+    StudyKind(
+        name="ood",
+        doc="Hendrycks & Gimpel 2017: max-softmax (and entropy, energy, max-logit) OOD detection",
+        table_needs={
+            "summary": ("runs",),
+            "ood_metrics": ("ood_runs",),
+            "claims": ("runs", "ood_runs"),
+        },
+        figure_needs={
+            "roc_curves": ("ood_runs",),
+            "ood_auroc": ("ood_metrics",),
+        },
+    ),
+)

@@ -36,6 +36,7 @@ CONFIG_COLUMNS = [
     "batch_size",
     "max_epochs",
     "patience",
+    "in_classes",
 ]
 # what identifies one evaluation of a run: test condition, severity, adaptation method and its
 # parameters (eval.parquet)
@@ -61,6 +62,8 @@ def flatten_run(record: dict) -> dict:
     row["optimizer"] = run["optimizer"]["name"]
     row.update({p: run["optimizer"].get(p, np.nan) for p in OPTIM_PARAMS})
     row.update({k: run[k] for k in ("batch_size", "max_epochs", "patience", "seed", "run_id")})
+    classes = run.get("in_classes")
+    row["in_classes"] = "all" if classes is None else ",".join(map(str, classes))
     row.update(
         {
             k: record[k]
@@ -82,15 +85,18 @@ def flatten_run(record: dict) -> dict:
     return row
 
 
-def runs_table(run_jsons: Sequence[str], evals: Sequence[str]) -> pd.DataFrame:
-    """Join every run's record with its evaluation rows: one row per (run, condition)."""
+def runs_table(
+    run_jsons: Sequence[str], evals: Sequence[str], keys: Sequence[str] = EVAL_KEYS
+) -> pd.DataFrame:
+    """Join every run's record with its per-run rows (eval.parquet: one row per condition and
+    method; ood.parquet: per OOD set and score), sorted by run and ``keys``."""
     runs = pd.DataFrame([flatten_run(read_json(p)) for p in run_jsons])
     ev = pd.concat([pd.read_parquet(p) for p in evals], ignore_index=True)
     missing = set(runs["run_id"]) - set(ev["run_id"])
     if missing:
         raise ValueError(f"runs without evaluation rows: {sorted(missing)[:5]}")
     table = runs.merge(ev, on="run_id", how="inner", validate="one_to_many")
-    keys = ["run_id", *(k for k in EVAL_KEYS if k in table)]
+    keys = ["run_id", *(k for k in keys if k in table)]
     return table.sort_values(keys, ignore_index=True)
 
 
@@ -307,3 +313,37 @@ def predictions_table(run_jsons: Sequence[str], predictions: Sequence[str]) -> p
         frame = pd.read_parquet(path)
         frames.append(frame.assign(run_id=run["run_id"], model=run["model"], seed=run["seed"]))
     return pd.concat(frames, ignore_index=True)
+
+
+# --- out-of-distribution detection ------------------------------------------------------------
+
+OOD_KEYS = ["ood_family", "ood_set", "score"]
+OOD_METRICS = ["auroc", "fpr95", "aupr_in", "aupr_out"]
+
+
+def config_subjects(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The frame split by the configuration columns that vary in it (model, noise, optimizer,
+    ...; not the seed), each part labelled by its values; one part when nothing varies."""
+    keys = [c for c in CONFIG_COLUMNS if c in frame and frame[c].nunique(dropna=False) > 1]
+    if not keys:
+        return [(str(frame["model"].iloc[0]), frame)] if len(frame) else []
+    groups = frame.groupby(keys, dropna=False, sort=True)
+    return [(" ".join(map(str, k if isinstance(k, tuple) else (k,))), g) for k, g in groups]
+
+
+@TABLES.register("ood_metrics")
+def ood_metrics(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
+    """Per configuration, OOD set and score: each OOD metric's mean, std and 95% CI over seeds,
+    with the in-distribution (clean test) accuracy of the same runs and the set sizes."""
+    runs = tables["ood_runs"]
+    keys, groups = _groups(runs, [*CONFIG_COLUMNS, *OOD_KEYS])
+    rows = []
+    for key, group in groups:
+        base = dict(zip(keys, key, strict=True))
+        base["in_accuracy"] = float(group["in_accuracy"].mean())
+        base["n_in"] = int(group["n_in"].iloc[0])
+        base["n_out"] = int(group["n_out"].iloc[0])
+        base.update(_provenance(group))
+        for metric in OOD_METRICS:
+            rows.append({**base, "metric": metric, **mean_ci(group[metric].to_numpy(float))})
+    return pd.DataFrame(rows)

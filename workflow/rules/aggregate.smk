@@ -17,6 +17,22 @@ rule runs_table:
         "../../scripts/runs_table.py"
 
 
+rule ood_runs_table:
+    input:
+        runs=lambda w: run_files(w.study, "run.json"),
+        evals=lambda w: run_files(w.study, "ood.parquet"),
+    output:
+        "results/{study}/tables/ood_runs.parquet",
+    log:
+        "results/{study}/logs/tables/ood_runs.log",
+    conda:
+        "../../envs/corruptlab.yaml"
+    params:
+        code=CODE["tables"],
+    script:
+        "../../scripts/ood_runs_table.py"
+
+
 rule predictions_table:
     input:
         runs=lambda w: run_files(w.study, "run.json"),
@@ -46,7 +62,7 @@ rule table:
     log:
         "results/{study}/logs/tables/{table}.log",
     wildcard_constraints:
-        table=r"(?!(?:runs|predictions)\b)[a-z_]+",
+        table=r"(?!(?:runs|predictions|ood_runs)\b)[a-z_]+",
     conda:
         "../../envs/corruptlab.yaml"
     params:

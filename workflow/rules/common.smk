@@ -5,6 +5,7 @@ from corruptlab.config import (
     eval_methods,
     expand_runs,
     noise_specs,
+    ood_sets,
     validate_config,
 )
 from corruptlab.corruptions import CORRUPTIONS
@@ -36,6 +37,9 @@ CODE = {
     "testset": fingerprint("testsets", "corruptions", "datasets", "io"),
     "evaluate": fingerprint(
         "evaluation", "metrics", "models", "training", "devices", "adaptation"
+    ),
+    "ood": fingerprint(
+        "evaluation", "ood", "models", "training", "devices", "datasets", "seeding"
     ),
     "tables": fingerprint("tables", "claims", "stats"),
     "figures": fingerprint("figures"),
@@ -129,3 +133,28 @@ def testset_files(wildcards):
 
 def study_eval_methods(wildcards):
     return eval_methods(config["studies"][wildcards.study])
+
+
+def study_in_classes(wildcards):
+    return config["studies"][wildcards.study].get("in_classes")
+
+
+def ood_set_specs(wildcards):
+    """The study's OOD sets, with the file each reads: corrupted test sets (testset rule) and
+    other datasets' prepared files (prepare rule, after download)."""
+    study = config["studies"][wildcards.study]
+    specs = []
+    for spec in ood_sets(study):
+        if spec["family"] == "corruption":
+            spec = {
+                **spec,
+                "path": testset_file(study["dataset"], spec["name"], spec["severity"]),
+            }
+        elif spec["family"] == "dataset":
+            spec = {**spec, "path": f"resources/datasets/{spec['name']}/data.pt"}
+        specs.append(spec)
+    return specs
+
+
+def ood_files(wildcards):
+    return [spec["path"] for spec in ood_set_specs(wildcards) if "path" in spec]

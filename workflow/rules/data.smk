@@ -41,6 +41,7 @@ rule labels:
         "../../envs/corruptlab.yaml"
     params:
         spec=lambda w: noise_specs(study_runs(w))[w.noise],
+        in_classes=study_in_classes,
         code=CODE["labels"],
     script:
         "../../scripts/labels.py"

@@ -1,5 +1,6 @@
 # Evaluate every run under each test condition (clean, corruption x severity) and adaptation
-# method: one eval.parquet row per (condition, method), plus per-example predictions.
+# method: one eval.parquet row per (condition, method), plus per-example predictions; in ood
+# studies also score every run against each OOD set (ood.parquet).
 
 
 rule evaluate:
@@ -23,3 +24,25 @@ rule evaluate:
         code=CODE["evaluate"],
     script:
         "../../scripts/evaluate.py"
+
+
+rule ood:
+    input:
+        data=dataset_file,
+        model=f"{RUN_DIR}/model.pt",
+        run=f"{RUN_DIR}/run.json",
+        sets=ood_files,
+    output:
+        f"{RUN_DIR}/ood.parquet",
+    log:
+        f"{RUN_DIR}/ood.log",
+    conda:
+        "../../envs/corruptlab.yaml"
+    threads: config["threads"]
+    params:
+        sets=ood_set_specs,
+        scores=lambda w: config["studies"][w.study]["ood"]["scores"],
+        device=config["device"],
+        code=CODE["ood"],
+    script:
+        "../../scripts/ood.py"

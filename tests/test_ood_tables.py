@@ -1,0 +1,134 @@
+"""Tables, claims and figures of the OOD-detection study on hand-made per-run OOD rows, whose
+values are chosen so that every mean, CI and pass/fail is known."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from records import make_noise, make_record  # noqa: E402
+
+from corruptlab.claims import check_claims  # noqa: E402
+from corruptlab.figures import FIGURES  # noqa: E402
+from corruptlab.ood import ROC_GRID  # noqa: E402
+from corruptlab.stats import mean_ci  # noqa: E402
+from corruptlab.studies import STUDIES  # noqa: E402
+from corruptlab.tables import TABLES, flatten_run  # noqa: E402
+
+SETS = [("synthetic", "uniform_noise"), ("corruption", "fog_s5"), ("held_out", "held_out_classes")]
+SCORES = ["msp", "energy"]
+# AUROC per (model, set, score) at seed 0; seed s adds 0.01 * s
+AUROC = {
+    ("conv4", "uniform_noise"): 0.95,
+    ("conv4", "fog_s5"): 0.70,
+    ("conv4", "held_out_classes"): 0.85,
+    ("mlp1", "uniform_noise"): 0.80,  # below the 0.9 of the claim
+    ("mlp1", "fog_s5"): 0.45,  # worse than chance
+    ("mlp1", "held_out_classes"): 0.75,
+}
+
+
+def ood_runs() -> pd.DataFrame:
+    rows = []
+    for model in ("conv4", "mlp1"):
+        for seed in (0, 1, 2):
+            run = flatten_run(make_record(model, make_noise(0), 1.0, seed, study="o"))
+            for family, name in SETS:
+                for score in SCORES:
+                    auroc = AUROC[(model, name)] + 0.01 * seed + (0.02 if score == "energy" else 0)
+                    rows.append(
+                        {
+                            **run,
+                            "ood_family": family,
+                            "ood_set": name,
+                            "score": score,
+                            "auroc": auroc,
+                            "fpr95": 1 - auroc,
+                            "aupr_in": auroc,
+                            "aupr_out": auroc - 0.05,
+                            "n_in": 600,
+                            "n_out": 400 if family == "held_out" else 600,
+                            "in_accuracy": 0.9 + 0.01 * seed,
+                            "roc_fpr": ROC_GRID.tolist(),
+                            "roc_tpr": np.clip(ROC_GRID ** (1 - auroc), 0, 1).tolist(),
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_ood_study_kind():
+    kind = STUDIES.get("ood")
+    assert kind.tables == ("runs", "summary", "ood_metrics", "claims")
+    assert kind.needs("ood_metrics") == ("ood_runs",) and kind.needs("roc_curves") == ("ood_runs",)
+
+
+def test_ood_metrics_table():
+    table = TABLES.get("ood_metrics")({"ood_runs": ood_runs()}, {})
+    assert len(table) == 2 * len(SETS) * len(SCORES) * 4  # models x sets x scores x metrics
+    assert set(table["metric"]) == {"auroc", "fpr95", "aupr_in", "aupr_out"}
+    row = table[
+        (table["model"] == "conv4")
+        & (table["ood_set"] == "fog_s5")
+        & (table["score"] == "energy")
+        & (table["metric"] == "auroc")
+    ].iloc[0]
+    expected = mean_ci([0.72, 0.73, 0.74])
+    assert row["mean"] == pytest.approx(0.73) and row["n"] == 3
+    assert row["ci95_low"] == pytest.approx(expected["ci95_low"])
+    assert row["in_accuracy"] == pytest.approx(0.91)
+    assert row["ood_family"] == "corruption" and row["n_out"] == 600
+    held = table[table["ood_set"] == "held_out_classes"]
+    assert (held["n_out"] == 400).all() and (held["n_in"] == 600).all()
+    assert (table["git_commit"] == "c0ffee").all()  # provenance on every row
+
+
+def test_ood_claims():
+    claims = check_claims("ood", {"runs": ood_runs(), "ood_runs": ood_runs()}, {})
+    uniform = claims[claims["claim"].str.startswith("max-softmax AUROC above 0.9")]
+    assert dict(zip(uniform["subject"], uniform["result"], strict=True)) == {
+        "conv4": "pass",
+        "mlp1": "fail",
+    }
+    assert uniform["value"].tolist() == pytest.approx([0.96, 0.81])
+    chance = claims[claims["claim"].str.startswith("max-softmax detects every OOD set")]
+    assert len(chance) == 2 * len(SETS)
+    failed = chance[chance["result"] == "fail"]
+    assert failed["subject"].tolist() == ["mlp1 vs fog_s5"]
+    assert failed["value"].iloc[0] == pytest.approx(0.46)
+
+
+def test_ood_claims_not_applicable_without_uniform_noise_or_msp():
+    runs = ood_runs()
+    no_uniform = runs[runs["ood_set"] != "uniform_noise"]
+    claims = check_claims("ood", {"runs": runs, "ood_runs": no_uniform}, {})
+    row = claims[claims["claim"].str.startswith("max-softmax AUROC above 0.9")].iloc[0]
+    assert row["result"] == "not applicable" and "uniform_noise" in row["detail"]
+    no_msp = runs[runs["score"] != "msp"]
+    claims = check_claims("ood", {"runs": runs, "ood_runs": no_msp}, {})
+    assert set(claims["result"]) == {"not applicable"}
+
+
+@pytest.mark.parametrize("name", ["roc_curves", "ood_auroc"])
+def test_ood_figures(tmp_path, name):
+    runs = ood_runs()
+    tables = {"ood_runs": runs, "ood_metrics": TABLES.get("ood_metrics")({"ood_runs": runs}, {})}
+    fig = FIGURES.get(name)(tables)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    if name == "roc_curves":  # a panel per (model, OOD set), a line per score + the diagonal
+        assert len(titles) == 2 * len(SETS) and "conv4: fog_s5" in titles
+        ax = next(a for a in fig.axes if a.get_title() == "mlp1: uniform_noise")
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert labels[:2] == ["msp (0.810)", "energy (0.830)"]
+        np.testing.assert_allclose(ax.get_lines()[0].get_xdata(), ROC_GRID)
+    else:  # a heat map per model: rows are OOD sets (by family), columns scores
+        assert titles == ["conv4", "mlp1"]
+        ax = fig.axes[0]
+        assert [t.get_text() for t in ax.get_yticklabels()] == [s for _, s in SETS]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["msp", "energy"]
+        assert "0.960" in [t.get_text() for t in ax.texts]
+    fig.savefig(tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 5000
