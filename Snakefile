@@ -40,9 +40,16 @@ include: "workflow/rules/aggregate.smk"
 ruleorder: gallery > figure
 
 
+# Run by the Snakemake process itself, also under a cluster executor: downloads need the
+# internet of the login node; tables and figures take seconds and are not worth a queue wait.
 localrules:
     all,
     download,
+    runs_table,
+    ood_runs_table,
+    table,
+    figure,
+    gallery,
 
 
 rule all:

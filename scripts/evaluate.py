@@ -3,10 +3,11 @@
 import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
 from corruptlab.io import write_parquet
+from corruptlab.gpus import gpu_lease
 from corruptlab.logs import job_log
 from corruptlab.evaluation import evaluate_job
 
-with job_log(snakemake.log[0]):
+with job_log(snakemake.log[0]), gpu_lease(snakemake.params.device):
     metrics, predictions = evaluate_job(
         snakemake.input.run,
         snakemake.input.data,

@@ -4,9 +4,10 @@ import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
 from corruptlab.evaluation import ood_job
 from corruptlab.io import write_parquet
+from corruptlab.gpus import gpu_lease
 from corruptlab.logs import job_log
 
-with job_log(snakemake.log[0]):
+with job_log(snakemake.log[0]), gpu_lease(snakemake.params.device):
     rows = ood_job(
         snakemake.input.run,
         snakemake.input.data,

@@ -2,10 +2,12 @@
 
 import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
+from corruptlab.gpus import gpu_lease
 from corruptlab.logs import job_log
 from corruptlab.pipeline import train_job
 
-with job_log(snakemake.log[0]) as stream:
+# one GPU of several for this job alone (before CUDA starts); a no-op on a CPU or one GPU
+with job_log(snakemake.log[0]) as stream, gpu_lease(snakemake.params.run["device"]):
     train_job(
         snakemake.params.run,
         snakemake.input.data,

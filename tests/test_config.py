@@ -72,6 +72,7 @@ def test_minimal_config_gets_its_defaults():
                     "severities": [1, 2, 3, 4, 5],
                     "methods": [{"name": "source"}],
                 },
+                "resources": {"gpus": 0, "mem_mb": 4000, "runtime": 60},
                 "ood": {
                     "synthetic": [],
                     "corruptions": [],
@@ -251,7 +252,7 @@ OPT0 = (*Q, "optimizers", 0)
 MODELS = "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn"
 STUDY_KEYS = (
     "baseline_model, batch_size, dataset, evaluation, in_classes, kind, max_epochs, models, noise, "
-    "ood, optimizers, patience, seeds"
+    "ood, optimizers, patience, resources, seeds"
 )
 
 BAD = [
@@ -608,7 +609,8 @@ def test_readme_documents_every_schema_key():
     keys += [f"data.{k}" for k in schema["properties"]["data"]["properties"]]
     study = schema["$defs"]["study"]["properties"]
     keys += list(study)
-    keys += [k for section in ("evaluation", "ood") for k in study[section]["properties"]]
+    sections = ("evaluation", "ood", "resources")
+    keys += [k for section in sections for k in study[section]["properties"]]
     missing = [k for k in keys if f"| `{k}` |" not in text]
     assert missing == []
 

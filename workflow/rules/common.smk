@@ -158,3 +158,19 @@ def ood_set_specs(wildcards):
 
 def ood_files(wildcards):
     return [spec["path"] for spec in ood_set_specs(wildcards) if "path" in spec]
+
+
+def _study_resources(wildcards):
+    return config["studies"][wildcards.study]["resources"]
+
+
+# Resources of the jobs that train or evaluate a model (the GPU jobs); memory and runtime grow
+# with each attempt, so a job retried after running out of either asks for more.
+RUN_RESOURCES = {
+    "gpu": lambda wildcards: _study_resources(wildcards)["gpus"],
+    "gpu_model": lambda wildcards: _study_resources(wildcards).get("gpu_model", ""),
+    "mem_mb": lambda wildcards, attempt: _study_resources(wildcards)["mem_mb"]
+    * attempt,
+    "runtime": lambda wildcards, attempt: _study_resources(wildcards)["runtime"]
+    * attempt,
+}

@@ -17,6 +17,8 @@ rule evaluate:
     conda:
         "../../envs/corruptlab.yaml"
     threads: config["threads"]
+    resources:
+        **RUN_RESOURCES,
     params:
         conditions=eval_conditions,
         methods=study_eval_methods,
@@ -39,6 +41,8 @@ rule ood:
     conda:
         "../../envs/corruptlab.yaml"
     threads: config["threads"]
+    resources:
+        **RUN_RESOURCES,
     params:
         sets=ood_set_specs,
         scores=lambda w: config["studies"][w.study]["ood"]["scores"],

@@ -16,6 +16,8 @@ rule train:
     conda:
         "../../envs/corruptlab.yaml"
     threads: config["threads"]
+    resources:
+        **RUN_RESOURCES,
     params:
         run=run_of,
         code=CODE["train"],
