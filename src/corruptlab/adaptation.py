@@ -36,6 +36,7 @@ import copy
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from corruptlab.optim import build_optimizer
 from corruptlab.params import Param
 from corruptlab.registry import Registry
 
@@ -188,7 +189,7 @@ def adapt_tent(
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps!r}")
     _check_batch_statistics(images, "tent")
-    optimizer = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), weight_decay=0.0)
+    optimizer = build_optimizer(params, {"name": "adam", "lr": lr, "weight_decay": 0.0})
     outputs = []
     # gradients even if the caller runs under no_grad / inference_mode
     with torch.inference_mode(False), torch.enable_grad():

@@ -36,7 +36,7 @@ CODE = {
     ),
     "testset": fingerprint("testsets", "corruptions", "datasets", "io"),
     "evaluate": fingerprint(
-        "evaluation", "metrics", "models", "training", "devices", "adaptation"
+        "evaluation", "metrics", "models", "training", "devices", "adaptation", "optim"
     ),
     "ood": fingerprint(
         "evaluation", "ood", "models", "training", "devices", "datasets", "seeding"
