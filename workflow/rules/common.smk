@@ -36,7 +36,14 @@ CODE = {
     ),
     "testset": fingerprint("testsets", "corruptions", "datasets", "io"),
     "evaluate": fingerprint(
-        "evaluation", "metrics", "models", "training", "devices", "adaptation", "optim"
+        "evaluation",
+        "metrics",
+        "models",
+        "training",
+        "devices",
+        "adaptation",
+        "optim",
+        "datasets",
     ),
     "ood": fingerprint(
         "evaluation", "ood", "models", "training", "devices", "datasets", "seeding"
