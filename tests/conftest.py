@@ -26,18 +26,21 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the snakemake CLI of this environment in ``workdir`` (bounded; SIGINT on timeout)."""
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: float = SNAKEMAKE_TIMEOUT
+) -> subprocess.CompletedProcess:
+    """Run the snakemake CLI of this environment in ``workdir`` (bounded; SIGINT on timeout, which
+    also makes Snakemake cancel the SLURM jobs it submitted)."""
     env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
     proc = subprocess.Popen(
         cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        out, _ = proc.communicate(timeout=SNAKEMAKE_TIMEOUT)
+        out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.send_signal(2)
-        out, _ = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=120)
         pytest.fail(f"snakemake {' '.join(args)} timed out:\n{out[-3000:]}")
     result = subprocess.CompletedProcess(cmd, proc.returncode, out, "")
     if check and proc.returncode != 0:
