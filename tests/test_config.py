@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from corruptlab.config import ConfigError, expand_runs, noise_specs, seed_list, validate_config
+from corruptlab.config import (
+    ConfigError,
+    expand_runs,
+    noise_specs,
+    seed_list,
+    seed_packs,
+    validate_config,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,6 +80,7 @@ def test_minimal_config_gets_its_defaults():
                     "methods": [{"name": "source"}],
                 },
                 "resources": {"gpus": 0, "mem_mb": 4000, "runtime": 60},
+                "train": {"seeds_per_job": 1},
                 "ood": {
                     "synthetic": [],
                     "corruptions": [],
@@ -95,6 +103,33 @@ def test_explicit_values_are_kept():
     s = study(config)
     kept = (s["batch_size"], s["max_epochs"], s["patience"], s["seeds"])
     assert kept == ([32, 64], 50, 50, [0, 5])
+
+
+@pytest.mark.parametrize(
+    "seeds, per_job, packs",
+    [
+        (3, 1, []),
+        (5, 2, [[0, 1], [2, 3], [4]]),
+        (4, 4, [[0, 1, 2, 3]]),
+        (2, 8, [[0, 1]]),
+        ([9, 2, 5], 2, [[2, 5], [9]]),
+    ],
+)
+def test_seed_packs_chunk_the_sorted_seeds(seeds, per_job, packs):
+    config = minimal()
+    study(config).update(seeds=seeds, train={"seeds_per_job": per_job})
+    validate_config(config)
+    assert seed_packs(study(config)) == packs
+
+
+def test_seeds_per_job_is_refused_for_models_with_dropout():
+    config = minimal()
+    study(config).update(models=["mlp1", "net"], train={"seeds_per_job": 0})
+    with pytest.raises(ConfigError, match=r"studies.quick.train.seeds_per_job: 0 is less than"):
+        validate_config(config)
+    study(config)["train"] = {"seeds_per_job": 2}
+    with pytest.raises(ConfigError, match=r"seeds_per_job: 2, but net has dropout"):
+        validate_config(config)
 
 
 def test_expand_runs_minimal():
@@ -609,7 +644,7 @@ def test_readme_documents_every_schema_key():
     keys += [f"data.{k}" for k in schema["properties"]["data"]["properties"]]
     study = schema["$defs"]["study"]["properties"]
     keys += list(study)
-    sections = ("evaluation", "ood", "resources")
+    sections = ("evaluation", "ood", "resources", "train")
     keys += [k for section in sections for k in study[section]["properties"]]
     missing = [k for k in keys if f"| `{k}` |" not in text]
     assert missing == []

@@ -17,7 +17,7 @@ from typing import Any
 from corruptlab.adaptation import METHOD_PARAMS, METHODS
 from corruptlab.corruptions import CORRUPTIONS
 from corruptlab.datasets import DATASETS
-from corruptlab.models import MODELS
+from corruptlab.models import MODELS, RANDOM_LAYERS
 from corruptlab.noise import NOISE
 from corruptlab.ood import OOD_SETS, SCORES
 from corruptlab.optim import OPTIMIZERS
@@ -204,6 +204,18 @@ def _check_study(where: str, study: dict) -> list[str]:
             else:
                 errors += _check_params(w, spec, "name", METHOD_PARAMS[spec["name"]])
     errors += _check_ood(where, study)
+    per_job = (
+        study.get("train", {}).get("seeds_per_job")
+        if isinstance(study.get("train"), dict)
+        else None
+    )
+    random_models = [m for _, m in _entries(study.get("models"), str) if m in RANDOM_LAYERS]
+    if isinstance(per_job, int) and per_job > 1 and random_models:
+        errors.append(
+            f"{where}.train.seeds_per_job: {per_job}, but {', '.join(random_models)} "
+            "has dropout, whose draws would differ when seeds are packed; accepted: 1 for a "
+            "study with such a model"
+        )
     patience, max_epochs = study.get("patience"), study.get("max_epochs")
     if isinstance(patience, int) and isinstance(max_epochs, int) and 1 <= max_epochs < patience:
         errors.append(
@@ -278,6 +290,16 @@ def _grid(entry: dict, name_key: str, params: tuple[Param, ...]) -> list[dict]:
 
 def seed_list(seeds: int | list[int]) -> list[int]:
     return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+
+
+def seed_packs(study: dict) -> list[list[int]]:
+    """The seeds each training job of a (validated) study trains together, in chunks of
+    ``train.seeds_per_job`` of the sorted seeds; [] when every run is a job of its own."""
+    per_job = study.get("train", {}).get("seeds_per_job", 1)
+    if per_job == 1:
+        return []
+    seeds = sorted(seed_list(study["seeds"]))
+    return [seeds[i : i + per_job] for i in range(0, len(seeds), per_job)]
 
 
 def as_list(value: Any) -> list:

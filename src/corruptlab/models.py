@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 Builder = Callable[[tuple[int, int, int], int], "nn.Module"]
 MODELS: Registry[Builder] = Registry("model")
+# models with random layers (dropout): their draws depend on how runs share a process, so their
+# seeds are not packed (``seeds_per_job``); tests check this against the built models
+RANDOM_LAYERS = frozenset({"net"})
 
 
 def build_model(name: str, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:

@@ -12,6 +12,8 @@ from typing import TextIO
 from corruptlab.seeding import derive_seed
 
 log = logging.getLogger("corruptlab")
+# the outputs of a training job, per run (keys of train_job's ``out``)
+PACK_FILES = ("model", "history", "run")
 
 
 def labels_seed(run_or_study: str, noise_slug: str, seed: int) -> int:
@@ -60,102 +62,193 @@ def train_job(
     A checkpoint beside the outputs is written every epoch and resumed if the job is rerun after
     a kill; it is removed once the outputs exist.
     """
-    import torch
-    from tqdm import tqdm
-
-    from corruptlab.datasets import load_prepared, normalization_stats
     from corruptlab.devices import configure_torch, resolve_device
-    from corruptlab.io import torch_save, write_json, write_parquet
-    from corruptlab.models import build_model
-    from corruptlab.noise import load_noisy_labels
-    from corruptlab.provenance import provenance
-    from corruptlab.training import TrainConfig, TrainData, normalize, seeded_model, train
+    from corruptlab.training import train
 
     t0 = time.perf_counter()
     device = resolve_device(run["device"])
     configure_torch(threads, device)
-    data = load_prepared(
-        data_path, expected_split_seed=run["split_seed"], in_classes=run.get("in_classes")
-    )
-    mean, std = normalization_stats(data["train_images"])
-    noisy = load_noisy_labels(labels_path)
-    images = normalize(data["train_images"], mean, std)
-    if noisy.n_synthetic:  # randX: Gaussian inputs with the data's mean and std (N(0, 1) here)
-        g = torch.Generator().manual_seed(
-            labels_seed(run["study"], run["noise_slug"], run["seed"]) + 1
-        )
-        noise = torch.randn((noisy.n_synthetic, *images.shape[1:]), generator=g)
-        images = torch.cat([images, noise])
-    tdata = TrainData(
-        images=images.to(device),
-        indices=torch.from_numpy(noisy.indices).to(device),
-        labels=torch.from_numpy(noisy.labels).to(device),
-        val_images=normalize(data["val_images"], mean, std).to(device),
-        val_labels=data["val_labels"].to(device),
-    )
-    in_shape = tuple(tdata.images.shape[1:])
-    model = seeded_model(
-        lambda: build_model(run["model"], in_shape, data["n_classes"]),
-        derive_seed(run["study"], run["seed"], "init"),
-    ).to(device)
-    cfg = TrainConfig(
-        optimizer=run["optimizer"],
-        batch_size=run["batch_size"],
-        max_epochs=run["max_epochs"],
-        patience=run["patience"],
-        seed=derive_seed(run["study"], run["seed"], "train"),
-    )
+    job = _RunInputs(run, data_path, labels_path, device)
     checkpoint = Path(out["model"]).with_name("checkpoint.pt")
-    with tqdm(
-        total=cfg.max_epochs * len(noisy.indices),
-        desc=run["run_id"],
+    with _progress(job.cfg.max_epochs * job.n_train, run["run_id"], progress_file) as bar:
+        result = train(job.model(), job.data, job.cfg, checkpoint=checkpoint, progress=bar)
+    record = job.write(result, out, device, job_seconds=time.perf_counter() - t0)
+    checkpoint.unlink(missing_ok=True)
+    return record
+
+
+def train_pack_job(
+    runs: list[dict],
+    data_path: str,
+    labels_paths: list[str],
+    outs: list[dict[str, str]],
+    threads: int = 1,
+    progress_file: TextIO | None = None,
+) -> list[dict]:
+    """Train several seeds of one configuration together (``seeds_per_job``); writes for each
+    run the same files as ``train_job``. Each run.json records the pack's seeds (``packed_with``)
+    and its share of the job's time.
+
+    One checkpoint for the pack, beside the first run's outputs, is written every epoch and
+    resumed after a kill; it is removed once every run's outputs exist.
+    """
+    from corruptlab.devices import configure_torch, resolve_device
+    from corruptlab.packing import train_packed
+
+    t0 = time.perf_counter()
+    device = resolve_device(runs[0]["device"])
+    configure_torch(threads, device)
+    shared: dict = {}
+    jobs = [
+        _RunInputs(run, data_path, labels, device, shared)
+        for run, labels in zip(runs, labels_paths, strict=True)
+    ]
+    seeds = [run["seed"] for run in runs]
+    checkpoint = Path(outs[0]["model"]).with_name(f"pack-checkpoint-seeds{seeds[0]}-{seeds[-1]}.pt")
+    total = sum(job.cfg.max_epochs * job.n_train for job in jobs)
+    name = runs[0]["run_id"].rsplit("/", 1)[0] + f"/seeds{seeds[0]}-{seeds[-1]}"
+    with _progress(total, name, progress_file) as bar:
+        results = train_packed(
+            [job.model() for job in jobs],
+            [job.data for job in jobs],
+            [job.cfg for job in jobs],
+            checkpoint=checkpoint,
+            progress=bar,
+        )
+    share = (time.perf_counter() - t0) / len(jobs)
+    records = [
+        job.write(result, out, device, job_seconds=share, packed_with=seeds)
+        for job, result, out in zip(jobs, results, outs, strict=True)
+    ]
+    checkpoint.unlink(missing_ok=True)
+    return records
+
+
+def _progress(total: int, desc: str, progress_file: TextIO | None):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
         unit="ex",
         unit_scale=True,
         mininterval=2.0,
         file=progress_file,
         dynamic_ncols=False,
         ncols=100,
-    ) as bar:
-        result = train(model, tdata, cfg, checkpoint=checkpoint, progress=bar)
-    if result.resumed_from_epoch:
-        log.info("resumed from the checkpoint of epoch %d", result.resumed_from_epoch)
-    log.info(
-        "status %s (stopped by %s), best epoch %d, validation accuracy %.4f",
-        result.status,
-        result.stopped_by,
-        result.best_epoch,
-        result.best_val_accuracy,
     )
 
-    torch_save(
-        {
-            "state_dict": {k: v.cpu() for k, v in result.best_state.items()},
-            "model": run["model"],
-            "in_shape": list(in_shape),
-            "n_classes": data["n_classes"],
-            "in_classes": data.get("in_classes"),
-            "mean": mean,
-            "std": std,
-            "run_id": run["run_id"],
-        },
-        out["model"],
-    )
-    history = [{"run_id": run["run_id"], **row} for row in result.history]
-    write_parquet(history, out["history"])
-    record = {
-        "run": run,
-        "status": result.status,
-        "stopped_by": result.stopped_by,
-        "best_epoch": result.best_epoch,
-        "best_val_accuracy": result.best_val_accuracy,
-        "epochs_trained": history[-1]["epoch"],
-        "n_train_examples": len(noisy.indices),
-        "train_seconds": sum(row["seconds"] for row in history),
-        "job_seconds": time.perf_counter() - t0,
-        "resumed_from_epoch": result.resumed_from_epoch,
-        "dataset_hash": data["content_hash"],
-        "provenance": provenance(device),
-    }
-    write_json(record, out["run"])
-    checkpoint.unlink(missing_ok=True)
-    return record
+
+class _RunInputs:
+    """One run's training inputs on the device (data, labels, config, initial model), and the
+    writing of its outputs. ``shared`` lets the runs of a pack share one copy of the dataset."""
+
+    def __init__(self, run: dict, data_path: str, labels_path: str, device, shared=None):
+        import torch
+
+        from corruptlab.datasets import load_prepared, normalization_stats
+        from corruptlab.noise import load_noisy_labels
+        from corruptlab.training import TrainConfig, TrainData, normalize
+
+        shared = {} if shared is None else shared
+        if "data" not in shared:
+            data = load_prepared(
+                data_path, expected_split_seed=run["split_seed"], in_classes=run.get("in_classes")
+            )
+            mean, std = normalization_stats(data["train_images"])
+            shared.update(
+                data=data,
+                mean=mean,
+                std=std,
+                images=normalize(data["train_images"], mean, std).to(device),
+                val_images=normalize(data["val_images"], mean, std).to(device),
+                val_labels=data["val_labels"].to(device),
+            )
+        self.run, self.shared = run, shared
+        data, images = shared["data"], shared["images"]
+        noisy = load_noisy_labels(labels_path)
+        if noisy.n_synthetic:  # randX: Gaussian inputs with the data's mean and std (N(0, 1) here)
+            g = torch.Generator().manual_seed(
+                labels_seed(run["study"], run["noise_slug"], run["seed"]) + 1
+            )
+            noise = torch.randn((noisy.n_synthetic, *images.shape[1:]), generator=g)
+            images = torch.cat([images, noise.to(device)])
+        self.n_train = len(noisy.indices)
+        self.data = TrainData(
+            images=images,
+            indices=torch.from_numpy(noisy.indices).to(device),
+            labels=torch.from_numpy(noisy.labels).to(device),
+            val_images=shared["val_images"],
+            val_labels=shared["val_labels"],
+        )
+        self.in_shape = tuple(images.shape[1:])
+        self.cfg = TrainConfig(
+            optimizer=run["optimizer"],
+            batch_size=run["batch_size"],
+            max_epochs=run["max_epochs"],
+            patience=run["patience"],
+            seed=derive_seed(run["study"], run["seed"], "train"),
+        )
+
+    def model(self):
+        """The run's initial model (weights drawn from its seed), on the data's device."""
+        from corruptlab.models import build_model
+        from corruptlab.training import seeded_model
+
+        run, n_classes = self.run, self.shared["data"]["n_classes"]
+        return seeded_model(
+            lambda: build_model(run["model"], self.in_shape, n_classes),
+            derive_seed(run["study"], run["seed"], "init"),
+        ).to(self.data.images.device)
+
+    def write(self, result, out: dict[str, str], device, job_seconds: float, **extra) -> dict:
+        from corruptlab.io import torch_save, write_json, write_parquet
+        from corruptlab.provenance import provenance
+
+        run, data = self.run, self.shared["data"]
+        if result.resumed_from_epoch:
+            log.info(
+                "%s resumed from the checkpoint of epoch %d",
+                run["run_id"],
+                result.resumed_from_epoch,
+            )
+        log.info(
+            "%s: status %s (stopped by %s), best epoch %d, validation accuracy %.4f",
+            run["run_id"],
+            result.status,
+            result.stopped_by,
+            result.best_epoch,
+            result.best_val_accuracy,
+        )
+        torch_save(
+            {
+                "state_dict": {k: v.cpu() for k, v in result.best_state.items()},
+                "model": run["model"],
+                "in_shape": list(self.in_shape),
+                "n_classes": data["n_classes"],
+                "in_classes": data.get("in_classes"),
+                "mean": self.shared["mean"],
+                "std": self.shared["std"],
+                "run_id": run["run_id"],
+            },
+            out["model"],
+        )
+        history = [{"run_id": run["run_id"], **row} for row in result.history]
+        write_parquet(history, out["history"])
+        record = {
+            "run": run,
+            "status": result.status,
+            "stopped_by": result.stopped_by,
+            "best_epoch": result.best_epoch,
+            "best_val_accuracy": result.best_val_accuracy,
+            "epochs_trained": history[-1]["epoch"],
+            "n_train_examples": self.n_train,
+            "train_seconds": sum(row["seconds"] for row in history),
+            "job_seconds": job_seconds,
+            "resumed_from_epoch": result.resumed_from_epoch,
+            "dataset_hash": data["content_hash"],
+            "provenance": provenance(device),
+            **extra,
+        }
+        write_json(record, out["run"])
+        return record

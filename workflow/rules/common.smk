@@ -6,6 +6,7 @@ from corruptlab.config import (
     expand_runs,
     noise_specs,
     ood_sets,
+    seed_packs,
     validate_config,
 )
 from corruptlab.corruptions import CORRUPTIONS
@@ -26,6 +27,24 @@ RUNS = {
     for study, spec in config["studies"].items()
 }
 RUN_DIR = "results/{study}/runs/{model}/{noise}/{optim}/seed{seed}"
+# Studies with train.seeds_per_job > 1 train packs of seeds in one job: seeds -> their studies.
+PACKS = {}
+for _study, _spec in config["studies"].items():
+    for _seeds in seed_packs(_spec):
+        PACKS.setdefault(tuple(_seeds), []).append(_study)
+# where a pack's outputs go: each seed's usual run directory (see train.smk)
+PACK_BASE = "results/{study}/runs/{model}/{noise}/{optim}"
+PACK_OUTPUTS = {"model": "model.pt", "history": "history.parquet", "run": "run.json"}
+
+
+def pack_name(seeds):
+    """seeds0-7 for a range, else the seeds listed (seeds0_4_9)."""
+    if list(seeds) == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds{seeds[0]}-{seeds[-1]}"
+    return "seeds" + "_".join(map(str, seeds))
+
+
+UNPACKED_STUDIES = [s for s, spec in config["studies"].items() if not seed_packs(spec)]
 
 # Fingerprints of the library code behind each step; an edit reruns that step and what follows.
 CODE = {
@@ -33,6 +52,16 @@ CODE = {
     "labels": fingerprint("noise", "seeding", "params"),
     "train": fingerprint(
         "pipeline", "training", "models", "optim", "devices", "seeding", "datasets"
+    ),
+    "train_pack": fingerprint(
+        "pipeline",
+        "training",
+        "packing",
+        "models",
+        "optim",
+        "devices",
+        "seeding",
+        "datasets",
     ),
     "testset": fingerprint("testsets", "corruptions", "datasets", "io"),
     "evaluate": fingerprint(
@@ -55,17 +84,19 @@ CODE = {
 
 
 def _alternatives(names):
-    return "|".join(sorted(names, key=len, reverse=True))
+    """A regex matching exactly ``names`` (and nothing if there are none)."""
+    names = sorted(names, key=len, reverse=True)
+    return "|".join(names) if names else "(?!)"
 
 
 _PARAM_CODES = r"(?:-[a-z]+[0-9][0-9.e+-]*)*"
 
 
-def run_of(wildcards):
-    """The run dict (every hyper-parameter of one training job) for a run directory."""
-    run_id = (
-        f"{wildcards.model}/{wildcards.noise}/{wildcards.optim}/seed{wildcards.seed}"
-    )
+def run_of(wildcards, seed=None):
+    """The run dict (every hyper-parameter of one training job) for a run directory (or for
+    ``seed`` under the same study, model, noise and optimizer)."""
+    seed = wildcards.seed if seed is None else seed
+    run_id = f"{wildcards.model}/{wildcards.noise}/{wildcards.optim}/seed{seed}"
     try:
         return RUNS[wildcards.study][run_id]
     except KeyError:

@@ -13,6 +13,8 @@ rule train:
         f"{RUN_DIR}/train.log",
     benchmark:
         f"{RUN_DIR}/train.benchmark.tsv"
+    wildcard_constraints:
+        study=_alternatives(UNPACKED_STUDIES),
     conda:
         "../../envs/corruptlab.yaml"
     threads: config["threads"]
@@ -23,3 +25,39 @@ rule train:
         code=CODE["train"],
     script:
         "../../scripts/train.py"
+
+
+# Studies with train.seeds_per_job: K > 1 train K seeds of a configuration in one job, which
+# writes each seed's usual outputs (evaluation and aggregation are unchanged). An output's path
+# must follow from the job's wildcards, and a pack's seeds are not wildcards: so there is one
+# rule per pack of seeds (chunks of a study's sorted seeds; few, and shared across studies).
+for _seeds, _studies in PACKS.items():
+
+    rule:
+        name:
+            f"train_{pack_name(_seeds).replace('-', '_')}"
+        input:
+            data=dataset_file,
+            labels=[f"results/{{study}}/labels/{{noise}}/seed{s}.npz" for s in _seeds],
+        output:
+            **{
+                f"{key}{s}": f"{PACK_BASE}/seed{s}/{name}"
+                for s in _seeds
+                for key, name in PACK_OUTPUTS.items()
+            },
+        log:
+            f"{PACK_BASE}/train-{pack_name(_seeds)}.log",
+        benchmark:
+            f"{PACK_BASE}/train-{pack_name(_seeds)}.benchmark.tsv"
+        wildcard_constraints:
+            study=_alternatives(_studies),
+        conda:
+            "../../envs/corruptlab.yaml"
+        threads: config["threads"]
+        resources:
+            **RUN_RESOURCES,
+        params:
+            runs=lambda wildcards, seeds=_seeds: [run_of(wildcards, s) for s in seeds],
+            code=CODE["train_pack"],
+        script:
+            "../../scripts/train_pack.py"
