@@ -96,11 +96,22 @@ def _pack_key(cfgs: list[TrainConfig]) -> str:
     return hashlib.sha256("|".join(c.key() for c in cfgs).encode()).hexdigest()[:16]
 
 
+def _leaf(stacked: torch.Tensor) -> torch.Tensor:
+    """A trainable copy of a stacked parameter. A stacked linear weight [K, out, in] is laid out
+    in memory as [K, in, out]: the layout in which the batched backward pass produces its
+    gradient, so that gradients accumulate and the optimizer's elementwise passes run without
+    a strided transposing copy per step (which made packed mlp1 about 2x slower)."""
+    t = stacked.detach()
+    if t.dim() == 3:
+        return t.transpose(1, 2).contiguous().transpose(1, 2).requires_grad_(True)
+    return t.clone().requires_grad_(True)
+
+
 class _Stack:
     """The active members' parameters and buffers, stacked, with their optimizer."""
 
     def __init__(self, params: dict, buffers: dict, spec: dict, members: list[int]) -> None:
-        self.params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+        self.params = {k: _leaf(v) for k, v in params.items()}
         self.buffers = {k: v.detach().clone() for k, v in buffers.items()}
         self.optimizer = build_optimizer(list(self.params.values()), spec)
         self.members = members  # member index of each row of the stack

@@ -1,0 +1,201 @@
+"""Packing: K seeds of one configuration trained together (train.seeds_per_job) against the
+same K seeds trained one after another.
+
+Two measurements, on the bundled mnist5k digits (3,500 training images), 1 torch thread:
+
+1. In one process: ``packing.train_packed`` on K seeds (stacked parameters, one vmapped
+   forward/backward pass) against ``training.train`` called K times. Samples per second.
+2. As jobs: K training jobs, each a fresh Python process running ``pipeline.train_job`` for one
+   seed (what Snakemake runs per run, minus Snakemake's own per-job work), against one process
+   running ``pipeline.train_pack_job`` for all K. Wall time; this includes what every job pays
+   once: interpreter start, imports, data loading, writing outputs.
+
+Target (issue 6): K = 8 at least 3x the throughput of 8 sequential runs on mlp1.
+
+    uv run python benchmarks/packing.py            # K = 8, mlp1 / perceptron / conv4: ~4 min
+    uv run python benchmarks/packing.py --quick    # seconds (a smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _common
+
+TARGET = 3.0
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--k", type=int, default=8, help="seeds per pack (default 8)")
+    p.add_argument("--models", default="mlp1,perceptron,conv4")
+    p.add_argument("--epochs", type=int, default=8, help="epochs per run (the default study's)")
+    p.add_argument("--alpha", type=int, default=0, help="uniform label noise: alpha noisy copies")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (a smoke test)")
+    return p.parse_args(argv)
+
+
+def prepare_inputs(tmp: Path, k: int, alpha: int, study: str) -> tuple[Path, list[Path]]:
+    """The prepared mnist5k file and K seeds' noisy labels, as the prepare and labels rules
+    write them."""
+    from corruptlab.datasets import prepare, save_prepared
+    from corruptlab.pipeline import make_labels
+
+    data = tmp / "data.pt"
+    save_prepared(prepare("mnist5k", raw_dir=None, split_seed=0), data)
+    spec = {"kind": "uniform", "alpha": alpha} if alpha else {"kind": "none"}
+    labels = []
+    for seed in range(k):
+        path = tmp / f"labels{seed}.npz"
+        make_labels(str(data), spec, study, seed, str(path))
+        labels.append(path)
+    return data, labels
+
+
+def runs_for(model: str, k: int, epochs: int, alpha: int, study: str) -> list[dict]:
+    from corruptlab.config import expand_runs, validate_config
+
+    noise = {"kind": "uniform", "alpha": [alpha]} if alpha else {"kind": "none"}
+    config = {
+        "device": "cpu",
+        "studies": {
+            study: {
+                "kind": "label_noise",
+                "dataset": "mnist5k",
+                "models": [model],
+                "noise": [noise],
+                "optimizers": [{"name": "adadelta", "lr": [1.0]}],
+                "max_epochs": epochs,
+                "patience": epochs,  # no early stopping: every run trains every epoch
+                "seeds": k,
+            }
+        },
+    }
+    validate_config(config)
+    return expand_runs(study, config["studies"][study], config)
+
+
+def in_process(model: str, k: int, epochs: int, data_path: Path, labels, runs) -> tuple:
+    """(sequential samples/s, packed samples/s) of the training loops alone."""
+    import torch
+
+    from corruptlab.packing import train_packed
+    from corruptlab.pipeline import _RunInputs
+    from corruptlab.training import train
+
+    torch.set_num_threads(1)
+    shared: dict = {}
+    jobs = [
+        _RunInputs(run, str(data_path), str(lab), torch.device("cpu"), shared)
+        for run, lab in zip(runs, labels, strict=True)
+    ]
+    samples = sum(job.n_train for job in jobs) * epochs
+    t0 = time.perf_counter()
+    for job in jobs:
+        train(job.model(), job.data, job.cfg)
+    sequential = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    train_packed([job.model() for job in jobs], [j.data for j in jobs], [j.cfg for j in jobs])
+    packed = time.perf_counter() - t0
+    return samples / sequential, samples / packed
+
+
+JOB = """
+import json, sys
+from corruptlab.pipeline import train_job, train_pack_job
+args = json.loads(sys.argv[1])
+if len(args["runs"]) == 1:
+    train_job(args["runs"][0], args["data"], args["labels"][0], args["outs"][0], threads=1)
+else:
+    train_pack_job(args["runs"], args["data"], args["labels"], args["outs"], threads=1)
+"""
+
+
+def as_jobs(tmp: Path, data_path: Path, labels, runs) -> tuple[float, float]:
+    """(wall time of K one-run processes in a row, wall time of one K-run process)."""
+    env = _common.workflow_env(_common.REPO)
+
+    def outs(tag: str) -> list[dict]:
+        result = []
+        for run in runs:
+            d = tmp / tag / f"seed{run['seed']}"
+            d.mkdir(parents=True, exist_ok=True)
+            result.append({k: str(d / f) for k, f in _FILES.items()})
+        return result
+
+    def job(selected, labels_, outs_) -> None:
+        args = {"runs": selected, "data": str(data_path), "labels": labels_, "outs": outs_}
+        proc = subprocess.run(
+            [sys.executable, "-c", JOB, json.dumps(args)], env=env, capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            _common.fail(f"training job failed:\n{proc.stderr[-3000:]}")
+
+    alone = outs("alone")
+    t0 = time.perf_counter()
+    for run, lab, out in zip(runs, labels, alone, strict=True):
+        job([run], [str(lab)], [out])
+    sequential = time.perf_counter() - t0
+    packed_outs = outs("packed")
+    t0 = time.perf_counter()
+    job(runs, [str(lab) for lab in labels], packed_outs)
+    packed = time.perf_counter() - t0
+    # the packed job's seeds must be the unpacked ones (same best epochs, close accuracies)
+    for a, p in zip(alone, packed_outs, strict=True):
+        ra, rp = (json.loads(Path(o["run"]).read_text()) for o in (a, p))
+        if (
+            ra["best_epoch"] != rp["best_epoch"]
+            or abs(ra["best_val_accuracy"] - rp["best_val_accuracy"]) > 0.004
+        ):
+            _common.fail(f"packed and unpacked runs disagree: {ra['run']['run_id']}")
+    return sequential, packed
+
+
+_FILES = {"model": "model.pt", "history": "history.parquet", "run": "run.json"}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.quick:
+        args.k, args.epochs, args.models = 2, 1, "perceptron"
+    models = args.models.split(",")
+    _common.print_machine(
+        f"packing: {args.k} seeds per job vs one job per seed",
+        extra=[("torch threads used", "1"), ("epochs per run", str(args.epochs))],
+    )
+    loops, jobs = [], []
+    with tempfile.TemporaryDirectory(prefix="corruptlab-packing-") as tmp_name:
+        tmp = Path(tmp_name)
+        study = "bench"
+        data_path, labels = prepare_inputs(tmp, args.k, args.alpha, study)
+        for model in models:
+            runs = runs_for(model, args.k, args.epochs, args.alpha, study)
+            seq, packed = in_process(model, args.k, args.epochs, data_path, labels, runs)
+            loops.append((model, args.k, round(seq), round(packed), f"{packed / seq:.2f}x"))
+            seq_wall, packed_wall = as_jobs(tmp / model, data_path, labels, runs)
+            ratio = seq_wall / packed_wall
+            mark = ("met" if ratio >= TARGET else "missed") if model == "mlp1" else ""
+            jobs.append(
+                (model, args.k, f"{seq_wall:.1f}", f"{packed_wall:.1f}", f"{ratio:.2f}x", mark)
+            )
+    _common.print_table(
+        ["model", "K", "sequential samples/s", "packed samples/s", "packed / sequential"],
+        loops,
+        title=f"1. training loops in one process (alpha = {args.alpha})",
+    )
+    _common.print_table(
+        ["model", "K", f"{args.k} jobs in a row (s)", "1 packed job (s)", "speed-up", "target 3x"],
+        jobs,
+        title="2. whole training jobs (fresh process each: start-up, imports, data, outputs)",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
