@@ -27,7 +27,7 @@ wildcard_constraints:
     dataset=_alternatives(DATASETS),
     model=_alternatives(MODELS),
     noise=f"(?:{_alternatives(NOISE)}){_PARAM_CODES}",
-    optim=f"(?:{_alternatives(OPTIMIZERS)}){_PARAM_CODES}-bs[0-9]+",
+    optim=f"(?:{_alternatives(OPTIMIZERS)}){_PARAM_CODES}-bs[0-9]+(?:-e[0-9]+)?",
     seed=r"[0-9]+",
 
 
@@ -38,6 +38,7 @@ include: "workflow/rules/aggregate.smk"
 
 
 ruleorder: gallery > figure
+ruleorder: examples_grid > figure
 
 
 # Run by the Snakemake process itself, also under a cluster executor: downloads need the

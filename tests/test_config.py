@@ -81,6 +81,17 @@ def test_minimal_config_gets_its_defaults():
                 },
                 "resources": {"gpus": 0, "mem_mb": 4000, "runtime": 60},
                 "train": {"seeds_per_job": 1},
+                "memorization": {
+                    "examples": "train",
+                    "n_examples": 1000,
+                    "data_seed": 0,
+                    "csr_epochs": [],
+                    "csr_examples": 500,
+                    "csr_radius": 0.3,
+                    "csr_alpha": 0.25,
+                    "csr_beta": 0.2,
+                    "csr_steps": 20,
+                },
                 "ood": {
                     "synthetic": [],
                     "corruptions": [],
@@ -284,10 +295,10 @@ def _del(*path):
 Q = ("studies", "quick")
 NOISE0 = (*Q, "noise", 0)
 OPT0 = (*Q, "optimizers", 0)
-MODELS = "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn"
+MODELS = "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096"
 STUDY_KEYS = (
-    "baseline_model, batch_size, dataset, evaluation, in_classes, kind, max_epochs, models, noise, "
-    "ood, optimizers, patience, resources, seeds"
+    "baseline_model, batch_size, dataset, evaluation, in_classes, kind, max_epochs, memorization, "
+    "models, noise, ood, optimizers, patience, resources, seeds, train"
 )
 
 BAD = [
@@ -308,7 +319,7 @@ BAD = [
     ),
     pytest.param(
         _set(*Q, "max_epochs", "ten"),
-        ["studies.quick.max_epochs: 'ten' is not of type 'integer'"],
+        ["studies.quick.max_epochs: got 'ten'; accepted: an integer >= 1 or a non-empty list"],
         id="wrong-type-max-epochs",
     ),
     pytest.param(
@@ -548,7 +559,7 @@ def test_two_schema_mistakes_are_reported_together():
     found = problems(config)
     assert len(found) == 2, found
     assert any(p.startswith("device: 'gpu' does not match") for p in found)
-    assert any(p.startswith("studies.quick.max_epochs: 'ten' is not of type") for p in found)
+    assert any(p.startswith("studies.quick.max_epochs: got 'ten'; accepted") for p in found)
 
 
 def test_mistakes_in_two_studies_are_reported_together():
@@ -570,7 +581,7 @@ def test_schema_and_registry_mistakes_are_reported_together():
     config = minimal()
     study(config).update(max_epochs="ten", models=["resnet"])
     found = problems(config)
-    assert any(p.startswith("studies.quick.max_epochs: 'ten' is not of type") for p in found)
+    assert any(p.startswith("studies.quick.max_epochs: got 'ten'; accepted") for p in found)
     assert f"studies.quick.models[0]: unknown model 'resnet'; {MODELS}" in found
 
 
@@ -644,7 +655,7 @@ def test_readme_documents_every_schema_key():
     keys += [f"data.{k}" for k in schema["properties"]["data"]["properties"]]
     study = schema["$defs"]["study"]["properties"]
     keys += list(study)
-    sections = ("evaluation", "ood", "resources", "train")
+    sections = ("evaluation", "ood", "resources", "train", "memorization")
     keys += [k for section in sections for k in study[section]["properties"]]
     missing = [k for k in keys if f"| `{k}` |" not in text]
     assert missing == []

@@ -13,7 +13,7 @@ from corruptlab.models import MODELS, build_model
 from corruptlab.registry import UnknownNameError
 
 MNIST = (1, 28, 28)
-NAMES = ["perceptron", "mlp1", "mlp2", "mlp4", "conv4", "net", "conv4_bn", "mlp_bn"]
+NAMES = ["perceptron", "mlp1", "mlp2", "mlp4", "conv4", "net", "conv4_bn", "mlp_bn", "mlp2_4096"]
 
 
 def n_params(model: nn.Module) -> int:
@@ -56,6 +56,7 @@ LINEARS = {
     "net": [(64 * 12 * 12, 128), (128, 10)],
     "conv4_bn": [(64, 128), (128, 10)],
     "mlp_bn": [(784, 256), (256, 256), (256, 10)],
+    "mlp2_4096": [(784, 4096), (4096, 4096), (4096, 10)],
 }
 
 

@@ -277,3 +277,82 @@ def _msp_beats_chance(tables: dict[str, pd.DataFrame], study: dict) -> list[dict
 
 CLAIMS.add("ood/msp_auroc_uniform_noise", _msp_auroc_uniform)
 CLAIMS.add("ood/msp_beats_chance", _msp_beats_chance)
+
+
+# --- memorization (Arpit et al. 2017) -----------------------------------------------------------
+
+GOF_LEVEL = 0.05
+
+
+def _gof_rows(tables: dict[str, pd.DataFrame], variant: str, binomial: bool) -> list[dict]:
+    """One row per (model, epochs): is the variant's P(correct) consistent with a Binomial of its
+    own mean (a chi-square goodness-of-fit test over the examples' counts of correct seeds)?"""
+    from corruptlab.memorization import binomial_gof
+
+    word = "consistent with" if binomial else "unlike"
+    claim = f"{variant} P(correct) is {word} a Binomial (examples alike)"
+    criterion = f"chi-square GOF p-value {'>=' if binomial else '<'} {GOF_LEVEL}"
+    table = tables["p_correct"]
+    at = table[table["variant"] == variant]
+    if at.empty:
+        return [row(claim, "-", {}, criterion, None, f"the study has no {variant} variant")]
+    rows = []
+    for (model, epochs), g in at.groupby(["model", "max_epochs"], sort=True):
+        n_seeds = int(g["n_seeds"].iloc[0])
+        gof = binomial_gof(g["n_correct"].to_numpy(), n_seeds)
+        stats = {"mean": gof["p_value"], "n": gof["n_examples"]}
+        detail = (
+            f"chi2 = {gof['statistic']:.1f}, dof = {gof['dof']}, mean P(correct) = "
+            f"{gof['p']:.3f}, {n_seeds} seeds"
+        )
+        if math.isnan(gof["p_value"]):
+            rows.append(row(claim, f"{model}, {epochs} epochs", {}, criterion, None, detail))
+            continue
+        passed = gof["p_value"] >= GOF_LEVEL if binomial else gof["p_value"] < GOF_LEVEL
+        rows.append(row(claim, f"{model}, {epochs} epochs", stats, criterion, passed, detail))
+    return rows
+
+
+def _randx_binomial(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    return _gof_rows(tables, "randX", binomial=True)
+
+
+def _real_not_binomial(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    return _gof_rows(tables, "real", binomial=False)
+
+
+def _randy_not_binomial(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    return _gof_rows(tables, "randY", binomial=False)
+
+
+def _csr_growth(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    """The CSR's growth from the first to the last epoch it was measured at, randY minus real
+    (per seed pair of means: Welch CI over seeds)."""
+    claim = "the critical sample ratio of randY grows faster than that of real data"
+    criterion = "mean CSR growth (last - first measured epoch): randY - real > 0"
+    h = tables["histories"]
+    if "csr" not in h or h["csr"].notna().sum() == 0:
+        return [row(claim, "-", {}, criterion, None, "no CSR measured (memorization.csr_epochs)")]
+    h = h[h["csr"].notna()]
+    rows = []
+    for (model, epochs), g in h.groupby(["model", "max_epochs"], sort=True):
+        measured = sorted(g["epoch"].unique())
+        if len(measured) < 2 or not {"real", "randY"} <= set(g["variant"]):
+            reason = "needs real and randY runs and two CSR epochs"
+            rows.append(row(claim, f"{model}, {epochs} epochs", {}, criterion, None, reason))
+            continue
+        first, last = measured[0], measured[-1]
+        growth = {}
+        for variant in ("real", "randY"):
+            v = g[g["variant"] == variant].pivot_table(index="seed", columns="epoch", values="csr")
+            growth[variant] = (v[last] - v[first]).to_numpy(float)
+        s = diff_ci(growth["randY"], growth["real"])
+        detail = f"epochs {first} -> {last}; real {growth['real'].mean():+.3f}"
+        rows.append(row(claim, f"{model}, {epochs} epochs", s, criterion, s["mean"] > 0, detail))
+    return rows
+
+
+CLAIMS.add("memorization/randx_binomial", _randx_binomial)
+CLAIMS.add("memorization/real_not_binomial", _real_not_binomial)
+CLAIMS.add("memorization/randy_not_binomial", _randy_not_binomial)
+CLAIMS.add("memorization/csr_randy_grows_faster", _csr_growth)

@@ -217,12 +217,28 @@ def _check_study(where: str, study: dict) -> list[str]:
             "study with such a model"
         )
     patience, max_epochs = study.get("patience"), study.get("max_epochs")
-    if isinstance(patience, int) and isinstance(max_epochs, int) and 1 <= max_epochs < patience:
+    epochs = [e for _, e in _entries(as_list(max_epochs), int)]
+    ignored = study.get("kind") == "memorization"  # its runs train every epoch
+    if isinstance(patience, int) and epochs and 1 <= min(epochs) < patience and not ignored:
         errors.append(
-            f"{where}.patience: {patience} exceeds max_epochs {max_epochs}; "
+            f"{where}.patience: {patience} exceeds max_epochs {min(epochs)}; "
             "accepted: an integer in [1, max_epochs]"
         )
+    errors += _check_memorization(where, study, epochs)
     return errors
+
+
+def _check_memorization(where: str, study: dict, epochs: list[int]) -> list[str]:
+    mem = study.get("memorization")
+    if not isinstance(mem, dict) or study.get("kind") != "memorization":
+        return []  # other kinds ignore the section
+    late = [e for _, e in _entries(mem.get("csr_epochs"), int) if epochs and e > max(epochs)]
+    if late:
+        return [
+            f"{where}.memorization.csr_epochs: {late} beyond max_epochs {max(epochs)}; "
+            "accepted: epochs in 0..max_epochs"
+        ]
+    return []
 
 
 def _check_ood(where: str, study: dict) -> list[str]:
@@ -317,11 +333,20 @@ def expand_runs(study_name: str, study: dict, config: dict) -> list[dict]:
         for o in _grid(spec, "name", OPTIMIZERS.get(spec["name"]).params)
     ]
     runs = []
-    for model, noise, optim, bs, seed in itertools.product(
-        study["models"], noises, optims, as_list(study["batch_size"]), seed_list(study["seeds"])
+    epoch_grid = isinstance(study["max_epochs"], list)  # then run paths name the epochs
+    memorization = study["kind"] == "memorization"
+    for model, noise, optim, bs, epochs, seed in itertools.product(
+        study["models"],
+        noises,
+        optims,
+        as_list(study["batch_size"]),
+        as_list(study["max_epochs"]),
+        seed_list(study["seeds"]),
     ):
         noise_slug = NOISE.get(noise["kind"]).slug(noise)
         optim_slug = f"{OPTIMIZERS.get(optim['name']).slug(optim)}-bs{fmt_number(bs)}"
+        if epoch_grid:
+            optim_slug += f"-e{epochs}"
         runs.append(
             {
                 "study": study_name,
@@ -334,8 +359,9 @@ def expand_runs(study_name: str, study: dict, config: dict) -> list[dict]:
                 "optimizer": optim,
                 "optim_slug": optim_slug,
                 "batch_size": bs,
-                "max_epochs": study["max_epochs"],
-                "patience": study["patience"],
+                "max_epochs": epochs,
+                # memorization runs train every epoch and keep the last weights
+                "patience": epochs if memorization else study["patience"],
                 "seed": seed,
                 "device": config["device"],
                 "run_id": f"{model}/{noise_slug}/{optim_slug}/seed{seed}",
@@ -343,7 +369,27 @@ def expand_runs(study_name: str, study: dict, config: dict) -> list[dict]:
         )
         if study.get("in_classes"):  # only when set: runs of other studies keep their params
             runs[-1]["in_classes"] = sorted(study["in_classes"])
+        if memorization:
+            runs[-1].update(memorization_params(study, epochs))
     return runs
+
+
+def memorization_params(study: dict, epochs: int) -> dict:
+    """What a memorization run adds to its run dict: the shared data seed, the last weights
+    instead of the best, and the critical-sample-ratio measurements (``csr``)."""
+    mem = study["memorization"]
+    csr_epochs = sorted(e for e in mem["csr_epochs"] if e <= epochs)
+    params: dict[str, Any] = {"data_seed": mem["data_seed"], "restore_best": False}
+    if csr_epochs:
+        params["csr"] = {
+            "epochs": csr_epochs,
+            "n": mem["csr_examples"],
+            "radius": mem["csr_radius"],
+            "alpha": mem["csr_alpha"],
+            "beta": mem["csr_beta"],
+            "steps": mem["csr_steps"],
+        }
+    return params
 
 
 def eval_methods(study: dict) -> list[dict]:

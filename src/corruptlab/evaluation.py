@@ -94,7 +94,9 @@ def evaluate_job(
     """Evaluate one trained run under every (condition, method): (metric rows, per-example
     columns). ``conditions``: dicts with ``name``, ``severity`` and, for corrupted test sets,
     ``path``; ``methods``: dicts with ``name`` and the method's parameters (``lr``,
-    ``batch_size``, ``steps``). Defaults: the clean test set, no adaptation."""
+    ``batch_size``, ``steps``). A condition with ``family: train`` is the first ``n`` examples of
+    the run's training set as trained (its ``labels`` file). Defaults: the clean test set, no
+    adaptation."""
     from corruptlab.adaptation import METHODS
     from corruptlab.training import normalize
 
@@ -104,8 +106,17 @@ def evaluate_job(
     seed = derive_seed(record["run"]["study"], record["run"]["seed"], "adaptation")
     rows, preds = [], []
     for condition in conditions:
-        images, labels = load_condition(condition, data)
-        x = normalize(images, saved["mean"], saved["std"]).to(device)
+        if condition.get("family") == "train":  # the run's own training examples (memorization)
+            from corruptlab.pipeline import training_examples
+
+            mean, std = saved["mean"], saved["std"]
+            run, n = record["run"], condition["n"]
+            positions, x, labels = training_examples(run, data, condition["labels"], mean, std, n)
+            x = x.to(device)
+        else:
+            positions = None
+            images, labels = load_condition(condition, data)
+            x = normalize(images, saved["mean"], saved["std"]).to(device)
         labels = labels.to(device)
         for method in methods:
             params = {k: method[k] for k in METHOD_COLUMNS if k in method}
@@ -113,6 +124,8 @@ def evaluate_job(
                 model, x, seed=seed, **{"batch_size": 1000, "lr": 1e-3, "steps": 1, **params}
             )
             metrics, per_example = evaluate_logits(logits, labels)
+            if positions is not None:  # example = its position in the training set
+                per_example["index"] = positions
             key = {
                 "condition": condition["name"],
                 "severity": condition["severity"],

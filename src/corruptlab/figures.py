@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 
@@ -458,4 +459,132 @@ def ood_auroc(tables: dict[str, pd.DataFrame]) -> plt.Figure:
             ax.grid(False)
         fig.colorbar(im, ax=axes[0, -1], label="AUROC (0.5 = chance)")
         fig.suptitle("OOD detection AUROC by set and score (mean over seeds)", fontsize=9)
+    return fig
+
+
+# --- memorization (Arpit et al. 2017) -----------------------------------------------------------
+
+VARIANT_COLORS = {"real": "tab:blue", "randY": "tab:orange", "randX": "tab:green"}
+MEMO_BY = ("model", "variant", "max_epochs")
+
+
+def _variant_order(names) -> list[str]:
+    known = list(VARIANT_COLORS)
+    return sorted(set(names), key=lambda v: (known.index(v) if v in known else 9, v))
+
+
+def _memo_panels(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """One panel per (model, epochs)."""
+    return [
+        (f"{model}, {epochs} epoch{'s' if epochs != 1 else ''}", g)
+        for (model, epochs), g in frame.groupby(["model", "max_epochs"], sort=True)
+    ]
+
+
+@FIGURES.register("p_correct_sorted")
+def p_correct_sorted(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Arpit et al. Figure 1: each example's probability of being classified correctly over the
+    seeds, sorted, per data variant; dashed: the sorted curve expected if every example were
+    alike, Binomial(seeds, mean P(correct) of randX) / seeds."""
+    from corruptlab.memorization import binomial_reference, sorted_curve
+
+    table = tables["p_correct"]
+    panels = _memo_panels(table)
+    with plt.rc_context(STYLE):
+        fig, axes = _panel_grid(len(panels))
+        for ax, (title, data) in zip(axes, panels, strict=True):
+            for variant in _variant_order(data["variant"]):
+                d = data[data["variant"] == variant]
+                x, y = sorted_curve(d["p_correct"].to_numpy(float))
+                color = VARIANT_COLORS.get(variant, "tab:gray")
+                ax.plot(100 * x, y, color=color, lw=1.6, label=variant)
+            randx = data[data["variant"] == "randX"]
+            if len(randx):
+                n_seeds = int(randx["n_seeds"].iloc[0])
+                p = float(randx["p_correct"].mean())
+                ref = binomial_reference(n_seeds, p, len(randx))
+                x = np.linspace(0, 100, len(ref))
+                ax.plot(x, ref, color="black", ls="--", lw=1, label=f"Binomial({n_seeds}, {p:.2f})")
+            ax.set_title(title)
+            ax.set_xlabel("examples, sorted (%)")
+            ax.set_ylim(-0.02, 1.02)
+        axes[0].set_ylabel("P(correct) over seeds")
+        axes[-1].legend(frameon=False, loc="upper right")
+        seeds = "/".join(map(str, sorted(table["n_seeds"].unique())))
+        fig.suptitle(
+            f"Per-example P(correct) over {seeds} seeds: real data has easy and hard examples,\n"
+            "noise inputs (randX) do not",
+            fontsize=9,
+        )
+    return fig
+
+
+@FIGURES.register("csr_over_epochs")
+def csr_over_epochs(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Arpit et al.'s critical sample ratio over training, per data variant: mean and 95% CI
+    over seeds."""
+    table = tables["csr"]
+    panels = _memo_panels(table) if len(table) else [("no CSR measured", table)]
+    with plt.rc_context(STYLE):
+        fig, axes = _panel_grid(len(panels))
+        for ax, (title, data) in zip(axes, panels, strict=True):
+            for variant in _variant_order(data.get("variant", [])):
+                d = data[data["variant"] == variant].sort_values("epoch")
+                color = VARIANT_COLORS.get(variant, "tab:gray")
+                ax.plot(d["epoch"], d["mean"], marker="o", ms=3.5, color=color, label=variant)
+                ax.fill_between(
+                    d["epoch"], d["ci95_low"], d["ci95_high"], color=color, alpha=0.2, lw=0
+                )
+            ax.set_title(title)
+            ax.set_xlabel("epoch")
+        axes[0].set_ylabel("critical sample ratio")
+        if len(table):
+            axes[-1].legend(frameon=False, loc="upper left")
+        fig.suptitle(
+            "Critical sample ratio during training (share of validation points an "
+            "adversarial search within the L-inf ball crosses the boundary from)",
+            fontsize=9,
+        )
+    return fig
+
+
+def examples_grid(table: pd.DataFrame, images: dict[str, Any], k: int = 8) -> plt.Figure:
+    """The ``k`` hardest and easiest examples (lowest and highest P(correct) over seeds) of each
+    variant with image content (randX's inputs are noise), per model and epochs: ``images``
+    maps a variant to uint8 images [N, H, W] indexed by example."""
+    from corruptlab.memorization import hardest_and_easiest
+
+    table = table[table["variant"].isin(images)]
+    ends = hardest_and_easiest(table, k, by=list(MEMO_BY)) if len(table) else table
+    groups = list(ends.groupby(list(MEMO_BY), sort=True)) if len(ends) else []
+    n_rows = max(1, 2 * len(groups))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            n_rows, k, figsize=(1.0 * k + 1.6, 1.25 * n_rows + 0.6), squeeze=False
+        )
+        for ax in axes.flat:
+            ax.axis("off")
+        for g_i, (key, g) in enumerate(groups):
+            model, variant, epochs = key
+            for e_i, end in enumerate(("hardest", "easiest")):
+                r = 2 * g_i + e_i
+                rows = g[g["end"] == end].head(k)
+                for c, ex in enumerate(rows.itertuples(index=False)):
+                    ax = axes[r, c]
+                    ax.imshow(images[variant][int(ex.example)], cmap="gray_r", vmin=0, vmax=255)
+                    ax.set_title(f"y={int(ex.label)} p={ex.p_correct:.2f}", fontsize=7)
+                axes[r, 0].text(
+                    -0.35,
+                    0.5,
+                    f"{variant}\n{model}, {epochs} ep.\n{end}",
+                    transform=axes[r, 0].transAxes,
+                    ha="right",
+                    va="center",
+                    fontsize=7,
+                )
+        fig.suptitle(
+            "Hardest and easiest training examples (P(correct) over seeds; y = label trained on)",
+            fontsize=9,
+        )
+        fig.tight_layout()
     return fig

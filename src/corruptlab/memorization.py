@@ -384,3 +384,13 @@ def hardest_and_easiest(
     out["_end_order"] = (out["end"] == "easiest").astype(int)
     out = out.sort_values([*keys, "_end_order", "rank"], kind="stable").drop(columns="_end_order")
     return out.reset_index(drop=True)
+
+
+def example_subset(n_total: int, n: int, seed: int) -> np.ndarray:
+    """The examples a memorization study follows: ``n`` of ``n_total`` positions drawn without
+    replacement with ``seed`` (the study's data seed), sorted. A random subset, not the first
+    ``n``: prepared splits may be ordered by class."""
+    if n >= n_total:
+        return np.arange(n_total)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_total, size=n, replace=False))

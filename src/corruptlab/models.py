@@ -146,3 +146,9 @@ def mlp_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
         width = units
     layers.append(nn.Linear(width, n_classes))
     return nn.Sequential(*layers)
+
+
+@MODELS.register("mlp2_4096")
+def mlp2_4096(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Arpit et al. 2017's MLP: two hidden ReLU layers of 4096 units."""
+    return _mlp(in_shape, n_classes, [4096, 4096])

@@ -168,6 +168,17 @@ def make_noisy_labels(labels: np.ndarray, n_classes: int, spec: dict, seed: int)
     return kind.fn(np.asarray(labels), n_classes, rng, **values)
 
 
+def variant_of(noise: dict) -> str:
+    """Arpit et al.'s name of a data variant: real (no noise), randX (every input replaced by
+    noise), randY (every label drawn at random); else the noise spec's slug."""
+    kind = noise["kind"]
+    if kind == "none":
+        return "real"
+    if kind in ("randx", "flip") and noise.get("p") == 1:
+        return "randX" if kind == "randx" else "randY"
+    return noise_slug(noise)
+
+
 def noise_slug(spec: dict) -> str:
     kind = NOISE.get(spec["kind"])
     return kind.slug(spec)

@@ -19,6 +19,7 @@ import copy
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,7 @@ def train_packed(
     cfgs: list[TrainConfig],
     checkpoint: str | Path | None = None,
     progress: Any = None,
+    on_epoch: Callable[[int, nn.Module, int], dict] | None = None,
 ) -> list[TrainResult]:
     """Train ``models[i]`` on ``data[i]`` under ``cfgs[i]`` (same configuration but the seed),
     all at once; returns one ``TrainResult`` per member, as ``training.train`` would.
@@ -156,6 +158,8 @@ def train_packed(
     With ``checkpoint``, the whole pack's state is written atomically after every epoch and
     resumed under the same configurations. An epoch's ``seconds`` in a member's history is its
     share of the pack's epoch time (the time divided by the members still training).
+    ``on_epoch(epoch, model, member)`` is ``training.train``'s ``on_epoch`` for member ``member``
+    (given a module holding that member's current weights).
     """
     _check_pack(models, data, cfgs)
     device = data[0].images.device
@@ -182,6 +186,7 @@ def train_packed(
         val_losses, val_accs = _packed_validate(base, stack, data[0])
         for row, m in enumerate(members):  # epoch 0: the initial weights, as training.train
             m.history.append(_row(0, math.nan, val_losses[row], val_accs[row], 0.0))
+            m.history[-1].update(_measure(on_epoch, 0, models[0], stack, row, names))
             m.best_state, m.best_acc = stack.state_of(row, names), val_accs[row]
     resumed_from = start_epoch - 1
 
@@ -202,11 +207,15 @@ def train_packed(
                 m.stopped_by = "nonfinite_loss"
                 continue
             m.history.append(_row(epoch, losses[row], val_losses[row], val_accs[row], seconds))
+            m.history[-1].update(_measure(on_epoch, epoch, models[0], stack, row, names))
             if val_accs[row] > m.best_acc:
                 m.best_state = stack.state_of(row, names)
                 m.best_epoch, m.best_acc, m.bad_epochs = epoch, val_accs[row], 0
             else:
                 m.bad_epochs += 1
+            if not m.cfg.restore_best:  # the last weights stand in for the best
+                m.best_state = stack.state_of(row, names)
+                m.best_epoch, m.best_acc = epoch, val_accs[row]
             if m.bad_epochs >= m.cfg.patience:
                 m.stopped_by = "patience"
                 continue
@@ -241,6 +250,15 @@ def train_packed(
         )
         for m in members
     ]
+
+
+def _measure(on_epoch, epoch: int, template: nn.Module, stack: _Stack, row: int, names) -> dict:
+    """``on_epoch`` for the member in ``row`` of the stack, on a module holding its weights."""
+    if on_epoch is None:
+        return {}
+    model = copy.deepcopy(template)
+    model.load_state_dict(stack.state_of(row, names))
+    return on_epoch(epoch, model, stack.members[row])
 
 
 def _packed_epoch(forward, stack: _Stack, members, data, epoch: int, progress) -> list[float]:

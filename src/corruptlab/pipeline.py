@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from corruptlab.seeding import derive_seed
 
@@ -70,8 +70,11 @@ def train_job(
     configure_torch(threads, device)
     job = _RunInputs(run, data_path, labels_path, device)
     checkpoint = Path(out["model"]).with_name("checkpoint.pt")
+    on_epoch = csr_callback(run, job.data.val_images, job.shared["std"])
     with _progress(job.cfg.max_epochs * job.n_train, run["run_id"], progress_file) as bar:
-        result = train(job.model(), job.data, job.cfg, checkpoint=checkpoint, progress=bar)
+        result = train(
+            job.model(), job.data, job.cfg, checkpoint=checkpoint, progress=bar, on_epoch=on_epoch
+        )
     record = job.write(result, out, device, job_seconds=time.perf_counter() - t0)
     checkpoint.unlink(missing_ok=True)
     return record
@@ -107,6 +110,13 @@ def train_pack_job(
     checkpoint = Path(outs[0]["model"]).with_name(f"pack-checkpoint-seeds{seeds[0]}-{seeds[-1]}.pt")
     total = sum(job.cfg.max_epochs * job.n_train for job in jobs)
     name = runs[0]["run_id"].rsplit("/", 1)[0] + f"/seeds{seeds[0]}-{seeds[-1]}"
+    callbacks = [csr_callback(job.run, job.data.val_images, shared["std"]) for job in jobs]
+    on_epoch = None
+    if any(callbacks):
+
+        def on_epoch(epoch, model, member):
+            return callbacks[member](epoch, model) if callbacks[member] else {}
+
     with _progress(total, name, progress_file) as bar:
         results = train_packed(
             [job.model() for job in jobs],
@@ -114,6 +124,7 @@ def train_pack_job(
             [job.cfg for job in jobs],
             checkpoint=checkpoint,
             progress=bar,
+            on_epoch=on_epoch,
         )
     share = (time.perf_counter() - t0) / len(jobs)
     records = [
@@ -137,6 +148,60 @@ def _progress(total: int, desc: str, progress_file: TextIO | None):
         dynamic_ncols=False,
         ncols=100,
     )
+
+
+def synthetic_inputs(run: dict, noisy, shape) -> Any:
+    """randX's noise images of a run (normalised input space: N(0, 1), i.e. the data's mean and
+    standard deviation), drawn from the run's data seed (``data_seed``, else its seed)."""
+    import torch
+
+    seed = run.get("data_seed", run["seed"])
+    g = torch.Generator().manual_seed(labels_seed(run["study"], run["noise_slug"], seed) + 1)
+    return torch.randn((noisy.n_synthetic, *shape), generator=g)
+
+
+def training_examples(run: dict, data: dict, labels_path: str, mean: float, std: float, n: int):
+    """``n`` examples of a run's training set as it was trained on, the same in every seed
+    (``memorization.example_subset`` of the run's data seed): (positions in the training set
+    [n], normalised images [n, C, H, W], labels [n]); randX's noise images and randY's labels
+    included."""
+    import torch
+
+    from corruptlab.memorization import example_subset
+    from corruptlab.noise import load_noisy_labels
+    from corruptlab.training import normalize
+
+    noisy = load_noisy_labels(labels_path)
+    positions = example_subset(len(noisy.indices), n, run.get("data_seed", run["seed"]))
+    images = normalize(data["train_images"], mean, std)
+    if noisy.n_synthetic:
+        images = torch.cat([images, synthetic_inputs(run, noisy, images.shape[1:])])
+    idx = torch.from_numpy(noisy.indices[positions])
+    return positions, images.index_select(0, idx), torch.from_numpy(noisy.labels[positions])
+
+
+def csr_callback(run: dict, val_images, std: float):
+    """``on_epoch`` measuring the critical sample ratio of a run at its ``csr`` epochs on the
+    first validation images (history column ``csr``); None for runs without ``csr``."""
+    spec = run.get("csr")
+    if not spec:
+        return None
+    from corruptlab.csr import critical_sample_ratio, pixel_scale_to_input
+
+    images = val_images[: spec["n"]]
+    scale = {k: pixel_scale_to_input(spec[k], std) for k in ("radius", "alpha", "beta")}
+
+    def measure(epoch: int, model) -> dict:
+        if epoch not in spec["epochs"]:
+            return {}
+        seed = derive_seed(run["study"], run["seed"], "csr", epoch)
+        ratio = critical_sample_ratio(
+            model, images, scale["radius"], scale["alpha"], scale["beta"], spec["steps"], seed
+        )
+        log.info("%s epoch %d: critical sample ratio %.4f", run["run_id"], epoch, ratio)
+        return {"csr": float(ratio)}
+
+    return measure
 
 
 class _RunInputs:
@@ -168,11 +233,7 @@ class _RunInputs:
         data, images = shared["data"], shared["images"]
         noisy = load_noisy_labels(labels_path)
         if noisy.n_synthetic:  # randX: Gaussian inputs with the data's mean and std (N(0, 1) here)
-            g = torch.Generator().manual_seed(
-                labels_seed(run["study"], run["noise_slug"], run["seed"]) + 1
-            )
-            noise = torch.randn((noisy.n_synthetic, *images.shape[1:]), generator=g)
-            images = torch.cat([images, noise.to(device)])
+            images = torch.cat([images, synthetic_inputs(run, noisy, images.shape[1:]).to(device)])
         self.n_train = len(noisy.indices)
         self.data = TrainData(
             images=images,
@@ -188,6 +249,7 @@ class _RunInputs:
             max_epochs=run["max_epochs"],
             patience=run["patience"],
             seed=derive_seed(run["study"], run["seed"], "train"),
+            restore_best=run.get("restore_best", True),
         )
 
     def model(self):

@@ -93,3 +93,22 @@ STUDIES.add(
         },
     ),
 )
+
+STUDIES.add(
+    "memorization",
+    StudyKind(
+        name="memorization",
+        doc="Arpit et al. 2017: per-example difficulty over seeds (real / randX / randY), "
+        "critical sample ratio",
+        table_needs={
+            "p_correct": ("predictions",),
+            "csr": ("histories",),
+            "claims": ("runs", "p_correct", "histories"),
+        },
+        figure_needs={
+            "p_correct_sorted": ("p_correct",),
+            "csr_over_epochs": ("csr",),
+            "examples_grid": (),  # drawn with the dataset's images by the examples_grid rule
+        },
+    ),
+)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from corruptlab.io import read_json
 from corruptlab.metrics import METRICS
-from corruptlab.noise import NOISE
+from corruptlab.noise import NOISE, variant_of
 from corruptlab.optim import OPTIMIZERS
 from corruptlab.registry import Registry
 from corruptlab.stats import mean_ci
@@ -304,15 +304,72 @@ def entropy_deciles(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFram
     )
 
 
+def _run_columns(run: dict) -> dict:
+    return {
+        "run_id": run["run_id"],
+        "model": run["model"],
+        "noise_kind": run["noise"]["kind"],
+        "variant": variant_of(run["noise"]),
+        "max_epochs": run["max_epochs"],
+        "seed": run["seed"],
+    }
+
+
 def predictions_table(run_jsons: Sequence[str], predictions: Sequence[str]) -> pd.DataFrame:
-    """Every run's per-example predictions with its run_id, model and seed (for per-example
-    analyses such as TENT's entropy deciles)."""
+    """Every run's per-example predictions with its run_id, model, data variant, epochs and seed
+    (for per-example analyses: TENT's entropy deciles, memorization's P(correct))."""
     frames = []
     for run_json, path in zip(run_jsons, predictions, strict=True):
         run = read_json(run_json)["run"]
-        frame = pd.read_parquet(path)
-        frames.append(frame.assign(run_id=run["run_id"], model=run["model"], seed=run["seed"]))
+        frames.append(pd.read_parquet(path).assign(**_run_columns(run)))
     return pd.concat(frames, ignore_index=True)
+
+
+def histories_table(run_jsons: Sequence[str], histories: Sequence[str]) -> pd.DataFrame:
+    """Every run's training history (one row per epoch, with measurements made during training
+    such as ``csr``) with its run_id, model, data variant, epochs and seed."""
+    frames = []
+    for run_json, path in zip(run_jsons, histories, strict=True):
+        run = read_json(run_json)["run"]
+        frames.append(pd.read_parquet(path).assign(**_run_columns(run)))
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- memorization (Arpit et al. 2017) -----------------------------------------------------------
+
+MEMO_KEYS = ["model", "variant", "max_epochs"]
+
+
+@TABLES.register("p_correct")
+def p_correct(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
+    """P(correct) of each example over the seeds, per (model, data variant, epochs): the
+    training examples as trained (``memorization.examples: train``) or the clean test set."""
+    from corruptlab.memorization import example_subset, per_example_p_correct
+
+    mem = study["memorization"]
+    p = tables["predictions"]
+    condition = "train" if mem["examples"] == "train" else "clean"
+    p = p[(p["condition"] == condition) & (p["method"] == "source")]
+    if condition == "clean":  # the evaluation holds every test example: keep the study's subset
+        n_test = int(p["index"].max()) + 1
+        p = p[p["index"].isin(example_subset(n_test, mem["n_examples"], mem["data_seed"]))]
+    frame = p.rename(columns={"index": "example"})[[*MEMO_KEYS, "seed", "example", "correct"]]
+    table = per_example_p_correct(frame, by=MEMO_KEYS)
+    labels = p.drop_duplicates([*MEMO_KEYS, "index"]).rename(columns={"index": "example"})
+    # randY's labels are the same in every seed (one data seed): the label trained on
+    table = table.merge(labels[[*MEMO_KEYS, "example", "label"]], on=[*MEMO_KEYS, "example"])
+    return table.sort_values([*MEMO_KEYS, "example"], ignore_index=True)
+
+
+@TABLES.register("csr")
+def csr(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
+    """The critical sample ratio per (model, data variant, epochs, epoch measured at): mean,
+    95% CI and n over seeds."""
+    h = tables["histories"]
+    if "csr" not in h:
+        return pd.DataFrame(columns=[*MEMO_KEYS, "epoch", "mean", "ci95_low", "ci95_high", "n"])
+    h = h[h["csr"].notna()]
+    return pd.DataFrame(_ci_rows(h, [*MEMO_KEYS, "epoch"], "csr", {}))
 
 
 # --- out-of-distribution detection ------------------------------------------------------------

@@ -36,6 +36,7 @@ class TrainConfig:
     max_epochs: int = 10
     patience: int = 3  # epochs without a better validation accuracy before stopping
     seed: int = 0  # the run's seed; data order and dropout draws derive from it
+    restore_best: bool = True  # False: the result holds the last epoch's weights, not the best
 
     def key(self) -> str:
         """Identifies the configuration; a checkpoint is resumed only under the same key."""
@@ -117,6 +118,7 @@ def train(
     cfg: TrainConfig,
     checkpoint: str | Path | None = None,
     progress: Any = None,
+    on_epoch: Callable[[int, nn.Module], dict] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place (already on the data's device); returns the best epoch's weights.
 
@@ -125,6 +127,8 @@ def train(
     configuration key is resumed: the result equals that of an uninterrupted run, because each
     epoch's data order and dropout draws derive from (seed, epoch) only.
     ``progress`` is an optional tqdm-like object with ``update(n)``, ``set_postfix`` and ``total``.
+    ``on_epoch(epoch, model)`` (also for epoch 0, the initial weights) returns extra columns for
+    that epoch's history row (a measurement during training, checkpointed with the history).
     """
     device = data.images.device
     optimizer = build_optimizer(model.parameters(), cfg.optimizer)
@@ -145,7 +149,7 @@ def train(
             progress.update(state["epoch"] * n_train)
     else:
         val_loss, val_acc = _validate(model, data)
-        history.append(_row(0, math.nan, val_loss, val_acc, 0.0))
+        history.append(_row(0, math.nan, val_loss, val_acc, 0.0, on_epoch, model))
         best_state, best_epoch, best_acc, bad_epochs = _state_copy(model), 0, val_acc, 0
     resumed_from = start_epoch - 1
 
@@ -163,7 +167,8 @@ def train(
                 stopped_by = "nonfinite_loss"
             else:
                 val_loss, val_acc = _validate(model, data)
-                history.append(_row(epoch, train_loss, val_loss, val_acc, time.perf_counter() - t0))
+                seconds = time.perf_counter() - t0
+                history.append(_row(epoch, train_loss, val_loss, val_acc, seconds, on_epoch, model))
                 if val_acc > best_acc:
                     best_state, best_epoch, best_acc, bad_epochs = (
                         _state_copy(model),
@@ -199,6 +204,9 @@ def train(
             if stopped_by != "max_epochs":
                 break
 
+    if not cfg.restore_best:  # the last epoch's weights (they are the model's now)
+        best_state, best_epoch = _state_copy(model), history[-1]["epoch"]
+        best_acc = history[-1]["val_accuracy"]
     return TrainResult(
         status="diverged" if stopped_by == "nonfinite_loss" else "ok",
         stopped_by=stopped_by,
@@ -235,14 +243,25 @@ def _train_epoch(
     return (total / n).item()  # the epoch's one synchronisation
 
 
-def _row(epoch: int, train_loss: float, val_loss: float, val_acc: float, seconds: float) -> dict:
-    return {
+def _row(
+    epoch: int,
+    train_loss: float,
+    val_loss: float,
+    val_acc: float,
+    seconds: float,
+    on_epoch: Callable[[int, nn.Module], dict] | None = None,
+    model: nn.Module | None = None,
+) -> dict:
+    row = {
         "epoch": epoch,
         "train_loss": train_loss,
         "val_loss": val_loss,
         "val_accuracy": val_acc,
         "seconds": seconds,
     }
+    if on_epoch is not None:
+        row.update(on_epoch(epoch, model))
+    return row
 
 
 def _load_checkpoint(path: Path | None, key: str, device) -> dict | None:

@@ -49,6 +49,22 @@ rule predictions_table:
         "../../scripts/predictions_table.py"
 
 
+rule histories_table:
+    input:
+        runs=lambda w: run_files(w.study, "run.json"),
+        histories=lambda w: run_files(w.study, "history.parquet"),
+    output:
+        "results/{study}/tables/histories.parquet",
+    log:
+        "results/{study}/logs/tables/histories.log",
+    conda:
+        "../../envs/corruptlab.yaml"
+    params:
+        code=CODE["tables"],
+    script:
+        "../../scripts/histories_table.py"
+
+
 rule table:
     input:
         unpack(needed_tables),
@@ -62,7 +78,7 @@ rule table:
     log:
         "results/{study}/logs/tables/{table}.log",
     wildcard_constraints:
-        table=r"(?!(?:runs|predictions|ood_runs)\b)[a-z_]+",
+        table=r"(?!(?:runs|predictions|ood_runs|histories)\b)[a-z_]+",
     conda:
         "../../envs/corruptlab.yaml"
     params:
@@ -109,3 +125,23 @@ rule gallery:
         code=CODE["gallery"],
     script:
         "../../scripts/gallery.py"
+
+
+rule examples_grid:
+    input:
+        p_correct="results/{study}/tables/p_correct.parquet",
+        data=dataset_file,
+        labels=memorization_labels_files,
+    output:
+        png="results/{study}/figures/examples_grid.png",
+        pdf="results/{study}/figures/examples_grid.pdf",
+    log:
+        "results/{study}/logs/figures/examples_grid.log",
+    conda:
+        "../../envs/corruptlab.yaml"
+    params:
+        variants=memorization_variants,
+        examples=lambda w: config["studies"][w.study]["memorization"]["examples"],
+        code=CODE["figures"],
+    script:
+        "../../scripts/examples_grid.py"

@@ -13,7 +13,7 @@ from corruptlab.corruptions import CORRUPTIONS
 from corruptlab.datasets import DATASETS, is_downloadable
 from corruptlab.fingerprint import fingerprint
 from corruptlab.models import MODELS
-from corruptlab.noise import NOISE
+from corruptlab.noise import NOISE, variant_of
 from corruptlab.optim import OPTIMIZERS
 from corruptlab.studies import STUDIES
 
@@ -51,7 +51,14 @@ CODE = {
     "prepare": fingerprint("datasets", "io"),
     "labels": fingerprint("noise", "seeding", "params"),
     "train": fingerprint(
-        "pipeline", "training", "models", "optim", "devices", "seeding", "datasets"
+        "pipeline",
+        "training",
+        "models",
+        "optim",
+        "devices",
+        "seeding",
+        "datasets",
+        "csr",
     ),
     "train_pack": fingerprint(
         "pipeline",
@@ -62,6 +69,7 @@ CODE = {
         "devices",
         "seeding",
         "datasets",
+        "csr",
     ),
     "testset": fingerprint("testsets", "corruptions", "datasets", "io"),
     "evaluate": fingerprint(
@@ -73,12 +81,14 @@ CODE = {
         "adaptation",
         "optim",
         "datasets",
+        "pipeline",
+        "noise",
     ),
     "ood": fingerprint(
         "evaluation", "ood", "models", "training", "devices", "datasets", "seeding"
     ),
-    "tables": fingerprint("tables", "claims", "stats"),
-    "figures": fingerprint("figures"),
+    "tables": fingerprint("tables", "claims", "stats", "memorization", "noise"),
+    "figures": fingerprint("figures", "memorization"),
     "gallery": fingerprint("gallery", "corruptions"),
 }
 
@@ -155,18 +165,62 @@ def testset_file(dataset, corruption, severity):
 
 def eval_conditions(wildcards):
     """The clean test set, then every configured corruption x severity (files made once per
-    dataset by the testset rule and shared by all runs and studies)."""
+    dataset by the testset rule and shared by all runs and studies), and in memorization
+    studies the run's training examples."""
     study = config["studies"][wildcards.study]
     ev = study["evaluation"]
-    return [{"name": "clean", "severity": 0}] + [
+    conditions = [{"name": "clean", "severity": 0}] + [
         {"name": c, "severity": s, "path": testset_file(study["dataset"], c, s)}
         for c in ev["corruptions"]
         for s in ev["severities"]
     ]
+    memorization = study["memorization"]
+    if study["kind"] == "memorization" and memorization["examples"] == "train":
+        # the run's own training examples as trained (randX inputs, randY labels)
+        conditions.append(
+            {
+                "name": "train",
+                "severity": 0,
+                "family": "train",
+                "n": memorization["n_examples"],
+                "labels": labels_file(wildcards),
+            }
+        )
+    return conditions
 
 
 def testset_files(wildcards):
-    return [c["path"] for c in eval_conditions(wildcards)[1:]]
+    return [c["path"] for c in eval_conditions(wildcards) if "path" in c]
+
+
+def labels_file(wildcards, seed=None):
+    """The noisy labels a run trains on: its own seed's, or its study's shared data seed's
+    (memorization studies: the same randX images and randY labels in every seed)."""
+    run = run_of(wildcards, seed)
+    data_seed = run.get("data_seed", run["seed"])
+    return f"results/{wildcards.study}/labels/{wildcards.noise}/seed{data_seed}.npz"
+
+
+def memorization_variants(wildcards):
+    """Variant name (real, randX, randY, ...) -> noise slug, of a memorization study."""
+    return {
+        variant_of(run["noise"]): run["noise_slug"]
+        for run in RUNS[wildcards.study].values()
+    }
+
+
+def memorization_labels_files(wildcards):
+    """The labels file of each variant (the shared data seed's), in memorization_variants'
+    order."""
+    data_seed = config["studies"][wildcards.study]["memorization"]["data_seed"]
+    return [
+        f"results/{wildcards.study}/labels/{slug}/seed{data_seed}.npz"
+        for slug in memorization_variants(wildcards).values()
+    ]
+
+
+def eval_labels_files(wildcards):
+    return [c["labels"] for c in eval_conditions(wildcards) if "labels" in c]
 
 
 def study_eval_methods(wildcards):

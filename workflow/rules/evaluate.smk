@@ -9,6 +9,7 @@ rule evaluate:
         model=f"{RUN_DIR}/model.pt",
         run=f"{RUN_DIR}/run.json",
         testsets=testset_files,
+        labels=eval_labels_files,
     output:
         metrics=f"{RUN_DIR}/eval.parquet",
         predictions=f"{RUN_DIR}/predictions.parquet",

@@ -4,7 +4,7 @@
 rule train:
     input:
         data=dataset_file,
-        labels="results/{study}/labels/{noise}/seed{seed}.npz",
+        labels=labels_file,
     output:
         model=f"{RUN_DIR}/model.pt",
         history=f"{RUN_DIR}/history.parquet",
@@ -38,7 +38,9 @@ for _seeds, _studies in PACKS.items():
             f"train_{pack_name(_seeds).replace('-', '_')}"
         input:
             data=dataset_file,
-            labels=[f"results/{{study}}/labels/{{noise}}/seed{s}.npz" for s in _seeds],
+            labels=lambda wildcards, seeds=_seeds: [
+                labels_file(wildcards, s) for s in seeds
+            ],
         output:
             **{
                 f"{key}{s}": f"{PACK_BASE}/seed{s}/{name}"
