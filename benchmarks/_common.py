@@ -53,6 +53,32 @@ def cpu_flags() -> str:
     return "unknown"
 
 
+def _git(*args: str) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def commit_description() -> str:
+    """HEAD's short hash, and whether tracked files differ from it."""
+    head = _git("rev-parse", "--short", "HEAD")
+    if head is None:
+        return "unknown (not a git checkout)"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return head + (" with uncommitted changes" if dirty else "")
+
+
+def source_description(commit: str | None) -> str:
+    """Where a benchmark's workflow copy comes from, for its machine table."""
+    if not commit:
+        return f"the working tree ({commit_description()})"
+    return f"commit {_git('rev-parse', '--short', commit) or commit} (git archive)"
+
+
 def machine(torch_threads: bool = True) -> list[tuple[str, str]]:
     """(key, value) rows describing the machine and software the figures were measured on."""
     rows = [
@@ -61,6 +87,7 @@ def machine(torch_threads: bool = True) -> list[tuple[str, str]]:
         ("cores", f"{os.cpu_count()} ({len(os.sched_getaffinity(0))} usable by this process)"),
         ("load average", " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min)"),
         ("python", platform.python_version()),
+        ("corruptlab", commit_description()),
     ]
     if torch_threads:
         import torch
@@ -137,9 +164,19 @@ def spread(times: Sequence[float]) -> str:
 # --------------------------------------------------------------------------- the workflow
 
 
-def copy_workflow(dest: Path) -> Path:
-    """Copy the files the workflow runs from (no results, no caches) into ``dest``."""
+def copy_workflow(dest: Path, commit: str | None = None) -> Path:
+    """Copy the files the workflow runs from (no results, no caches) into ``dest``: from the
+    working tree, or as of ``commit`` (``git archive``; unaffected by uncommitted edits)."""
     dest.mkdir(parents=True, exist_ok=True)
+    if commit:
+        parts = [p for p in WORKFLOW_PARTS if _git("cat-file", "-e", f"{commit}:{p}") is not None]
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", commit, *parts],
+            capture_output=True,
+            check=True,
+        )
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+        return dest
     skip = shutil.ignore_patterns("__pycache__", "*.pyc")
     for part in WORKFLOW_PARTS:
         src = REPO / part
