@@ -265,6 +265,8 @@ PROFILE_PARTS = [
     ("  conda env specs (computed also without conda)", "snakemake/dag.py", "update_conda_envs"),
     ("  needrun: file mtimes and rerun triggers", "snakemake/dag.py", "update_needrun"),
     ("  checking for directory outputs", "snakemake/dag.py", "check_directory_outputs"),
+    ("postprocessing the DAG (per-job checks; also in the above)", "snakemake/dag.py",
+     "postprocess"),
     ("scheduling", "snakemake/scheduling/job_scheduler.py", "schedule"),
     ("  printing the jobs (resources evaluated)", "snakemake/executors/dryrun.py", "printjob"),
 ]  # fmt: skip
