@@ -164,6 +164,20 @@ def spread(times: Sequence[float]) -> str:
 # --------------------------------------------------------------------------- the workflow
 
 
+def add_workflow_options(parser) -> None:
+    """The options of the benchmarks that run snakemake on a copy of the workflow: which
+    commit to copy, keeping the copy, and stubbing out the SLURM plugin's start-up probe."""
+    parser.add_argument(
+        "--commit", help="benchmark the workflow as of this commit (default: the working tree)"
+    )
+    parser.add_argument(
+        "--stub-scontrol",
+        action="store_true",
+        help="a failing scontrol first on snakemake's PATH (no SLURM start-up probe)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+
+
 def copy_workflow(dest: Path, commit: str | None = None) -> Path:
     """Copy the files the workflow runs from (no results, no caches) into ``dest``: from the
     working tree, or as of ``commit`` (``git archive``; unaffected by uncommitted edits)."""

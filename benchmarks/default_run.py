@@ -52,15 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cores", default="all", help="snakemake --cores (default: all)")
     p.add_argument("--python", action="store_true", help="python -m snakemake, not uv run")
-    p.add_argument(
-        "--commit", help="benchmark the workflow as of this commit (default: the working tree)"
-    )
-    p.add_argument(
-        "--stub-scontrol",
-        action="store_true",
-        help="a failing scontrol first on snakemake's PATH (no SLURM start-up probe)",
-    )
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    _common.add_workflow_options(p)
     p.add_argument("--quick", action="store_true", help="a one-run study (a smoke test)")
     return p.parse_args(argv)
 

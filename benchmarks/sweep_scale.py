@@ -51,18 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=1000, help="seeds per configuration (x10 runs)")
     p.add_argument("--repeats", type=int, default=3, help="repeats of the start-up timings")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     p.add_argument(
         "--profile", action="store_true", help="also profile the dry and no-op runs (cProfile)"
     )
-    p.add_argument(
-        "--commit", help="benchmark the workflow as of this commit (default: the working tree)"
-    )
-    p.add_argument(
-        "--stub-scontrol",
-        action="store_true",
-        help="a failing scontrol first on snakemake's PATH (no SLURM start-up probe)",
-    )
+    _common.add_workflow_options(p)
     p.add_argument("--quick", action="store_true", help="50 runs, one repeat (a smoke test)")
     args = p.parse_args(argv)
     if args.quick:

@@ -315,24 +315,25 @@ def _run_columns(run: dict) -> dict:
     }
 
 
-def predictions_table(run_jsons: Sequence[str], predictions: Sequence[str]) -> pd.DataFrame:
-    """Every run's per-example predictions with its run_id, model, data variant, epochs and seed
-    (for per-example analyses: TENT's entropy deciles, memorization's P(correct))."""
+def _per_run_table(run_jsons: Sequence[str], paths: Sequence[str]) -> pd.DataFrame:
+    """Every run's per-run parquet file, each row labelled with its run's columns."""
     frames = []
-    for run_json, path in zip(run_jsons, predictions, strict=True):
+    for run_json, path in zip(run_jsons, paths, strict=True):
         run = read_json(run_json)["run"]
         frames.append(pd.read_parquet(path).assign(**_run_columns(run)))
     return pd.concat(frames, ignore_index=True)
+
+
+def predictions_table(run_jsons: Sequence[str], predictions: Sequence[str]) -> pd.DataFrame:
+    """Every run's per-example predictions with its run_id, model, data variant, epochs and seed
+    (for per-example analyses: TENT's entropy deciles, memorization's P(correct))."""
+    return _per_run_table(run_jsons, predictions)
 
 
 def histories_table(run_jsons: Sequence[str], histories: Sequence[str]) -> pd.DataFrame:
     """Every run's training history (one row per epoch, with measurements made during training
     such as ``csr``) with its run_id, model, data variant, epochs and seed."""
-    frames = []
-    for run_json, path in zip(run_jsons, histories, strict=True):
-        run = read_json(run_json)["run"]
-        frames.append(pd.read_parquet(path).assign(**_run_columns(run)))
-    return pd.concat(frames, ignore_index=True)
+    return _per_run_table(run_jsons, histories)
 
 
 # --- memorization (Arpit et al. 2017) -----------------------------------------------------------
