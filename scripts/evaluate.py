@@ -4,7 +4,7 @@ import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
 from corruptlab.io import write_parquet
 from corruptlab.gpus import gpu_lease
-from corruptlab.logs import job_log
+from corruptlab.logs import end_job, job_log
 from corruptlab.evaluation import evaluate_job
 
 with job_log(snakemake.log[0]), gpu_lease(snakemake.params.device):
@@ -19,3 +19,5 @@ with job_log(snakemake.log[0]), gpu_lease(snakemake.params.device):
     )
     write_parquet(predictions, snakemake.output.predictions)
     write_parquet(metrics, snakemake.output.metrics)
+
+end_job()  # outputs written: exit without the interpreter's slow teardown

@@ -6,7 +6,7 @@ import pandas as pd
 
 from corruptlab.datasets import load_prepared
 from corruptlab.figures import examples_grid, save_figure
-from corruptlab.logs import job_log
+from corruptlab.logs import end_job, job_log
 from corruptlab.noise import load_noisy_labels
 
 with job_log(snakemake.log[0]):
@@ -22,3 +22,5 @@ with job_log(snakemake.log[0]):
         images[variant] = data["train_images"].numpy()[noisy.indices]  # by training position
     fig = examples_grid(pd.read_parquet(snakemake.input.p_correct), images)
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)
+
+end_job()  # outputs written: exit without the interpreter's slow teardown

@@ -5,9 +5,11 @@ import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 from corruptlab.datasets import load_prepared
 from corruptlab.figures import save_figure
 from corruptlab.gallery import gallery_figure
-from corruptlab.logs import job_log
+from corruptlab.logs import end_job, job_log
 
 with job_log(snakemake.log[0]):
     data = load_prepared(snakemake.input.data)
     fig = gallery_figure(data["test_images"][0], seed=0)
     save_figure(fig, snakemake.output.png, snakemake.output.pdf)
+
+end_job()  # outputs written: exit without the interpreter's slow teardown

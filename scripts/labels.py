@@ -2,7 +2,7 @@
 
 import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
-from corruptlab.logs import job_log
+from corruptlab.logs import end_job, job_log
 from corruptlab.pipeline import make_labels
 
 with job_log(snakemake.log[0]):
@@ -14,3 +14,5 @@ with job_log(snakemake.log[0]):
         out_path=snakemake.output[0],
         in_classes=snakemake.params.in_classes,
     )
+
+end_job()  # outputs written: exit without the interpreter's slow teardown

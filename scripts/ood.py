@@ -5,7 +5,7 @@ import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 from corruptlab.evaluation import ood_job
 from corruptlab.io import write_parquet
 from corruptlab.gpus import gpu_lease
-from corruptlab.logs import job_log
+from corruptlab.logs import end_job, job_log
 
 with job_log(snakemake.log[0]), gpu_lease(snakemake.params.device):
     rows = ood_job(
@@ -18,3 +18,5 @@ with job_log(snakemake.log[0]), gpu_lease(snakemake.params.device):
         threads=snakemake.threads,
     )
     write_parquet(rows, snakemake.output[0])
+
+end_job()  # outputs written: exit without the interpreter's slow teardown

@@ -3,7 +3,7 @@
 import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
 from corruptlab.datasets import prepare, save_prepared
-from corruptlab.logs import job_log
+from corruptlab.logs import end_job, job_log
 
 with job_log(snakemake.log[0]):
     data = prepare(
@@ -12,3 +12,5 @@ with job_log(snakemake.log[0]):
         split_seed=snakemake.params.split_seed,
     )
     save_prepared(data, snakemake.output[0])
+
+end_job()  # outputs written: exit without the interpreter's slow teardown

@@ -5,7 +5,7 @@ import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 import pandas as pd
 
 from corruptlab.io import write_parquet
-from corruptlab.logs import job_log
+from corruptlab.logs import end_job, job_log
 from corruptlab.tables import TABLES, show
 
 with job_log(snakemake.log[0]):
@@ -14,3 +14,5 @@ with job_log(snakemake.log[0]):
     write_parquet(table, snakemake.output[0])
     if snakemake.wildcards.table == "claims":
         print(f"\nClaims of study {snakemake.wildcards.study}:\n{show(table)}\n", flush=True)
+
+end_job()  # outputs written: exit without the interpreter's slow teardown

@@ -3,7 +3,7 @@
 import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
 from corruptlab.gpus import gpu_lease
-from corruptlab.logs import job_log
+from corruptlab.logs import end_job, job_log
 from corruptlab.pipeline import train_job
 
 # one GPU of several for this job alone (before CUDA starts); a no-op on a CPU or one GPU
@@ -16,3 +16,5 @@ with job_log(snakemake.log[0]) as stream, gpu_lease(snakemake.params.run["device
         threads=snakemake.threads,
         progress_file=stream,
     )
+
+end_job()  # outputs written: exit without the interpreter's slow teardown

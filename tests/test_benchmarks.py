@@ -69,13 +69,35 @@ SCRIPTS = {
             r"^\| default run, 2 cores\s+\| <= 300 s\s+\| [0-9.]+ s\s+\| not measured",
         ],
     ),
+    "conv_layout": (
+        ["--quick"],
+        [
+            *MACHINE_ROWS,
+            *TORCH_ROWS,
+            *(
+                rf"^\| {m}\s+\| [0-9.]+\s+\| [0-9.]+\s+\| [0-9.]+x\s+\|"
+                for m in ("conv4", "conv4_bn")
+            ),
+        ],
+    ),
+    "job_startup": (
+        ["--quick"],
+        [
+            *MACHINE_ROWS,
+            *(
+                rf"^\| {re.escape(job)}\s+\| [0-9.]+\s+\| [0-9.]+\s+\| [+-][0-9.]+\s+\|"
+                for job in ("train / evaluate / ood", "table", "figure", "bare interpreter")
+            ),
+        ],
+    ),
     "packing": (
         ["--quick"],
         [
             *MACHINE_ROWS,
             *TORCH_ROWS,
             r"^\| perceptron \| 2 \| [0-9,]+\s+\| [0-9,]+\s+\| [0-9.]+x\s+\|",
-            r"^\| perceptron \| 2 \| [0-9.]+\s+\| [0-9.]+\s+\| [0-9.]+x\s+\|",
+            r"^\| perceptron \| 2 \| [0-9.]+\s+\| [0-9.]+ \([0-9.]+x\)\s+\| "
+            r"[0-9.]+ \([0-9.]+x\)\s+\| [0-9.]+\s+\|",
         ],
     ),
 }

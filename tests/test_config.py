@@ -80,7 +80,7 @@ def test_minimal_config_gets_its_defaults():
                     "methods": [{"name": "source"}],
                 },
                 "resources": {"gpus": 0, "mem_mb": 4000, "runtime": 60},
-                "train": {"seeds_per_job": 1},
+                "train": {"seeds_per_job": 1, "packing": "sequential"},
                 "memorization": {
                     "examples": "train",
                     "n_examples": 1000,
@@ -133,14 +133,21 @@ def test_seed_packs_chunk_the_sorted_seeds(seeds, per_job, packs):
     assert seed_packs(study(config)) == packs
 
 
-def test_seeds_per_job_is_refused_for_models_with_dropout():
+def test_vmap_packing_is_refused_for_models_with_dropout():
     config = minimal()
     study(config).update(models=["mlp1", "net"], train={"seeds_per_job": 0})
     with pytest.raises(ConfigError, match=r"studies.quick.train.seeds_per_job: 0 is less than"):
         validate_config(config)
-    study(config)["train"] = {"seeds_per_job": 2}
-    with pytest.raises(ConfigError, match=r"seeds_per_job: 2, but net has dropout"):
+    study(config)["train"] = {"seeds_per_job": 2, "packing": "vmap"}
+    with pytest.raises(
+        ConfigError, match=r"train.packing: vmap with seeds_per_job 2, but net has dropout"
+    ):
         validate_config(config)
+    study(config)["train"] = {"seeds_per_job": 2, "packing": "loop"}
+    with pytest.raises(ConfigError, match=r"train.packing.*'sequential', 'vmap'"):
+        validate_config(config)
+    study(config)["train"] = {"seeds_per_job": 2}  # one after another: dropout is no matter
+    assert validate_config(config)["studies"]["quick"]["train"]["packing"] == "sequential"
 
 
 def test_expand_runs_minimal():

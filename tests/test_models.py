@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 
@@ -93,6 +94,34 @@ def test_conv4_has_four_conv_layers():
     ]  # fmt: skip
     assert sum(isinstance(m, nn.MaxPool2d) for m in model.modules()) == 4
     assert not any(isinstance(m, nn.Dropout) for m in model.modules())
+
+
+@pytest.mark.parametrize("name", ["conv4", "conv4_bn"])
+def test_conv_models_are_channels_last_and_pool_before_relu_changes_nothing(name):
+    """The conv weights are NHWC in memory (the fast kernels on a CPU), and pooling before ReLU
+    computes what ReLU before pooling does: same outputs and gradients, up to rounding."""
+    torch.manual_seed(0)
+    model = build_model(name, MNIST, 10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+    assert not convs[1].weight.is_contiguous()  # really NHWC, not only trivially so
+    layers = list(model.children())
+    swapped = list(layers)  # ReLU back before each pooling layer, in plain NCHW memory
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.MaxPool2d):
+            swapped[i], swapped[i + 1] = layers[i + 1], layer
+    reference = copy.deepcopy(nn.Sequential(*swapped)).to(memory_format=torch.contiguous_format)
+    assert [type(m) for m in reference] != [type(m) for m in model]
+    x = torch.randn(64, *MNIST)
+    y = torch.randint(0, 10, (64,))
+    outputs = []
+    for m in (model, reference):
+        out = m(x)
+        nn.functional.cross_entropy(out, y).backward()
+        outputs.append((out, [p.grad for p in m.parameters()]))
+    torch.testing.assert_close(outputs[0][0], outputs[1][0], rtol=1e-4, atol=1e-5)
+    for g, h in zip(outputs[0][1], outputs[1][1], strict=True):
+        torch.testing.assert_close(g, h, rtol=1e-3, atol=1e-5)
 
 
 def test_net_has_dropout_active_only_in_training():

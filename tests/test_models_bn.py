@@ -45,7 +45,7 @@ def test_bn_model_follows_in_shape_and_n_classes(name):
 def test_conv4_bn_layers():
     model = build_model("conv4_bn", MNIST, 10)
     kinds = [type(m) for m in model.children()]
-    block = [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d]
+    block = [nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.ReLU]
     head = [nn.Flatten, nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear]
     assert kinds == block * 4 + head
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]

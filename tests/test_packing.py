@@ -214,9 +214,15 @@ PACKED_STUDY = {
 
 @pytest.fixture(scope="module")
 def packed_and_unpacked(tmp_path_factory):
-    """The same study run with seeds packed two per job and with one job per run."""
+    """The same study run with seeds packed two per job (one after another, and together with
+    vmap) and with one job per run."""
     out = {}
-    for name, train_key in (("packed", {"seeds_per_job": 2}), ("unpacked", {})):
+    variants = {
+        "sequential": {"seeds_per_job": 2},
+        "vmap": {"seeds_per_job": 2, "packing": "vmap"},
+        "unpacked": {},
+    }
+    for name, train_key in variants.items():
         wd = copy_workflow(tmp_path_factory.mktemp(name))
         study = {**PACKED_STUDY, **({"train": train_key} if train_key else {})}
         (wd / "study.yaml").write_text(yaml.safe_dump({"studies": {"twin": study}}))
@@ -225,28 +231,48 @@ def packed_and_unpacked(tmp_path_factory):
     return out
 
 
+def _run_files(wd):
+    """Every file in the run directories but the job logs and benchmarks."""
+    return sorted(
+        p.relative_to(wd)
+        for p in (wd / "results/twin/runs").rglob("seed*/*")
+        if p.is_file() and not p.name.startswith(("train.", "evaluate."))
+    )
+
+
+def _record(wd, seed):
+    path = f"results/twin/runs/perceptron/none/adadelta-lr1-wd0-bs128/seed{seed}/run.json"
+    return json.loads((wd / path).read_text())
+
+
+# the columns of the runs table that measure time, not results
+TIMING = ["train_seconds", "job_seconds"]
+
+
 @pytest.mark.e2e
-def test_packed_jobs_write_the_same_outputs_as_unpacked_ones(packed_and_unpacked):
-    (packed, log), (unpacked, _) = packed_and_unpacked["packed"], packed_and_unpacked["unpacked"]
+@pytest.mark.parametrize("packing", ["sequential", "vmap"])
+def test_packed_jobs_write_the_same_outputs_as_unpacked_ones(packed_and_unpacked, packing):
+    (packed, log), (unpacked, _) = packed_and_unpacked[packing], packed_and_unpacked["unpacked"]
     jobs = planned_jobs(log)
-    # 2 noise settings x seeds {0, 1} and {2}: 4 packed jobs instead of 6 runs
-    assert jobs["train_seeds0_1"] == 2 and jobs["train_seeds2_2"] == 2 and "train" not in jobs
-    runs = lambda wd: sorted(  # noqa: E731
-        p.relative_to(wd) for p in (wd / "results/twin/runs").rglob("seed*/*") if p.is_file()
-    )
-    per_seed = [p for p in runs(packed) if not p.name.startswith("train.")]
-    assert per_seed == [p for p in runs(unpacked) if not p.name.startswith("train.")]
+    # 2 noise settings x seeds {0, 1} and {2}: 4 packed jobs instead of 6 runs, to train and
+    # to evaluate
+    for step in ("train", "evaluate"):
+        assert jobs[f"{step}_seeds0_1"] == 2 and jobs[f"{step}_seeds2_2"] == 2, step
+        assert step not in jobs
+    assert _run_files(packed) == _run_files(unpacked)
     assert not list(packed.rglob("*checkpoint*.pt"))  # removed once the outputs exist
-    record = json.loads(
-        (
-            packed / "results/twin/runs/perceptron/none/adadelta-lr1-wd0-bs128/seed1/run.json"
-        ).read_text()
-    )
+    record = _record(packed, 1)
     assert record["packed_with"] == [0, 1] and record["run"]["seed"] == 1
+    assert record["packing"] == packing
 
     a = pd.read_parquet(packed / "results/twin/tables/runs.parquet")
     b = pd.read_parquet(unpacked / "results/twin/tables/runs.parquet")
     assert len(a) == len(b) == 6
+    assert set(a["packing"]) == {packing} and set(b["packing"]) == {"none"}
+    if packing == "sequential":  # each seed exactly as its own job trains and evaluates it
+        same = [c for c in b.columns if c not in TIMING + ["packing"]]
+        pd.testing.assert_frame_equal(a[same], b[same])
+        return
     pd.testing.assert_frame_equal(a[["run_id", "best_epoch"]], b[["run_id", "best_epoch"]])
     for col in ("accuracy", "best_val_accuracy"):  # a 1,000-image test set: 0.001 per image
         assert (a[col] - b[col]).abs().max() <= 0.002, col
@@ -256,10 +282,17 @@ def test_packed_jobs_write_the_same_outputs_as_unpacked_ones(packed_and_unpacked
 
 @pytest.mark.e2e
 def test_a_packed_study_reruns_nothing_and_validates_models(packed_and_unpacked, tmp_path):
-    packed, _ = packed_and_unpacked["packed"]
+    packed, _ = packed_and_unpacked["vmap"]
     assert planned_jobs(snakemake(packed, "--configfile", "study.yaml", "-n").stdout) == {}
-    bad = {**PACKED_STUDY, "models": ["net"], "train": {"seeds_per_job": 4}}
+    bad = {**PACKED_STUDY, "models": ["net"], "train": {"seeds_per_job": 4, "packing": "vmap"}}
     (packed / "bad.yaml").write_text(yaml.safe_dump({"studies": {"twin": bad}}))
     result = snakemake(packed, "--configfile", "bad.yaml", "-n", check=False)
     assert result.returncode != 0
-    assert "studies.twin.train.seeds_per_job: 4, but net has dropout" in result.stdout
+    assert "studies.twin.train.packing: vmap with seeds_per_job 4, but net has dropout" in (
+        result.stdout
+    )
+    # one after another, a model with dropout packs like any other
+    fine = {**bad, "train": {"seeds_per_job": 4}}
+    (packed / "fine.yaml").write_text(yaml.safe_dump({"studies": {"twin": fine}}))
+    jobs = planned_jobs(snakemake(packed, "--configfile", "fine.yaml", "-n").stdout)
+    assert jobs["train_seeds0_2"] == 2 and jobs["evaluate_seeds0_2"] == 2

@@ -146,3 +146,77 @@ def test_randx_trains_on_appended_noise_images(setup, tmp_path):
         records.append(train_job(run, str(data), str(randx_labels), out))
     assert records[0]["n_train_examples"] == 3500
     assert records[0]["best_val_accuracy"] == records[1]["best_val_accuracy"]
+
+
+def test_a_sequential_pack_equals_its_runs_alone_and_keeps_finished_runs_on_a_crash(
+    setup, tmp_path, monkeypatch
+):
+    """train.packing: sequential trains a pack's seeds one after another in one process: each
+    run bit for bit as its own job would, and after a crash in the second run the rerun takes
+    the first from its finished checkpoint instead of training it again."""
+    import corruptlab.training as training
+    from corruptlab.pipeline import PACK_FILES, train_job, train_pack_job
+
+    _, data, _, _ = setup
+    study = {
+        "kind": "label_noise",
+        "dataset": "mnist5k",
+        "models": ["mlp1"],
+        "noise": [{"kind": "uniform", "alpha": 1}],
+        "optimizers": [{"name": "adadelta", "lr": 1.0}],
+        "max_epochs": 3,
+        "patience": 3,
+        "seeds": 2,
+        "train": {"seeds_per_job": 2},
+    }
+    config = validate_config({"studies": {"p": study}})
+    assert config["studies"]["p"]["train"]["packing"] == "sequential"  # the default
+    runs = expand_runs("p", config["studies"]["p"], config)
+    labels = []
+    for run in runs:
+        labels.append(str(tmp_path / f"labels{run['seed']}.npz"))
+        make_labels(str(data), run["noise"], "p", run["seed"], labels[-1])
+    names = dict(zip(PACK_FILES, ("model.pt", "history.parquet", "run.json"), strict=True))
+
+    def outs(name):
+        return [
+            {k: str(tmp_path / name / f"seed{run['seed']}" / f) for k, f in names.items()}
+            for run in runs
+        ]
+
+    alone = [
+        train_job(run, str(data), lab, out)
+        for run, lab, out in zip(runs, labels, outs("alone"), strict=True)
+    ]
+    real_train, calls = training.train, []
+
+    def crash_in_second_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("injected crash")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", crash_in_second_run)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        train_pack_job(runs, str(data), labels, outs("pack"))
+    first_checkpoint = tmp_path / "pack/seed0/checkpoint.pt"
+    assert torch.load(first_checkpoint, weights_only=True)["stopped_by"] == "max_epochs"
+    assert not any((tmp_path / "pack" / f"seed{s}/run.json").exists() for s in (0, 1))
+
+    monkeypatch.setattr(training, "train", real_train)
+    packed = train_pack_job(runs, str(data), labels, outs("pack"))
+    assert [r["resumed_from_epoch"] for r in packed] == [3, 0]  # the first was not retrained
+    assert all(r["packed_with"] == [0, 1] and r["packing"] == "sequential" for r in packed)
+    assert not list((tmp_path / "pack").rglob("*checkpoint*"))
+    for a, p, out_a, out_p in zip(alone, packed, outs("alone"), outs("pack"), strict=True):
+        for key in ("status", "best_epoch", "best_val_accuracy", "epochs_trained"):
+            assert p[key] == a[key], key
+        cols = ["epoch", "train_loss", "val_loss", "val_accuracy"]
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out_p["history"])[cols], pd.read_parquet(out_a["history"])[cols]
+        )
+        wa = torch.load(out_a["model"], weights_only=True)["state_dict"]
+        wp = torch.load(out_p["model"], weights_only=True)["state_dict"]
+        assert all(torch.equal(wa[k], wp[k]) for k in wa)
+    w0, w1 = (torch.load(o["model"], weights_only=True)["state_dict"] for o in outs("pack"))
+    assert not torch.equal(w0["1.weight"], w1["1.weight"])  # two different runs

@@ -170,3 +170,21 @@ def test_diff_ci_empty_side_is_nan():
     assert out["n"] == 0
     assert math.isnan(out["mean"])
     assert math.isnan(out["ci95_low"]) and math.isnan(out["ci95_high"])
+
+
+def test_spearman_by_hand_and_against_scipy():
+    from scipy.stats import spearmanr
+
+    from corruptlab.stats import spearman
+
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ranks a = 1, 2, 3; b = 1, 3, 2: 1 - 6 * (0 + 1 + 1) / (3 * 8) = 0.5
+    assert spearman([0.1, 0.5, 0.9], [5, 9, 7]) == pytest.approx(0.5)
+    rng = np.random.default_rng(0)
+    entropy = rng.random(200)
+    wrong = rng.random(200) < entropy  # booleans: many ties, as in the claim that uses it
+    assert spearman(entropy, wrong) == pytest.approx(spearmanr(entropy, wrong).statistic)
+    assert math.isnan(spearman([1, 2, 3], [5, 5, 5]))
+    with pytest.raises(ValueError, match="spearman of 3 and 2 values"):
+        spearman([1, 2, 3], [1, 2])

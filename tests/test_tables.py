@@ -44,6 +44,7 @@ RUNS_COLUMNS = [
     "job_seconds",
     "resumed_from_epoch",
     "dataset_hash",
+    "packing",
     "corruptlab_version",
     "git_commit",
     "torch_version",
@@ -86,6 +87,15 @@ def test_flatten_run_columns_and_values():
     assert row["device"] == "cpu"  # the device that ran it, not the configured "auto"
     clean = flatten_run(make_record("mlp1", NONE, 0.1, 0))
     assert clean["noise_kind"] == "none" and math.isnan(clean["alpha"])
+    # how the run was trained: alone, or in a pack (run.json files written before the packing
+    # key existed came from vmap packs)
+    assert row["packing"] == "none"
+    for extra, packing in [
+        ({"packed_with": [0, 1], "packing": "sequential"}, "sequential"),
+        ({"packed_with": [0, 1]}, "vmap"),
+    ]:
+        record = {**make_record("mlp1", NONE, 0.1, 0), **extra}
+        assert flatten_run(record)["packing"] == packing
 
 
 # ---------------------------------------------------------------------------------- runs_table

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from corruptlab.registry import Registry
-from corruptlab.stats import diff_ci, mean_ci
+from corruptlab.stats import diff_ci, mean_ci, spearman
 from corruptlab.tables import CONFIG_COLUMNS, PROVENANCE_COLUMNS, alpha_axis, config_subjects
 
 ClaimFn = Callable[[dict[str, pd.DataFrame], dict], list[dict]]
@@ -223,16 +223,11 @@ def _tta_beats_source(tables: dict[str, pd.DataFrame], study: dict) -> list[dict
 def _entropy_ranks_error(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     claim = "predictive entropy rank-correlates with error (source, corrupted test sets)"
     criterion = "mean over runs of Spearman(entropy, error) > 0"
-    from scipy.stats import spearmanr
-
     p = tables["predictions"]
     p = p[(p["condition"] != "clean") & (p["method"] == "source")]
     rows = []
     for model, g in p.groupby("model", sort=True):
-        rhos = [
-            spearmanr(r["entropy"], ~r["correct"].astype(bool)).statistic
-            for _, r in g.groupby("run_id")
-        ]
+        rhos = [spearman(r["entropy"], ~r["correct"].astype(bool)) for _, r in g.groupby("run_id")]
         s = mean_ci(rhos)
         rows.append(row(claim, model, s, criterion, s["mean"] > 0))
     return rows or [row(claim, "-", {}, criterion, None, "no corrupted test set evaluated")]

@@ -204,17 +204,15 @@ def _check_study(where: str, study: dict) -> list[str]:
             else:
                 errors += _check_params(w, spec, "name", METHOD_PARAMS[spec["name"]])
     errors += _check_ood(where, study)
-    per_job = (
-        study.get("train", {}).get("seeds_per_job")
-        if isinstance(study.get("train"), dict)
-        else None
-    )
+    train = study.get("train") if isinstance(study.get("train"), dict) else {}
+    per_job, packing = train.get("seeds_per_job"), train.get("packing", "sequential")
     random_models = [m for _, m in _entries(study.get("models"), str) if m in RANDOM_LAYERS]
-    if isinstance(per_job, int) and per_job > 1 and random_models:
+    if isinstance(per_job, int) and per_job > 1 and packing == "vmap" and random_models:
         errors.append(
-            f"{where}.train.seeds_per_job: {per_job}, but {', '.join(random_models)} "
-            "has dropout, whose draws would differ when seeds are packed; accepted: 1 for a "
-            "study with such a model"
+            f"{where}.train.packing: vmap with seeds_per_job {per_job}, but "
+            f"{', '.join(random_models)} has dropout, whose draws would differ when seeds are "
+            "trained together; accepted: packing sequential (or seeds_per_job 1) for a study "
+            "with such a model"
         )
     patience, max_epochs = study.get("patience"), study.get("max_epochs")
     epochs = [e for _, e in _entries(as_list(max_epochs), int)]

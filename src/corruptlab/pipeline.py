@@ -87,17 +87,22 @@ def train_pack_job(
     outs: list[dict[str, str]],
     threads: int = 1,
     progress_file: TextIO | None = None,
+    packing: str = "sequential",
 ) -> list[dict]:
-    """Train several seeds of one configuration together (``seeds_per_job``); writes for each
-    run the same files as ``train_job``. Each run.json records the pack's seeds (``packed_with``)
-    and its share of the job's time.
+    """Train several seeds of one configuration in one job (``seeds_per_job``); writes for each
+    run the same files as ``train_job``. Each run.json records the pack's seeds (``packed_with``),
+    the ``packing`` and its share of the job's time.
 
-    One checkpoint for the pack, beside the first run's outputs, is written every epoch and
-    resumed after a kill; it is removed once every run's outputs exist.
+    ``packing``: "sequential" trains the runs one after another, each exactly as ``train_job``
+    would (bit-identical results; each run's checkpoint is resumed after a kill, those of
+    finished runs included, and removed once every run's outputs exist); "vmap" trains them
+    together (``packing.train_packed``) with one checkpoint for the pack.
     """
     from corruptlab.devices import configure_torch, resolve_device
-    from corruptlab.packing import train_packed
+    from corruptlab.training import train
 
+    if packing not in ("sequential", "vmap"):
+        raise ValueError(f"packing {packing!r}; accepted: sequential, vmap")
     t0 = time.perf_counter()
     device = resolve_device(runs[0]["device"])
     configure_torch(threads, device)
@@ -107,31 +112,46 @@ def train_pack_job(
         for run, labels in zip(runs, labels_paths, strict=True)
     ]
     seeds = [run["seed"] for run in runs]
-    checkpoint = Path(outs[0]["model"]).with_name(f"pack-checkpoint-seeds{seeds[0]}-{seeds[-1]}.pt")
     total = sum(job.cfg.max_epochs * job.n_train for job in jobs)
-    name = runs[0]["run_id"].rsplit("/", 1)[0] + f"/seeds{seeds[0]}-{seeds[-1]}"
+    name = runs[0]["run_id"].rsplit("/", 1)[0] + f"/{packing}-seeds{seeds[0]}-{seeds[-1]}"
     callbacks = [csr_callback(job.run, job.data.val_images, shared["std"]) for job in jobs]
-    on_epoch = None
-    if any(callbacks):
-
-        def on_epoch(epoch, model, member):
-            return callbacks[member](epoch, model) if callbacks[member] else {}
-
     with _progress(total, name, progress_file) as bar:
-        results = train_packed(
-            [job.model() for job in jobs],
-            [job.data for job in jobs],
-            [job.cfg for job in jobs],
-            checkpoint=checkpoint,
-            progress=bar,
-            on_epoch=on_epoch,
-        )
+        if packing == "sequential":
+            checkpoints = [Path(out["model"]).with_name("checkpoint.pt") for out in outs]
+            results = []
+            for job, callback, checkpoint in zip(jobs, callbacks, checkpoints, strict=True):
+                results.append(
+                    train(job.model(), job.data, job.cfg, checkpoint, bar, on_epoch=callback)
+                )
+                epochs = results[-1].history[-1]["epoch"]
+                bar.total -= (job.cfg.max_epochs - epochs) * job.n_train  # if it stopped early
+        else:
+            from corruptlab.packing import train_packed
+
+            checkpoints = [
+                Path(outs[0]["model"]).with_name(f"pack-checkpoint-seeds{seeds[0]}-{seeds[-1]}.pt")
+            ]
+            on_epoch = None
+            if any(callbacks):
+
+                def on_epoch(epoch, model, member):
+                    return callbacks[member](epoch, model) if callbacks[member] else {}
+
+            results = train_packed(
+                [job.model() for job in jobs],
+                [job.data for job in jobs],
+                [job.cfg for job in jobs],
+                checkpoint=checkpoints[0],
+                progress=bar,
+                on_epoch=on_epoch,
+            )
     share = (time.perf_counter() - t0) / len(jobs)
     records = [
-        job.write(result, out, device, job_seconds=share, packed_with=seeds)
+        job.write(result, out, device, job_seconds=share, packed_with=seeds, packing=packing)
         for job, result, out in zip(jobs, results, outs, strict=True)
     ]
-    checkpoint.unlink(missing_ok=True)
+    for checkpoint in checkpoints:
+        checkpoint.unlink(missing_ok=True)
     return records
 
 

@@ -11,9 +11,12 @@ LEVEL = 0.95
 
 
 def _t(df: float, level: float = LEVEL) -> float:
-    from scipy.stats import t
+    """The two-sided ``level`` quantile of Student's t with ``df`` degrees of freedom (what
+    ``scipy.stats.t.ppf`` computes, through the same special function; importing scipy.special
+    alone costs a table job 0.5 s instead of scipy.stats' 1.5 s)."""
+    from scipy.special import stdtrit
 
-    return float(t.ppf(0.5 + level / 2, df))
+    return float(stdtrit(df, 0.5 + level / 2))
 
 
 def mean_ci(values: Sequence[float], level: float = LEVEL) -> dict[str, float]:
@@ -53,3 +56,17 @@ def diff_ci(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> dic
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = _t(df, level) * se
     return {**out, "ci95_low": diff - half, "ci95_high": diff + half}
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the average ranks (ties share
+    their mean rank), as ``scipy.stats.spearmanr``; NaN if either side is constant."""
+    import pandas as pd
+
+    ra = pd.Series(np.asarray(a, dtype=float)).rank().to_numpy()
+    rb = pd.Series(np.asarray(b, dtype=float)).rank().to_numpy()
+    if len(ra) != len(rb):
+        raise ValueError(f"spearman of {len(ra)} and {len(rb)} values")
+    if len(ra) < 2 or np.ptp(ra) == 0 or np.ptp(rb) == 0:
+        return math.nan
+    return float(np.corrcoef(ra, rb)[0, 1])

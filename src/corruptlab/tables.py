@@ -81,6 +81,8 @@ def flatten_run(record: dict) -> dict:
             )
         }
     )
+    # how the run was trained: alone, or in a job with other seeds (vmap: float rounding differs)
+    row["packing"] = record.get("packing", "vmap" if record.get("packed_with") else "none")
     row.update(record["provenance"])
     return row
 

@@ -34,7 +34,6 @@ for _study, _spec in config["studies"].items():
         PACKS.setdefault(tuple(_seeds), []).append(_study)
 # where a pack's outputs go: each seed's usual run directory (see train.smk)
 PACK_BASE = "results/{study}/runs/{model}/{noise}/{optim}"
-PACK_OUTPUTS = {"model": "model.pt", "history": "history.parquet", "run": "run.json"}
 
 
 def pack_name(seeds):
@@ -44,7 +43,24 @@ def pack_name(seeds):
     return "seeds" + "_".join(map(str, seeds))
 
 
+def pack_rule(step, seeds):
+    """The name of the rule that runs ``step`` (train, evaluate, ood) for a pack of seeds."""
+    return f"{step}_{pack_name(seeds).replace('-', '_')}"
+
+
+def pack_files(seeds, name):
+    """Each seed's ``name`` file of a pack, keyed by the name's stem and the seed (model3)."""
+    return {f"{name.split('.')[0]}{s}": f"{PACK_BASE}/seed{s}/{name}" for s in seeds}
+
+
 UNPACKED_STUDIES = [s for s, spec in config["studies"].items() if not seed_packs(spec)]
+OOD_STUDIES = [s for s, spec in config["studies"].items() if spec["kind"] == "ood"]
+# packed studies whose labels are drawn per seed (memorization studies share one data seed's)
+LABEL_PACKED_STUDIES = [
+    s
+    for s, spec in config["studies"].items()
+    if seed_packs(spec) and spec["kind"] != "memorization"
+]
 
 # Fingerprints of the library code behind each step; an edit reruns that step and what follows.
 CODE = {
@@ -163,17 +179,23 @@ def testset_file(dataset, corruption, severity):
     return f"resources/datasets/{dataset}/testsets/{corruption}/s{severity}.pt"
 
 
-def eval_conditions(wildcards):
+def test_conditions(wildcards):
     """The clean test set, then every configured corruption x severity (files made once per
-    dataset by the testset rule and shared by all runs and studies), and in memorization
-    studies the run's training examples."""
+    dataset by the testset rule and shared by all runs and studies)."""
     study = config["studies"][wildcards.study]
     ev = study["evaluation"]
-    conditions = [{"name": "clean", "severity": 0}] + [
+    return [{"name": "clean", "severity": 0}] + [
         {"name": c, "severity": s, "path": testset_file(study["dataset"], c, s)}
         for c in ev["corruptions"]
         for s in ev["severities"]
     ]
+
+
+def eval_conditions(wildcards, seed=None):
+    """The test conditions, and in memorization studies the run's training examples (of
+    ``seed`` under the same configuration, if given)."""
+    study = config["studies"][wildcards.study]
+    conditions = test_conditions(wildcards)
     memorization = study["memorization"]
     if study["kind"] == "memorization" and memorization["examples"] == "train":
         # the run's own training examples as trained (randX inputs, randY labels)
@@ -183,14 +205,14 @@ def eval_conditions(wildcards):
                 "severity": 0,
                 "family": "train",
                 "n": memorization["n_examples"],
-                "labels": labels_file(wildcards),
+                "labels": labels_file(wildcards, seed),
             }
         )
     return conditions
 
 
 def testset_files(wildcards):
-    return [c["path"] for c in eval_conditions(wildcards) if "path" in c]
+    return [c["path"] for c in test_conditions(wildcards) if "path" in c]
 
 
 def labels_file(wildcards, seed=None):
@@ -219,8 +241,8 @@ def memorization_labels_files(wildcards):
     ]
 
 
-def eval_labels_files(wildcards):
-    return [c["labels"] for c in eval_conditions(wildcards) if "labels" in c]
+def eval_labels_files(wildcards, seed=None):
+    return [c["labels"] for c in eval_conditions(wildcards, seed) if "labels" in c]
 
 
 def study_eval_methods(wildcards):

@@ -27,26 +27,24 @@ rule train:
         "../../scripts/train.py"
 
 
-# Studies with train.seeds_per_job: K > 1 train K seeds of a configuration in one job, which
-# writes each seed's usual outputs (evaluation and aggregation are unchanged). An output's path
+# Studies with train.seeds_per_job: K > 1 train K seeds of a configuration in one job (one after
+# another, or together with train.packing: vmap), which writes each seed's usual outputs. An output's path
 # must follow from the job's wildcards, and a pack's seeds are not wildcards: so there is one
 # rule per pack of seeds (chunks of a study's sorted seeds; few, and shared across studies).
 for _seeds, _studies in PACKS.items():
 
     rule:
         name:
-            f"train_{pack_name(_seeds).replace('-', '_')}"
+            pack_rule("train", _seeds)
         input:
             data=dataset_file,
             labels=lambda wildcards, seeds=_seeds: [
                 labels_file(wildcards, s) for s in seeds
             ],
         output:
-            **{
-                f"{key}{s}": f"{PACK_BASE}/seed{s}/{name}"
-                for s in _seeds
-                for key, name in PACK_OUTPUTS.items()
-            },
+            **pack_files(_seeds, "model.pt"),
+            **pack_files(_seeds, "history.parquet"),
+            **pack_files(_seeds, "run.json"),
         log:
             f"{PACK_BASE}/train-{pack_name(_seeds)}.log",
         benchmark:
@@ -60,6 +58,9 @@ for _seeds, _studies in PACKS.items():
             **RUN_RESOURCES,
         params:
             runs=lambda wildcards, seeds=_seeds: [run_of(wildcards, s) for s in seeds],
+            packing=lambda wildcards: config["studies"][wildcards.study]["train"][
+                "packing"
+            ],
             code=CODE["train_pack"],
         script:
             "../../scripts/train_pack.py"
