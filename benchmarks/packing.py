@@ -207,7 +207,7 @@ def main(argv=None) -> int:
                 )
             )
     _common.print_table(
-        ["model", "K", "sequential samples/s", "packed samples/s", "packed / sequential"],
+        ["model", "K", "one after another samples/s", "vmap samples/s", "vmap / one after another"],
         loops,
         title=f"1. training loops in one process (alpha = {args.alpha})",
     )
@@ -218,7 +218,7 @@ def main(argv=None) -> int:
             f"{args.k} jobs in a row (s)",
             "1 job, sequential (s)",
             "1 job, vmap (s)",
-            "vmap: max |Δ best val acc|",
+            "vmap: largest Δ best val acc",
             "target 3x",
         ],
         jobs,
