@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -294,5 +295,16 @@ def test_a_packed_study_reruns_nothing_and_validates_models(packed_and_unpacked,
     # one after another, a model with dropout packs like any other
     fine = {**bad, "train": {"seeds_per_job": 4}}
     (packed / "fine.yaml").write_text(yaml.safe_dump({"studies": {"twin": fine}}))
-    jobs = planned_jobs(snakemake(packed, "--configfile", "fine.yaml", "-n").stdout)
+    out = snakemake(packed, "--configfile", "fine.yaml", "-n").stdout
+    jobs = planned_jobs(out)
     assert jobs["train_seeds0_2"] == 2 and jobs["evaluate_seeds0_2"] == 2
+    # a pack's job may run for each of its runs: runtime 60 min per run x 3 seeds (SLURM --time)
+    runtimes = set(
+        re.findall(
+            r"^rule (?:train|evaluate)_seeds0_2:\n(?:    .*\n)*?    resources: .*"
+            r"runtime=(\d+)",
+            out,
+            flags=re.M,
+        )
+    )
+    assert runtimes == {"180"}

@@ -288,3 +288,13 @@ RUN_RESOURCES = {
     "runtime": lambda wildcards, attempt: _study_resources(wildcards)["runtime"]
     * attempt,
 }
+
+
+def pack_resources(seeds):
+    """RUN_RESOURCES for a job running a pack of seeds: the runtime of each of its runs."""
+    return {
+        **RUN_RESOURCES,
+        "runtime": lambda wildcards, attempt: _study_resources(wildcards)["runtime"]
+        * len(seeds)
+        * attempt,
+    }

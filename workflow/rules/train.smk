@@ -28,9 +28,10 @@ rule train:
 
 
 # Studies with train.seeds_per_job: K > 1 train K seeds of a configuration in one job (one after
-# another, or together with train.packing: vmap), which writes each seed's usual outputs. An output's path
-# must follow from the job's wildcards, and a pack's seeds are not wildcards: so there is one
-# rule per pack of seeds (chunks of a study's sorted seeds; few, and shared across studies).
+# another, or together with train.packing: vmap), which writes each seed's usual outputs. An
+# output's path must follow from the job's wildcards, and a pack's seeds are not wildcards: so
+# there is one rule per pack of seeds (chunks of a study's sorted seeds; few, shared across
+# studies). The job may run for the study's runtime per run times its seeds.
 for _seeds, _studies in PACKS.items():
 
     rule:
@@ -55,7 +56,7 @@ for _seeds, _studies in PACKS.items():
             "../../envs/corruptlab.yaml"
         threads: config["threads"]
         resources:
-            **RUN_RESOURCES,
+            **pack_resources(_seeds),
         params:
             runs=lambda wildcards, seeds=_seeds: [run_of(wildcards, s) for s in seeds],
             packing=lambda wildcards: config["studies"][wildcards.study]["train"][
