@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import statistics
 import sys
 
 import _common
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
         for _ in range(args.repeats):
             for tag, model in (("before", before), ("now", now)):
                 times[tag].append(_common.median_time(step(model), 1)[0] / args.steps)
-        med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+        med = {k: statistics.median(v) for k, v in times.items()}
         rows.append(
             (
                 name,

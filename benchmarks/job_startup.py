@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
-import time
 
 import _common
 
@@ -39,9 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def wall(code: str, env: dict) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
-    return time.perf_counter() - t0
+    return _common.run([sys.executable, "-c", code], env=env)[0]
 
 
 def main(argv=None) -> int:

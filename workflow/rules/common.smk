@@ -280,21 +280,18 @@ def _study_resources(wildcards):
 
 # Resources of the jobs that train or evaluate a model (the GPU jobs); memory and runtime grow
 # with each attempt, so a job retried after running out of either asks for more.
-RUN_RESOURCES = {
-    "gpu": lambda wildcards: _study_resources(wildcards)["gpus"],
-    "gpu_model": lambda wildcards: _study_resources(wildcards).get("gpu_model", ""),
-    "mem_mb": lambda wildcards, attempt: _study_resources(wildcards)["mem_mb"]
-    * attempt,
-    "runtime": lambda wildcards, attempt: _study_resources(wildcards)["runtime"]
-    * attempt,
-}
-
-
-def pack_resources(seeds):
-    """RUN_RESOURCES for a job running a pack of seeds: the runtime of each of its runs."""
+def run_resources(runs=1):
+    """Resources of a job that trains or evaluates ``runs`` runs (a pack's seeds, one after
+    another): GPU and memory of one run, the runtime of all."""
     return {
-        **RUN_RESOURCES,
+        "gpu": lambda wildcards: _study_resources(wildcards)["gpus"],
+        "gpu_model": lambda wildcards: _study_resources(wildcards).get("gpu_model", ""),
+        "mem_mb": lambda wildcards, attempt: _study_resources(wildcards)["mem_mb"]
+        * attempt,
         "runtime": lambda wildcards, attempt: _study_resources(wildcards)["runtime"]
-        * len(seeds)
+        * runs
         * attempt,
     }
+
+
+RUN_RESOURCES = run_resources()

@@ -84,7 +84,7 @@ for _seeds, _studies in PACKS.items():
             "../../envs/corruptlab.yaml"
         threads: config["threads"]
         resources:
-            **pack_resources(_seeds),
+            **run_resources(len(_seeds)),
         params:
             seeds=list(_seeds),
             conditions=lambda wildcards, seeds=_seeds: [
@@ -116,7 +116,7 @@ for _seeds, _studies in PACKS.items():
                 "../../envs/corruptlab.yaml"
             threads: config["threads"]
             resources:
-                **pack_resources(_seeds),
+                **run_resources(len(_seeds)),
             params:
                 seeds=list(_seeds),
                 sets=ood_set_specs,

@@ -56,7 +56,7 @@ for _seeds, _studies in PACKS.items():
             "../../envs/corruptlab.yaml"
         threads: config["threads"]
         resources:
-            **pack_resources(_seeds),
+            **run_resources(len(_seeds)),
         params:
             runs=lambda wildcards, seeds=_seeds: [run_of(wildcards, s) for s in seeds],
             packing=lambda wildcards: config["studies"][wildcards.study]["train"][
