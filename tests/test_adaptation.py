@@ -114,8 +114,8 @@ def test_registered_methods_and_their_parameters():
     assert METHODS.names() == ["source", "norm", "tent"]
     assert METHOD_PARAMS.keys() == set(METHODS.names())
     assert [p.name for p in METHOD_PARAMS["source"]] == []
-    assert [p.name for p in METHOD_PARAMS["norm"]] == ["batch_size"]
-    assert [p.name for p in METHOD_PARAMS["tent"]] == ["lr", "batch_size", "steps"]
+    assert [p.name for p in METHOD_PARAMS["norm"]] == ["batch_size", "stream"]
+    assert [p.name for p in METHOD_PARAMS["tent"]] == ["lr", "batch_size", "steps", "stream"]
     assert all(p.default is not None for ps in METHOD_PARAMS.values() for p in ps)
 
 
@@ -317,3 +317,76 @@ def test_models_without_batch_norm_are_refused(method, name):
 def test_tent_needs_at_least_one_step(mlp_bn, digits):
     with pytest.raises(ValueError, match="steps"):
         run("tent", mlp_bn, digits["noisy"][:10], steps=0)
+
+
+# --- the order of the test stream ------------------------------------------------------------
+
+
+def class_sorted(digits) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clean test digits stored in class order, as mnist5k's splits are."""
+    order = torch.sort(digits["labels"], stable=True).indices
+    return digits["clean"][order], digits["labels"][order]
+
+
+def adapt(method: dict, model, x, labels, stream_seed=0):
+    from corruptlab.evaluation import adapt as evaluation_adapt
+
+    return evaluation_adapt(method, model, x, labels, seed=0, stream_seed=stream_seed)
+
+
+@pytest.mark.parametrize("name", ["norm", "tent"])
+def test_a_shuffled_stream_keeps_clean_accuracy_and_a_class_ordered_one_does_not(
+    bn_model, digits, name
+):
+    x, y = class_sorted(digits)
+    source = accuracy(run("source", bn_model, x), y)
+    assert source > 0.85  # the sanity condition this test relies on: the model has learnt
+    setting = {"name": name, "batch_size": BATCH, **({"lr": 1e-3} if name == "tent" else {})}
+    shuffled = accuracy(adapt({**setting, "stream": "shuffled"}, bn_model, x, y), y)
+    ordered = accuracy(adapt({**setting, "stream": "class_ordered"}, bn_model, x, y), y)
+    assert shuffled >= source - 0.02, (source, shuffled)
+    assert ordered < source - 0.10, (source, ordered)
+    # the old behaviour, consecutive batches of the stored (class-sorted) order, fails the same way
+    assert accuracy(run(name, bn_model, x), y) < source - 0.10
+
+
+def test_outputs_come_back_in_the_test_sets_order(mlp_bn, digits):
+    x, y = class_sorted(digits)
+    whole = {"name": "norm", "batch_size": len(y)}  # one batch: its statistics ignore the order
+    expected = run("norm", mlp_bn, x, batch_size=len(y))
+    for stream in ("shuffled", "class_ordered"):
+        logits = adapt({**whole, "stream": stream}, mlp_bn, x, y)
+        assert torch.allclose(logits, expected, atol=1e-4), stream
+    # without a stream a method sees the stored order (source takes none)
+    assert torch.equal(
+        adapt({"name": "source"}, mlp_bn, x, y), run("source", mlp_bn, x, batch_size=1000)
+    )
+
+
+def test_stream_orders():
+    from corruptlab.adaptation import STREAM, STREAMS, stream_order
+
+    labels = torch.tensor([3, 1, 3, 0, 1, 2, 0, 3])
+    ordered = stream_order(labels, "class_ordered", seed=5)
+    assert ordered.tolist() == [3, 6, 1, 4, 5, 0, 2, 7]  # by label, ties in stored order
+    a, b = stream_order(labels, "shuffled", 1), stream_order(labels, "shuffled", 1)
+    assert torch.equal(a, b) and sorted(a.tolist()) == list(range(8))
+    assert not torch.equal(stream_order(torch.arange(100), "shuffled", 2), a.new_tensor(range(100)))
+    assert not torch.equal(stream_order(torch.arange(100), "shuffled", 2),
+                           stream_order(torch.arange(100), "shuffled", 3))  # fmt: skip
+    assert STREAM.default == "shuffled" and STREAM.choices == tuple(STREAMS.names())
+    assert STREAM.check("sorted") == "got 'sorted'; accepted: one of shuffled, class_ordered"
+    assert STREAM.name in [p.name for p in METHOD_PARAMS["norm"]]
+    assert STREAM.name in [p.name for p in METHOD_PARAMS["tent"]]
+    assert STREAM.name not in [p.name for p in METHOD_PARAMS["source"]]
+
+
+def test_method_ids():
+    from corruptlab.adaptation import method_id
+
+    assert method_id({"name": "source"}) == "source"
+    assert method_id({"name": "norm", "batch_size": 128, "stream": "class_ordered"}) == (
+        "norm-batch_size128-class_ordered"
+    )
+    tent = {"name": "tent", "lr": 0.001, "batch_size": 64, "steps": 1, "stream": "shuffled"}
+    assert method_id(tent) == "tent-lr0.001-batch_size64-steps1-shuffled"

@@ -169,3 +169,24 @@ def test_gallery_figure(digits, tmp_path):
     plt.close(fig)
     with pytest.raises(UnknownNameError):
         gallery_figure(digits[1], names=["frost"])
+
+
+def test_corrupted_test_sets_nest_across_severities(tmp_path):
+    """One seed per (dataset, corruption): the pixels impulse noise hits in the severity-2 file
+    are hit, with the same value, in the severity-5 file."""
+    from corruptlab.datasets import prepare, save_prepared
+    from corruptlab.testsets import make_testset
+
+    data = tmp_path / "data.pt"
+    save_prepared(prepare("mnist5k", split_seed=0), data)
+    files = {}
+    for severity in (2, 5):
+        files[severity] = tmp_path / f"s{severity}.pt"
+        make_testset(str(data), "impulse_noise", severity, str(files[severity]))
+    s2, s5 = (torch.load(files[s], weights_only=True) for s in (2, 5))
+    assert s2["seed"] == s5["seed"]
+    clean = torch.load(data, weights_only=True)["test_images"]
+    hit2 = s2["images"] != clean
+    assert hit2.float().mean() > 0.02  # about 6% of the pixels, less those already 0 or 255
+    assert torch.equal(s5["images"][hit2], s2["images"][hit2])
+    assert ((s5["images"] != clean).sum() > 2 * hit2.sum()).item()

@@ -332,3 +332,24 @@ def test_bad_mirror_is_a_config_error(served, tmp_path):
 def test_prepare_needs_raw_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte.gz"):
         prepare("mnist", tmp_path)
+
+
+def test_stratified_subset_is_never_the_first_n_of_a_class_ordered_split(mnist5k):
+    """mnist5k's splits are stored in class order: the first 200 validation digits are 0-3."""
+    from corruptlab.datasets import stratified_subset
+    from corruptlab.pipeline import csr_examples
+
+    val = mnist5k["val_labels"]
+    assert torch.bincount(val[:200], minlength=10).tolist() == [50] * 4 + [0] * 6
+    run = {"study": "m", "seed": 3, "data_seed": 0, "csr": {"n": 200}}
+    idx = csr_examples(run, val)
+    assert idx.dtype == torch.int64 and idx.tolist() == sorted(set(idx.tolist()))
+    assert torch.bincount(val[idx], minlength=10).tolist() == [20] * 10
+    # the same points in every seed of a study (one data seed), others for another data seed
+    assert torch.equal(csr_examples({**run, "seed": 4}, val), idx)
+    assert not torch.equal(csr_examples({**run, "data_seed": 1}, val), idx)
+    # unbalanced labels: each class its proportional share
+    labels = np.repeat(np.arange(3), [60, 30, 10])
+    pick = stratified_subset(labels, 10, seed=0)
+    assert np.bincount(labels[pick], minlength=3).tolist() == [6, 3, 1]
+    assert stratified_subset(labels, 100, seed=0).tolist() == list(range(100))

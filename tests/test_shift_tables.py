@@ -11,17 +11,21 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from records import make_noise, make_record, runs_row  # noqa: E402
 
+from corruptlab import adaptation  # noqa: E402
 from corruptlab.claims import check_claims  # noqa: E402
 from corruptlab.figures import FIGURES  # noqa: E402
 from corruptlab.studies import STUDIES  # noqa: E402
-from corruptlab.tables import TABLES  # noqa: E402
+from corruptlab.tables import EVAL_KEYS, TABLES  # noqa: E402
 
-METHODS = {"source": {}, "norm": {"batch_size": 128}, "tent": {"lr": 0.001, "batch_size": 128}}
+METHODS = {
+    "source": {},
+    "norm": {"batch_size": 128, "stream": "shuffled"},
+    "tent": {"lr": 0.001, "batch_size": 128, "steps": 1, "stream": "shuffled"},
+}
 
 
 def method_id(name: str) -> str:
-    params = METHODS[name]
-    return "-".join([name, *(f"{k}{v:g}" for k, v in params.items())])
+    return adaptation.method_id({"name": name, **METHODS[name]})
 
 
 def accuracy_of(model: str, condition: str, severity: int, method: str, seed: int) -> float:
@@ -49,8 +53,9 @@ def runs_frame() -> pd.DataFrame:
                         **runs_row(record, accuracy_of(model, condition, severity, method, seed),
                                    condition),
                         "severity": severity, "method": method, "method_id": method_id(method),
+                        "method_order": list(METHODS).index(method),
                         "tta_lr": params.get("lr"), "tta_batch_size": params.get("batch_size"),
-                        "tta_steps": 1 if method == "tent" else None,
+                        "tta_steps": params.get("steps"), "tta_stream": params.get("stream"),
                     })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -88,7 +93,10 @@ def test_mce_is_relative_to_the_baseline_model():
     mce = e[e["metric"] == "mCE"]
     # every conv4_bn error is 1/1.5 of mlp_bn's, so each CE_c and the mCE are 2/3
     assert pick(mce, model="conv4_bn", method="source")["mean"].iloc[0] == pytest.approx(2 / 3)
-    assert pick(mce, model="mlp_bn", method="tent")["mean"].iloc[0] == pytest.approx(1.0)
+    # one reference for every method: the baseline's source errors (tent's are 0.7 of them)
+    assert pick(mce, model="mlp_bn", method="source")["mean"].iloc[0] == pytest.approx(1.0)
+    assert pick(mce, model="mlp_bn", method="tent")["mean"].iloc[0] == pytest.approx(0.7)
+    assert pick(mce, model="conv4_bn", method="tent")["mean"].iloc[0] == pytest.approx(0.7 * 2 / 3)
     assert set(mce["n"]) == {2}  # two corruptions
     assert errors_table(baseline=None)["metric"].eq("mCE").sum() == 0
 
@@ -133,18 +141,23 @@ def test_entropy_claim_and_deciles():
     claims = check_claims("corruption_tta", {"runs": runs_frame(), "predictions": predictions()},
                           {"kind": "corruption_tta"})  # fmt: skip
     ent = claims[claims["claim"].str.startswith("predictive entropy rank-correlates")]
-    assert ent["result"].tolist() == ["pass"] and ent["value"].iloc[0] > 0.5
+    assert ent["subject"].tolist() == ["conv4_bn (mean over sets)", "conv4_bn (fog s5)"]
+    assert ent["result"].tolist() == ["pass", "pass"] and (ent["value"] > 0.5).all()
     flipped = check_claims(
         "corruption_tta",
         {"runs": runs_frame(), "predictions": predictions(flip=True)},
         {"kind": "corruption_tta"},
     )
-    assert flipped[flipped["claim"].str.startswith("predictive")]["result"].tolist() == ["fail"]
+    assert flipped[flipped["claim"].str.startswith("predictive")]["result"].tolist() == [
+        "fail",
+        "fail",
+    ]
 
     deciles = TABLES.get("entropy_deciles")({"predictions": predictions()}, {})
-    assert deciles["decile"].tolist() == list(range(1, 11))
-    assert (deciles["n_runs"] == 2).all()
-    assert deciles["error_mean"].iloc[0] == 0 and deciles["error_mean"].iloc[-1] == 1
+    fog = deciles[deciles["condition"] == "fog"]
+    assert fog["decile"].tolist() == list(range(1, 11))
+    assert (fog["n_runs"] == 2).all()
+    assert fog["error_mean"].iloc[0] == 0 and fog["error_mean"].iloc[-1] == 1
 
 
 @pytest.mark.parametrize(
@@ -161,3 +174,146 @@ def test_shift_figures_render(name, tmp_path):
     assert fig.axes and all(ax.has_data() for ax in fig.axes if ax.get_label() != "<colorbar>")
     save_figure(fig, tmp_path / "f.png", tmp_path / "f.pdf")
     assert (tmp_path / "f.png").stat().st_size > 5000
+
+
+def toy_runs(errors: dict[tuple[str, str], float]) -> pd.DataFrame:
+    """Runs of models under one corruption at two severities and two seeds with the given error
+    per (model, method), for every severity and seed; plus the clean condition."""
+    rows = []
+    for (model, method), error in errors.items():
+        for seed in (0, 1):
+            record = make_record(model, make_noise(0), 0.001, seed)
+            params = METHODS[method]
+            for condition, severity in (("clean", 0), ("gaussian_noise", 3), ("gaussian_noise", 5)):
+                accuracy = 0.97 if condition == "clean" else 1.0 - error
+                rows.append({
+                    **runs_row(record, accuracy, condition), "severity": severity,
+                    "method": method, "method_id": method_id(method),
+                    "method_order": list(METHODS).index(method),
+                    "tta_lr": params.get("lr"), "tta_batch_size": params.get("batch_size"),
+                    "tta_steps": params.get("steps"), "tta_stream": params.get("stream"),
+                })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_mce_has_one_reference_the_baseline_without_adaptation():
+    # A and B: source error 0.5, tent error 0.25; baseline B. mCE(A tent) = 0.25 / 0.5, not
+    # 0.25 / B's tent error 0.25 = 1.0
+    runs = toy_runs({(m, k): e for m in ("A", "B") for k, e in (("source", 0.5), ("tent", 0.25))})
+    e = TABLES.get("corruption_errors")({"runs": runs}, {"baseline_model": "B"})
+    mce = e[e["metric"] == "mCE"]
+    assert pick(mce, model="A", method="tent")["mean"].iloc[0] == pytest.approx(0.5)
+    assert pick(mce, model="B", method="tent")["mean"].iloc[0] == pytest.approx(0.5)
+    assert pick(mce, model="A", method="source")["mean"].iloc[0] == pytest.approx(1.0)
+    assert set(mce["baseline_model"]) == {"B"} and len(mce) == 4
+    # without the baseline's source errors there is no reference, so no mCE
+    no_source = runs[~((runs["model"] == "B") & (runs["method"] == "source"))]
+    e = TABLES.get("corruption_errors")({"runs": no_source}, {"baseline_model": "B"})
+    assert not (e["metric"] == "mCE").any()
+
+
+def two_tent_settings() -> pd.DataFrame:
+    """Runs with tent at batch 64 (configured first) and at batch 256 (second), whose method ids
+    sort the other way round as strings; tent errs 0.7 at 64 and 0.4 at 256, source 0.86."""
+    rows = []
+    settings = [
+        ({"name": "source"}, 0.86),
+        ({"name": "tent", "lr": 0.001, "batch_size": 64, "steps": 1, "stream": "shuffled"}, 0.7),
+        ({"name": "tent", "lr": 0.001, "batch_size": 256, "steps": 1, "stream": "shuffled"}, 0.4),
+    ]
+    for seed in (0, 1):
+        record = make_record("conv4_bn", make_noise(0), 0.001, seed)
+        for order, (m, error) in enumerate(settings):
+            for condition, severity in (("clean", 0), ("gaussian_noise", 5)):
+                accuracy = 0.97 if condition == "clean" else 1.0 - error - 0.01 * seed
+                rows.append({
+                    **runs_row(record, accuracy, condition), "severity": severity,
+                    "method": m["name"], "method_id": adaptation.method_id(m),
+                    "method_order": order, "tta_lr": m.get("lr"),
+                    "tta_batch_size": m.get("batch_size"), "tta_steps": m.get("steps"),
+                    "tta_stream": m.get("stream"),
+                })  # fmt: skip
+    # in the order of the runs table (corruptlab.tables.runs_table sorts by the evaluation keys)
+    runs = pd.DataFrame(rows).sort_values(["run_id", *EVAL_KEYS], ignore_index=True)
+    ids = runs.drop_duplicates("method_id")["method_id"]
+    assert sorted(ids)[1].endswith("batch_size256-steps1-shuffled")  # string order puts 256 first
+    return runs
+
+
+def test_claims_and_figures_use_the_first_configured_setting_not_string_order():
+    runs = two_tent_settings()
+    claims = check_claims("corruption_tta", {"runs": runs, "predictions": predictions()},
+                          {"kind": "corruption_tta"})  # fmt: skip
+    tent = claims[claims["subject"] == "conv4_bn tent (gaussian_noise)"].iloc[0]
+    assert tent["detail"] == "tent-lr0.001-batch_size64-steps1-shuffled"
+    assert tent["value"] == pytest.approx(0.7 - 0.86)
+
+    errors = TABLES.get("corruption_errors")({"runs": runs}, {})
+    fig = FIGURES.get("error_by_corruption")({"corruption_errors": errors})
+    heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches)
+    assert heights == pytest.approx([70.5, 86.5])  # tent at batch 64 and source, in %
+    grid = FIGURES.get("tent_grid")({"corruption_errors": errors})
+    assert "1 step(s) per batch, shuffled stream" in grid._suptitle.get_text()
+
+
+def test_clean_accuracy_sanity_claim():
+    runs = two_tent_settings()
+    tables = {"runs": runs, "predictions": predictions()}
+    claims = check_claims("corruption_tta", tables, {"kind": "corruption_tta"})
+    kept = claims[claims["claim"].str.startswith("norm and tent keep the clean accuracy")]
+    assert kept["subject"].tolist() == [
+        "conv4_bn tent-lr0.001-batch_size64-steps1-shuffled",
+        "conv4_bn tent-lr0.001-batch_size256-steps1-shuffled",
+    ]
+    assert set(kept["result"]) == {"pass"} and (kept["value"] == 0).all()
+    # a setting that costs 3 points of clean accuracy fails; a class-ordered stream is reported
+    # with its value but not judged (its failure is known and kept on purpose)
+    broken = runs.copy()
+    at = (broken["condition"] == "clean") & (broken["tta_batch_size"] == 256)
+    broken.loc[at, "accuracy"] -= 0.03
+    kept = check_claims("corruption_tta", {**tables, "runs": broken}, {"kind": "corruption_tta"})
+    kept = kept[kept["claim"].str.startswith("norm and tent keep")].set_index("subject")
+    assert kept["result"].tolist() == ["pass", "fail"]
+    assert kept["value"].iloc[1] == pytest.approx(-0.03)
+    ordered = broken.copy()
+    ordered.loc[ordered["tta_batch_size"] == 256, "tta_stream"] = "class_ordered"
+    kept = check_claims("corruption_tta", {**tables, "runs": ordered}, {"kind": "corruption_tta"})
+    kept = kept[kept["claim"].str.startswith("norm and tent keep")]
+    assert kept["result"].tolist() == ["pass", "not applicable"]
+    assert "class_ordered stream" in kept["detail"].iloc[1]
+    assert kept["value"].iloc[1] == pytest.approx(-0.03)
+
+
+def test_entropy_correlation_is_taken_within_each_corrupted_set():
+    """Two test sets: within each, entropy does not tell right from wrong, but the hard set has
+    both the higher entropy and more errors; pooled, the correlation would look strong."""
+    rng = np.random.default_rng(1)
+    frames = []
+    for seed in (0, 1):
+        for condition, error, level in (("fog", 0.1, 0.2), ("gaussian_noise", 0.8, 2.0)):
+            correct = rng.random(500) >= error
+            frames.append(pd.DataFrame({
+                "run_id": f"conv4_bn/none/x/seed{seed}", "model": "conv4_bn", "seed": seed,
+                "condition": condition, "severity": 5, "method": "source", "correct": correct,
+                "entropy": level + rng.random(500),
+            }))  # fmt: skip
+    p = pd.concat(frames, ignore_index=True)
+    claims = check_claims("corruption_tta", {"runs": runs_frame(), "predictions": p},
+                          {"kind": "corruption_tta"})  # fmt: skip
+    ent = claims[claims["claim"].str.startswith("predictive entropy")].set_index("subject")
+    assert list(ent.index) == [
+        "conv4_bn (mean over sets)", "conv4_bn (fog s5)", "conv4_bn (gaussian_noise s5)"
+    ]  # fmt: skip
+    assert (ent["value"].abs() < 0.15).all()  # no within-set correlation
+    assert ent.loc["conv4_bn (mean over sets)", "detail"] == "2 test sets"
+    deciles = TABLES.get("entropy_deciles")({"predictions": p}, {})
+    assert set(deciles["condition"]) == {"fog", "gaussian_noise", "mean"}
+    fog = deciles[deciles["condition"] == "fog"]
+    assert fog["decile"].tolist() == list(range(1, 11)) and (fog["n_runs"] == 2).all()
+    # each decile of a set holds a tenth of it, so the sets' own error rates come back
+    assert fog["error_mean"].mean() == pytest.approx(
+        1 - p[p["condition"] == "fog"]["correct"].mean()
+    )
+    mean = deciles[deciles["condition"] == "mean"].set_index("decile")
+    by_set = deciles[deciles["condition"] != "mean"].groupby("decile")["error_mean"].mean()
+    assert np.allclose(mean["error_mean"], by_set)

@@ -160,7 +160,18 @@ def test_shift_study_tables_and_figures(workdir):
     errors = pd.read_parquet(study / "tables" / "corruption_errors.parquet")
     assert {"gaussian_noise", "mean"} <= set(errors["condition"])
     claims = pd.read_parquet(study / "tables" / "claims.parquet")
-    assert len(claims) == 3 and set(claims["result"]) <= {"pass", "fail", "not applicable"}
+    assert set(claims["result"]) <= {"pass", "fail", "not applicable"}
+    # the sanity claim (norm and tent on a shuffled stream keep the clean accuracy), the paper's
+    # claim at severity 5, and entropy vs error (mean over sets, and the one set)
+    assert claims["claim"].value_counts().tolist() == [2, 2, 2]
+    kept = claims[claims["claim"].str.startswith("norm and tent keep the clean accuracy")]
+    assert kept["subject"].str.endswith("-shuffled").all() and (kept["n"] == 2).all()
+    assert set(runs["tta_stream"].dropna()) == {"shuffled"}
+    assert runs.groupby("method")["method_order"].first().to_dict() == {
+        "source": 0,
+        "norm": 1,
+        "tent": 2,
+    }
     for name in (
         "corruption_gallery",
         "error_by_entropy_decile",

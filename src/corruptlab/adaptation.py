@@ -26,6 +26,14 @@ so each test condition starts again from the trained ("source") model.
 ``norm`` and ``tent`` need a model with batch norm (``conv4_bn``, ``mlp_bn``) and at least two
 examples per batch: a trailing batch of a single example is folded into the batch before it.
 
+The order of the test stream (a registry, ``STREAMS``; the ``stream`` parameter of ``norm`` and
+``tent``) matters to every method that uses batch statistics: a batch of one or two classes has
+statistics unlike the training data's. ``shuffled`` (the default) is a seeded random order, an
+i.i.d. stream as in TENT's evaluation; ``class_ordered`` sorts the test set by label, a
+non-i.i.d. stream that is a known failure of test-time normalisation, kept to study it. The
+caller (corruptlab.evaluation) orders the images by ``stream_order`` and puts the outputs back in
+the test set's order; ``source`` is order-free and takes no stream.
+
 Importable without torch (methods import it inside), so the Snakefile can check method names.
 """
 
@@ -57,12 +65,62 @@ BATCH_SIZE = Param(
 )
 STEPS = Param("steps", "steps", int, 1, None, default=1, doc="adaptation steps per test batch")
 
+# Orders of the test stream: fn(labels int64 [N] (CPU), generator) -> a permutation int64 [N]
+StreamOrder = Callable[["torch.Tensor", "torch.Generator"], "torch.Tensor"]
+STREAMS: Registry[StreamOrder] = Registry("test stream order")
+
+
+@STREAMS.register("shuffled")
+def _shuffled(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A seeded random order of the test set (an i.i.d. stream)."""
+    import torch
+
+    return torch.randperm(len(labels), generator=g)
+
+
+@STREAMS.register("class_ordered")
+def _class_ordered(labels: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The test set sorted by label (stable, so ties keep the stored order): a stream whose
+    batches hold one or two classes."""
+    import torch
+
+    return torch.sort(labels, stable=True).indices
+
+
+STREAM = Param(
+    "stream",
+    "",
+    str,
+    default="shuffled",
+    doc="order of the test stream the method adapts on",
+    choices=tuple(STREAMS.names()),
+)
+
 # the parameters each method declares (config validation and grid expansion follow from them)
 METHOD_PARAMS: dict[str, tuple[Param, ...]] = {
     "source": (),
-    "norm": (BATCH_SIZE,),
-    "tent": (LR, BATCH_SIZE, STEPS),
+    "norm": (BATCH_SIZE, STREAM),
+    "tent": (LR, BATCH_SIZE, STEPS, STREAM),
 }
+
+
+def method_id(method: dict) -> str:
+    """The name of one method setting in tables: the method, then each declared parameter as
+    name and value (``tent-lr0.001-batch_size64-steps1-shuffled``; a choice as its value)."""
+    parts = [method["name"]]
+    for p in METHOD_PARAMS[method["name"]]:
+        if p.name in method:
+            value = method[p.name]
+            parts.append(value if p.kind is str else f"{p.name}{value:g}")
+    return "-".join(parts)
+
+
+def stream_order(labels: torch.Tensor, stream: str, seed: int) -> torch.Tensor:
+    """The order (a permutation of positions, int64 on the CPU) in which a method sees a test
+    set with ``labels``; ``seed`` draws the ``shuffled`` order."""
+    import torch
+
+    return STREAMS.get(stream)(labels.cpu(), torch.Generator().manual_seed(int(seed)))
 
 
 def _bn_types() -> tuple[type, ...]:

@@ -329,6 +329,17 @@ def stratified_split(
     return np.flatnonzero(keep), np.sort(held)
 
 
+def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` positions of ``labels`` drawn with ``seed``, each class giving its proportional
+    share (``stratified_split``'s quotas; equal shares for a balanced split), sorted; every
+    position when ``n`` covers them all. For measurements on a subset of a split, whose stored
+    order may be by class (mnist5k's is): never the first ``n``."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    return stratified_split(labels, n, np.random.default_rng(seed))[1]
+
+
 def prepare(
     name: str,
     raw_dir: str | os.PathLike[str] | None = None,

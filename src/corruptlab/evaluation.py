@@ -79,7 +79,42 @@ def load_run(
     return record, saved, model, data, device
 
 
-METHOD_COLUMNS = ("lr", "batch_size", "steps")
+METHOD_COLUMNS = ("lr", "batch_size", "steps", "stream")
+TEXT_KEYS = ("condition", "method", "method_id", "tta_stream")  # text columns of a row's key
+
+
+def _constant(n: int, value: Any, text: bool) -> np.ndarray:
+    """A column of ``n`` copies of ``value``: text (None = missing) or a number (NaN)."""
+    if text:
+        return np.full(n, value, dtype=object)
+    return np.full(n, np.nan if value is None else value)
+
+
+def stream_seed(run: dict, condition: dict) -> int:
+    """The seed of the shuffled test stream of one run under one test condition (the same for
+    every adaptation method, so methods are compared on the same stream)."""
+    name, severity = condition["name"], condition["severity"]
+    return derive_seed(run["study"], run["seed"], "stream", name, severity)
+
+
+def adapt(method: dict, model, x, labels, *, seed: int, stream_seed: int):
+    """The logits of one method setting (``name`` and its parameters) on the test images ``x``,
+    in ``x``'s order. A method with a ``stream`` sees the images in that order
+    (corruptlab.adaptation.stream_order); its outputs are put back in the test set's order."""
+    import torch
+
+    from corruptlab.adaptation import METHODS, stream_order
+
+    params = {k: method[k] for k in ("lr", "batch_size", "steps") if k in method}
+    fn = METHODS.get(method["name"])
+    kwargs = {"batch_size": 1000, "lr": 1e-3, "steps": 1, **params}
+    if "stream" not in method:
+        return fn(model, x, seed=seed, **kwargs)
+    order = stream_order(labels, method["stream"], stream_seed).to(x.device)
+    logits = fn(model, x.index_select(0, order), seed=seed, **kwargs)
+    out = torch.empty_like(logits)
+    out[order] = logits
+    return out
 
 
 def evaluate_job(
@@ -94,56 +129,55 @@ def evaluate_job(
     """Evaluate one trained run under every (condition, method): (metric rows, per-example
     columns). ``conditions``: dicts with ``name``, ``severity`` and, for corrupted test sets,
     ``path``; ``methods``: dicts with ``name`` and the method's parameters (``lr``,
-    ``batch_size``, ``steps``). A condition with ``family: train`` is the first ``n`` examples of
-    the run's training set as trained (its ``labels`` file). Defaults: the clean test set, no
-    adaptation."""
-    from corruptlab.adaptation import METHODS
+    ``batch_size``, ``steps``, ``stream``), in the configured order, which the rows keep as
+    ``method_order`` (0 = the first configured setting). A condition with ``family: train`` is
+    ``n`` examples of the run's training set as trained (its ``labels`` file; a seeded random
+    subset, memorization.example_subset). Defaults: the clean test set, no adaptation."""
+    from corruptlab.adaptation import method_id
     from corruptlab.training import normalize
 
     conditions = conditions or [{"name": "clean", "severity": 0}]
     methods = methods or [{"name": "source"}]
     record, saved, model, data, device = load_run(run_json, data_path, model_path, device, threads)
-    seed = derive_seed(record["run"]["study"], record["run"]["seed"], "adaptation")
+    run = record["run"]
+    seed = derive_seed(run["study"], run["seed"], "adaptation")
     rows, preds = [], []
     for condition in conditions:
         if condition.get("family") == "train":  # the run's own training examples (memorization)
             from corruptlab.pipeline import training_examples
 
             mean, std = saved["mean"], saved["std"]
-            run, n = record["run"], condition["n"]
+            n = condition["n"]
             positions, x, labels = training_examples(run, data, condition["labels"], mean, std, n)
             x = x.to(device)
         else:
             positions = None
             images, labels = load_condition(condition, data)
             x = normalize(images, saved["mean"], saved["std"]).to(device)
-        labels = labels.to(device)
-        for method in methods:
-            params = {k: method[k] for k in METHOD_COLUMNS if k in method}
-            logits = METHODS.get(method["name"])(
-                model, x, seed=seed, **{"batch_size": 1000, "lr": 1e-3, "steps": 1, **params}
+        for order, method in enumerate(methods):
+            logits = adapt(
+                method, model, x, labels, seed=seed, stream_seed=stream_seed(run, condition)
             )
-            metrics, per_example = evaluate_logits(logits, labels)
+            metrics, per_example = evaluate_logits(logits, labels.to(device))
             if positions is not None:  # example = its position in the training set
                 per_example["index"] = positions
             key = {
                 "condition": condition["name"],
                 "severity": condition["severity"],
                 "method": method["name"],
-                "method_id": "-".join(
-                    [method["name"], *(f"{k}{method[k]:g}" for k in METHOD_COLUMNS if k in method)]
-                ),
+                "method_id": method_id(method),
+                "method_order": order,
                 **{f"tta_{k}": method.get(k) for k in METHOD_COLUMNS},
             }
-            rows.append({"run_id": record["run"]["run_id"], **key, **metrics})
+            rows.append({"run_id": run["run_id"], **key, **metrics})
             n = len(labels)
-            constant = {k: np.full(n, np.nan if v is None else v) for k, v in key.items()}
+            constant = {k: _constant(n, v, k in TEXT_KEYS) for k, v in key.items()}
             preds.append({**constant, **per_example})
             log.info(
                 "%s s%d %s: %s",
                 condition["name"],
                 condition["severity"],
-                method["name"],
+                key["method_id"],
                 {k: round(v, 4) for k, v in metrics.items()},
             )
     columns = {k: np.concatenate([np.asarray(p[k]) for p in preds]) for k in preds[0]}

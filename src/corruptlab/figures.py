@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 from corruptlab.io import atomic_path  # noqa: E402
 from corruptlab.models import MODELS  # noqa: E402
 from corruptlab.registry import Registry  # noqa: E402
+from corruptlab.tables import first_settings  # noqa: E402
 
 FigureFn = Callable[[dict[str, pd.DataFrame]], "plt.Figure"]
 FIGURES: Registry[FigureFn] = Registry("figure")
@@ -158,33 +159,54 @@ METHOD_COLORS = {"source": "#555555", "norm": "#1f77b4", "tent": "#d62728"}
 
 @FIGURES.register("error_by_entropy_decile")
 def error_by_entropy_decile(tables: dict[str, pd.DataFrame]) -> plt.Figure:
-    """TENT Figure 1: error rises with predictive entropy (deciles, corrupted test sets)."""
+    """TENT Figure 1: error per decile of predictive entropy, deciles taken within each
+    corrupted test set; thin lines: each corruption and severity, thick line and band: their
+    mean with its 95% CI over runs; one panel per model."""
     t = tables["entropy_deciles"]
+    models = model_order(t["model"]) or ["(no corrupted test sets)"]
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(4.2, 2.8), layout="constrained")
-        for model in model_order(t["model"]):
-            d = t[t["model"] == model].sort_values("decile")
+        fig, axes = plt.subplots(
+            1,
+            len(models),
+            squeeze=False,
+            sharey=True,
+            figsize=(0.4 + 3.4 * len(models), 2.8),
+            layout="constrained",
+        )
+        for ax, model in zip(axes[0], models, strict=True):
+            d = t[t["model"] == model]
+            sets = list(d[d["condition"] != "mean"].groupby(["condition", "severity"]))
+            for i, (_, g) in enumerate(sets):
+                g = g.sort_values("decile")
+                label = f"each of {len(sets)} test sets" if i == 0 else None
+                ax.plot(g["decile"], 100 * g["error_mean"], color="0.6", lw=0.6, label=label)
+            m = d[d["condition"] == "mean"].sort_values("decile")
+            color = model_color(model)
             ax.plot(
-                d["decile"],
-                100 * d["error_mean"],
+                m["decile"],
+                100 * m["error_mean"],
                 marker="o",
                 ms=3.5,
-                color=model_color(model),
-                label=model,
+                color=color,
+                label="mean over the sets (95% CI)",
             )
             ax.fill_between(
-                d["decile"],
-                100 * d["error_ci95_low"],
-                100 * d["error_ci95_high"],
-                color=model_color(model),
+                m["decile"],
+                100 * m["error_ci95_low"],
+                100 * m["error_ci95_high"],
+                color=color,
                 alpha=0.2,
                 lw=0,
             )
-        ax.set_xlabel("predictive entropy decile (1 = most confident)")
-        ax.set_ylabel("error (%)")
-        ax.set_xticks(range(1, 11))
-        ax.legend(title="model", frameon=False)
-        ax.set_title("Error by entropy decile (source model, corrupted test sets)")
+            ax.set_title(model)
+            ax.set_xlabel("entropy decile within a test set (1 = most confident)")
+            ax.set_xticks(range(1, 11))
+            if len(d):
+                ax.legend(frameon=False, loc="upper left")
+            else:
+                ax.text(0.5, 0.5, "no corrupted test set", ha="center", va="center")
+        axes[0, 0].set_ylabel("error (%)")
+        fig.suptitle("Error by predictive entropy decile (source model)", fontsize=9)
     return fig
 
 
@@ -236,20 +258,18 @@ def loss_entropy_by_severity(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     return fig
 
 
-def _first_settings(errors: pd.DataFrame) -> pd.DataFrame:
-    """Each method's first configured setting (e.g. tent's first lr and batch size)."""
-    firsts = errors.drop_duplicates("method")["method_id"]
-    return errors[errors["method_id"].isin(firsts)]
-
-
 @FIGURES.register("error_by_corruption")
 def error_by_corruption(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """TENT Figure 4: error per corruption at the highest severity for source, norm and tent."""
     e = tables["corruption_errors"]
     e = e[(e["metric"] == "error") & (e["condition"] != "mean")]
-    e = _first_settings(e[e["severity"] == e["severity"].max()])
+    at_max = e[e["severity"] == e["severity"].max()]
+    e = first_settings(at_max)
     conditions = sorted(e["condition"].unique())
-    methods = list(dict.fromkeys(e["method"]))
+    settings = e.sort_values("method_order").drop_duplicates("method")
+    methods = settings["method"].tolist()
+    labels = dict(zip(methods, settings["method_id"], strict=True))
+    left_out = at_max["method_id"].nunique() - len(methods)
     models = model_order(e["model"])
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
@@ -257,7 +277,10 @@ def error_by_corruption(tables: dict[str, pd.DataFrame]) -> plt.Figure:
             1,
             squeeze=False,
             layout="constrained",
-            figsize=(max(4.2, 0.55 * len(conditions) * len(methods) / 2 + 1.5), 2.6 * len(models)),
+            figsize=(
+                max(4.2, 0.55 * len(conditions) * len(methods) / 2 + 1.5) + 2.4,
+                2.6 * len(models),
+            ),
         )
         width = 0.8 / max(1, len(methods))
         x = np.arange(len(conditions))
@@ -275,12 +298,16 @@ def error_by_corruption(tables: dict[str, pd.DataFrame]) -> plt.Figure:
                     yerr=np.nan_to_num(np.vstack([lo, hi])),
                     capsize=1.5,
                     color=METHOD_COLORS.get(method),
-                    label=method,
+                    label=labels[method],
                 )
             ax.set_xticks(x, [c.replace("_", " ") for c in conditions], rotation=45, ha="right")
             ax.set_ylabel("error (%)")
             ax.set_title(f"{model}, severity {int(e['severity'].max())}")
-        axes[0, 0].legend(frameon=False, ncols=len(methods))
+        axes[0, 0].legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        note = "each method at its first configured setting; bars: mean, 95% CI over seeds"
+        if left_out:
+            note += f"\n{left_out} other setting(s) in tables/corruption_errors.parquet"
+        fig.supxlabel(note, fontsize=7, color="0.35")
     return fig
 
 
@@ -295,6 +322,12 @@ def tent_grid(tables: dict[str, pd.DataFrame]) -> plt.Figure:
         & (e["severity"] == 0)
         & (e["method"] == "tent")
     ]
+    # the grid over lr x batch size at the first configured steps and stream
+    fixed = ""
+    if len(e):
+        first = e.loc[e["method_order"].idxmin()]
+        e = e[(e["tta_steps"] == first["tta_steps"]) & (e["tta_stream"] == first["tta_stream"])]
+        fixed = f"\n({int(first['tta_steps'])} step(s) per batch, {first['tta_stream']} stream)"
     models = model_order(e["model"]) or ["(no tent runs)"]
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
@@ -313,7 +346,10 @@ def tent_grid(tables: dict[str, pd.DataFrame]) -> plt.Figure:
                 continue
             im = ax.imshow(100 * grid.to_numpy(), cmap="viridis_r", aspect="auto")
             for (r, c), v in np.ndenumerate(100 * grid.to_numpy()):
-                ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=7, color="w")
+                shade = im.cmap(im.norm(v))  # dark text on light cells, light on dark
+                luminance = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2]
+                color = "black" if luminance > 0.5 else "white"
+                ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=7, color=color)
             ax.set_xticks(range(grid.shape[1]), [f"{v:g}" for v in grid.columns])
             ax.set_yticks(range(grid.shape[0]), [f"{int(v)}" for v in grid.index])
             ax.set_xlabel("tent learning rate")
@@ -321,7 +357,7 @@ def tent_grid(tables: dict[str, pd.DataFrame]) -> plt.Figure:
             ax.set_title(model)
             ax.grid(False)
             fig.colorbar(im, ax=ax, label="error (%)")
-        fig.suptitle("tent: mean error over corruptions and severities", fontsize=9)
+        fig.suptitle(f"tent: mean error over corruptions and severities{fixed}", fontsize=9)
     return fig
 
 

@@ -1,4 +1,5 @@
-"""Declared parameters of registry entries (noise kinds, optimizers): types, ranges, path codes.
+"""Declared parameters of registry entries (noise kinds, optimizers, adaptation methods): types,
+ranges or choices, path codes.
 
 A registry entry declares its parameters once; config validation, grid expansion and the
 run's path slug (``uniform-a5``, ``adadelta-lr0.1-bs128``) all follow from that declaration.
@@ -15,14 +16,17 @@ from typing import Any
 class Param:
     name: str
     code: str  # short code used in path slugs, e.g. "a" for alpha
-    kind: type  # int or float
+    kind: type  # int, float, or str (then ``choices`` lists the accepted values)
     low: float | None = None
     high: float | None = None
     default: Any = None  # None: required
     doc: str = ""
     low_open: bool = False  # the lower bound itself is excluded (e.g. a learning rate > 0)
+    choices: tuple[str, ...] = ()  # the accepted values of a str parameter
 
     def accepted(self) -> str:
+        if self.kind is str:
+            return "one of " + ", ".join(self.choices)
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "inf" if self.high is None else f"{self.high:g}"
         kind = "an integer" if self.kind is int else "a number"
@@ -30,6 +34,8 @@ class Param:
 
     def check(self, value: Any) -> str | None:
         """None if ``value`` is acceptable, else the reason it is not."""
+        if self.kind is str:
+            return None if value in self.choices else f"got {value!r}; accepted: {self.accepted()}"
         ok_type = isinstance(value, int) if self.kind is int else isinstance(value, int | float)
         if isinstance(value, bool) or not ok_type:
             return f"got {value!r}; accepted: {self.accepted()}"
@@ -44,8 +50,11 @@ class Param:
         return None
 
 
-def fmt_number(value: float | int) -> str:
-    """Compact, path-safe text for a number: 5 -> '5', 0.1 -> '0.1', 1e-05 -> '1e-05'."""
+def fmt_number(value: float | int | str) -> str:
+    """Compact, path-safe text for a number: 5 -> '5', 0.1 -> '0.1', 1e-05 -> '1e-05' (a choice
+    parameter's value is its own text)."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:g}"

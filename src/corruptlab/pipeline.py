@@ -70,7 +70,7 @@ def train_job(
     configure_torch(threads, device)
     job = _RunInputs(run, data_path, labels_path, device)
     checkpoint = Path(out["model"]).with_name("checkpoint.pt")
-    on_epoch = csr_callback(run, job.data.val_images, job.shared["std"])
+    on_epoch = csr_callback(run, job.data.val_images, job.data.val_labels, job.shared["std"])
     with _progress(job.cfg.max_epochs * job.n_train, run["run_id"], progress_file) as bar:
         result = train(
             job.model(), job.data, job.cfg, checkpoint=checkpoint, progress=bar, on_epoch=on_epoch
@@ -114,7 +114,10 @@ def train_pack_job(
     seeds = [run["seed"] for run in runs]
     total = sum(job.cfg.max_epochs * job.n_train for job in jobs)
     name = runs[0]["run_id"].rsplit("/", 1)[0] + f"/{packing}-seeds{seeds[0]}-{seeds[-1]}"
-    callbacks = [csr_callback(job.run, job.data.val_images, shared["std"]) for job in jobs]
+    callbacks = [
+        csr_callback(job.run, job.data.val_images, job.data.val_labels, shared["std"])
+        for job in jobs
+    ]
     with _progress(total, name, progress_file) as bar:
         if packing == "sequential":
             checkpoints = [Path(out["model"]).with_name("checkpoint.pt") for out in outs]
@@ -200,15 +203,17 @@ def training_examples(run: dict, data: dict, labels_path: str, mean: float, std:
     return positions, images.index_select(0, idx), torch.from_numpy(noisy.labels[positions])
 
 
-def csr_callback(run: dict, val_images, std: float):
-    """``on_epoch`` measuring the critical sample ratio of a run at its ``csr`` epochs on the
-    first validation images (history column ``csr``); None for runs without ``csr``."""
+def csr_callback(run: dict, val_images, val_labels, std: float):
+    """``on_epoch`` measuring the critical sample ratio of a run at its ``csr`` epochs (history
+    column ``csr``) on ``csr.n`` validation images: a class-stratified subset drawn with the
+    run's data seed, the same points in every seed and epoch (``csr_examples``); None for runs
+    without ``csr``."""
     spec = run.get("csr")
     if not spec:
         return None
     from corruptlab.csr import critical_sample_ratio, pixel_scale_to_input
 
-    images = val_images[: spec["n"]]
+    images = val_images.index_select(0, csr_examples(run, val_labels).to(val_images.device))
     scale = {k: pixel_scale_to_input(spec[k], std) for k in ("radius", "alpha", "beta")}
 
     def measure(epoch: int, model) -> dict:
@@ -222,6 +227,19 @@ def csr_callback(run: dict, val_images, std: float):
         return {"csr": float(ratio)}
 
     return measure
+
+
+def csr_examples(run: dict, val_labels):
+    """The positions (int64 tensor, sorted) of the validation examples a run's critical sample
+    ratio is measured on: ``csr.n`` of them, class-stratified, drawn from the study and the
+    run's data seed."""
+    import torch
+
+    from corruptlab.datasets import stratified_subset
+
+    seed = derive_seed(run["study"], "csr_examples", run.get("data_seed", run["seed"]))
+    labels = val_labels.cpu().numpy()
+    return torch.from_numpy(stratified_subset(labels, run["csr"]["n"], seed))
 
 
 class _RunInputs:

@@ -45,9 +45,11 @@ EVAL_KEYS = [
     "severity",
     "method",
     "method_id",
+    "method_order",
     "tta_lr",
     "tta_batch_size",
     "tta_steps",
+    "tta_stream",
 ]
 PROVENANCE_COLUMNS = ["corruptlab_version", "git_commit", "torch_version", "device"]
 OUTCOME_METRICS = ["best_val_accuracy", "best_epoch", "epochs_trained", "train_seconds"]
@@ -199,7 +201,22 @@ def show(table: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
 
 # --- shift at test time: corruptions and test-time adaptation -----------------------------------
 
-METHOD_KEYS = ["method", "method_id", "tta_lr", "tta_batch_size", "tta_steps"]
+METHOD_KEYS = [
+    "method",
+    "method_id",
+    "method_order",
+    "tta_lr",
+    "tta_batch_size",
+    "tta_steps",
+    "tta_stream",
+]
+
+
+def first_settings(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each method's first configured setting (e.g. tent's first lr and batch size
+    as the config lists them): the lowest ``method_order``, never the first in string order."""
+    first = frame.groupby("method", sort=False)["method_order"].transform("min")
+    return frame[frame["method_order"] == first]
 
 
 def _ci_rows(frame: pd.DataFrame, keys: list[str], value: str, extra: dict) -> list[dict]:
@@ -226,7 +243,7 @@ def corruption_errors(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFr
     runs = tables["runs"]
     runs = runs.assign(error=1.0 - runs["accuracy"])
     corrupted = runs[runs["condition"] != "clean"]
-    cfg = [c for c in CONFIG_COLUMNS if c in runs] + METHOD_KEYS
+    cfg = [c for c in [*CONFIG_COLUMNS, *METHOD_KEYS] if c in runs]
     rows = _ci_rows(corrupted, [*cfg, "condition", "severity"], "error", {"metric": "error"})
     per_seed = corrupted.groupby([*cfg, "severity", "seed"], dropna=False)["error"].mean()
     per_seed = per_seed.reset_index().assign(condition="mean")
@@ -243,13 +260,20 @@ def corruption_errors(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFr
 
 
 def _mce_rows(corrupted: pd.DataFrame, cfg: list[str], baseline: str | None) -> list[dict]:
+    """mCE per configuration and method setting: per corruption, the sum over severities of the
+    setting's mean error divided by the same sum for one fixed reference, the baseline model
+    without adaptation (``source``; Hendrycks & Dietterich 2019), then averaged over the
+    corruptions. With one reference, mCEs compare across models and methods."""
     if not baseline or corrupted.empty:
         return []
     mean_err = corrupted.groupby([*cfg, "condition", "severity"], dropna=False)["error"].mean()
     summed = mean_err.groupby(level=[*cfg, "condition"], dropna=False).sum().reset_index()
-    others = [c for c in cfg if c != "model"]
-    base = summed[summed["model"] == baseline].drop(columns="model")
-    merged = summed.merge(base, on=[*others, "condition"], suffixes=("", "_baseline"))
+    others = [c for c in cfg if c != "model" and c not in METHOD_KEYS]
+    reference = summed[(summed["model"] == baseline) & (summed["method"] == "source")]
+    if reference.empty:
+        return []  # no reference: the baseline model was not evaluated without adaptation
+    reference = reference[[*others, "condition", "error"]]
+    merged = summed.merge(reference, on=[*others, "condition"], suffixes=("", "_baseline"))
     merged["ce"] = merged["error"] / merged["error_baseline"]
     out = merged.groupby(cfg, dropna=False)["ce"].agg(["mean", "count"]).reset_index()
     return [
@@ -266,44 +290,60 @@ def _mce_rows(corrupted: pd.DataFrame, cfg: list[str], baseline: str | None) -> 
     ]
 
 
-@TABLES.register("entropy_deciles")
-def entropy_deciles(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
-    """TENT Figure 1: error per decile of predictive entropy, pooled over every corrupted test
-    condition, for the source model (no adaptation); deciles are computed per run."""
-    p = tables["predictions"]
-    p = p[(p["condition"] != "clean") & (p["method"] == "source")]
+def _per_run_deciles(p: pd.DataFrame) -> pd.DataFrame:
+    """Per run and corrupted test condition, error and mean entropy per decile of predictive
+    entropy within that condition (ranks break ties in the stored order)."""
     rows = []
-    for (model, run_id), g in p.groupby(["model", "run_id"], sort=True):
+    keys = ["model", "run_id", "condition", "severity"]
+    for (model, run_id, condition, severity), g in p.groupby(keys, sort=True):
         decile = pd.qcut(g["entropy"].rank(method="first"), 10, labels=False)
-        stats = g.assign(decile=decile + 1).groupby("decile")
-        for d, dg in stats:
+        for d, dg in g.assign(decile=decile + 1).groupby("decile"):
             rows.append(
                 {
                     "model": model,
                     "run_id": run_id,
+                    "condition": condition,
+                    "severity": int(severity),
                     "decile": int(d),
                     "entropy": float(dg["entropy"].mean()),
                     "error": float(1.0 - dg["correct"].mean()),
-                    "n": len(dg),
                 }
             )
-    per_run = pd.DataFrame(rows)
-    return pd.DataFrame(
-        [
-            {
-                "model": m,
-                "decile": d,
-                "entropy": g["entropy"].mean(),
-                "n_runs": len(g),
-                **{
-                    f"error_{k}": v
-                    for k, v in mean_ci(g["error"].to_numpy(float)).items()
-                    if k != "n"
-                },
-            }
-            for (m, d), g in per_run.groupby(["model", "decile"], sort=True)
-        ]
+    return pd.DataFrame(rows, columns=[*keys, "decile", "entropy", "error"])
+
+
+@TABLES.register("entropy_deciles")
+def entropy_deciles(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
+    """TENT Figure 1: error per decile of predictive entropy for the source model (no
+    adaptation), deciles taken within each corrupted test condition of each run; mean and 95%
+    CI over runs. Rows with ``condition == "mean"`` (severity 0) average each run's deciles over
+    the conditions: within-condition ranks, so that easy and hard test sets are not what the
+    deciles sort."""
+    p = tables["predictions"]
+    p = p[(p["condition"] != "clean") & (p["method"] == "source")]
+    per_run = _per_run_deciles(p)
+    pooled = (
+        per_run.groupby(["model", "run_id", "decile"], sort=True)[["entropy", "error"]]
+        .mean()
+        .reset_index()
+        .assign(condition="mean", severity=0)
     )
+    rows = []
+    for frame in (per_run, pooled):
+        for (m, c, s, d), g in frame.groupby(["model", "condition", "severity", "decile"]):
+            stats = mean_ci(g["error"].to_numpy(float))
+            rows.append(
+                {
+                    "model": m,
+                    "condition": c,
+                    "severity": int(s),
+                    "decile": int(d),
+                    "entropy": float(g["entropy"].mean()),
+                    "n_runs": len(g),
+                    **{f"error_{k}": v for k, v in stats.items() if k != "n"},
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def _run_columns(run: dict) -> dict:

@@ -104,7 +104,7 @@ CODE = {
         "evaluation", "ood", "models", "training", "devices", "datasets", "seeding"
     ),
     "tables": fingerprint("tables", "claims", "stats", "memorization", "noise"),
-    "figures": fingerprint("figures", "memorization"),
+    "figures": fingerprint("figures", "memorization", "tables"),
     "gallery": fingerprint("gallery", "corruptions"),
 }
 
