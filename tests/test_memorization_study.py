@@ -252,3 +252,13 @@ def test_a_memorization_rerun_does_nothing(memo_run):
     wd, _ = memo_run
     out = snakemake(wd, "-n", "--configfile", "memo.yaml").stdout
     assert planned_jobs(out) == {}
+
+
+@pytest.mark.e2e
+def test_memorization_tables_equal_the_golden_tables(memo_run):
+    """A packed study's tables, value for value as committed in tests/golden/."""
+    from golden import check_tables
+
+    wd, _ = memo_run
+    names = ["runs", "predictions", "histories", "p_correct", "csr", "claims"]
+    check_tables(wd / "results/memo/tables", "memo", names)

@@ -302,3 +302,15 @@ def test_the_full_label_noise_study_plans_its_grid(tmp_path):
     jobs = planned_jobs(out)
     assert jobs["train"] == 5 * 13 * 5 * 5 == jobs["evaluate"]
     assert jobs["download"] == 1 and jobs["labels"] == 13 * 5
+
+
+def test_tables_equal_the_golden_tables(workdir):
+    """Every table of the three studies, value for value as committed in tests/golden/."""
+    from golden import check_tables
+
+    results = workdir / "results"
+    check_tables(results / "tiny" / "tables", "tiny", ["runs", "summary", "selection", "claims"])
+    shift = ["runs", "summary", "corruption_errors", "predictions", "entropy_deciles", "claims"]
+    check_tables(results / "shift" / "tables", "shift", shift)
+    detect = ["runs", "summary", "ood_runs", "ood_metrics", "claims"]
+    check_tables(results / "detect" / "tables", "detect", detect)
