@@ -10,7 +10,7 @@ limit it reaches. For context, a 1024^3 ``torch.mm`` and fc1's forward as a 1x1 
 
 Loop overhead (conv4, and mlp1 for comparison): the trainer's time per batch against a bare
 step (forward, loss, backward, corruptlab's optimizer step) repeated on one pre-made batch.
-"trainer loop" is ``corruptlab.training.train`` with a one-image validation set (the epoch
+"trainer loop" is ``corruptlab.train.training.train`` with a one-image validation set (the epoch
 loop: shuffling, index-slice batches, loss bookkeeping); "train()" adds what a job also pays,
 validation on the 500 validation digits after every epoch.
 
@@ -172,7 +172,7 @@ def gemm_table(args, threads: int) -> tuple[list, float, int]:
 def fresh_model(name: str, seed: int = 0):
     import torch
 
-    from corruptlab.models import build_model
+    from corruptlab.train.models import build_model
 
     torch.manual_seed(seed)
     return build_model(name, (1, 28, 28), 10)
@@ -184,9 +184,8 @@ class Setup:
     def __init__(self):
         import torch
 
-        from corruptlab.datasets import normalization_stats, prepare
-        from corruptlab.noise import make_noisy_labels
-        from corruptlab.training import normalize
+        from corruptlab.data.datasets import normalization_stats, normalize, prepare
+        from corruptlab.data.noise import make_noisy_labels
 
         data = prepare("mnist5k", split_seed=0)
         mean, std = normalization_stats(data["train_images"])
@@ -204,7 +203,7 @@ class Setup:
         while they fit, else a random subset of it for one epoch."""
         import torch
 
-        from corruptlab.training import TrainData
+        from corruptlab.train.training import TrainData
 
         per_epoch = len(self.indices) // BATCH
         epochs = max(1, n_batches // per_epoch)
@@ -223,7 +222,7 @@ class Setup:
 
 
 def trainer_seconds_per_batch(setup: Setup, name: str, n_batches: int, validation: bool):
-    from corruptlab.training import TrainConfig, train
+    from corruptlab.train.training import TrainConfig, train
 
     data, epochs = setup.train_data(n_batches, validation)
     cfg = TrainConfig(OPTIMIZER, BATCH, max_epochs=epochs, patience=epochs + 1, seed=0)
@@ -238,7 +237,7 @@ def bare_seconds_per_batch(setup: Setup, name: str, n_batches: int) -> float:
     """Forward, loss, backward and optimizer step on one pre-made batch, ``n_batches`` times."""
     import torch.nn.functional as F
 
-    from corruptlab.optim import build_optimizer
+    from corruptlab.train.optim import build_optimizer
 
     model = fresh_model(name)
     optimizer = build_optimizer(model.parameters(), OPTIMIZER)

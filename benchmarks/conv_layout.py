@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     import torch
     import torch.nn.functional as F
 
-    from corruptlab.models import build_model
+    from corruptlab.train.models import build_model
 
     torch.set_num_threads(1)
     _common.print_machine(

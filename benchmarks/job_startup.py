@@ -3,7 +3,7 @@
 Every Snakemake job with a ``script:`` is a fresh Python process that imports what its step
 needs and exits. This times such a process doing nothing but the imports of a kind of job,
 ending normally (the interpreter's teardown: freeing every module, the native libraries'
-destructors) and ending with ``corruptlab.logs.end_job()`` (what the scripts do), alternating,
+destructors) and ending with ``corruptlab.core.logs.end_job()`` (what the scripts do), alternating,
 median of the repeats; and a bare interpreter for reference.
 
     uv run python benchmarks/job_startup.py            # ~1 min
@@ -20,13 +20,13 @@ import _common
 
 # kind of job -> the imports its script makes (the heaviest modules of the step)
 JOBS = {
-    "train / evaluate / ood": "import torch, pandas, pyarrow.parquet, corruptlab.evaluation, "
-    "corruptlab.training, corruptlab.pipeline",
-    "table": "import pandas, pyarrow.parquet, corruptlab.tables, corruptlab.claims",
-    "figure": "import pandas, corruptlab.figures, matplotlib.pyplot",
+    "train / evaluate / ood": "import torch, pandas, pyarrow.parquet, corruptlab.eval.evaluation, "
+    "corruptlab.train.training, corruptlab.jobs.train",
+    "table": "import pandas, pyarrow.parquet, corruptlab.report.tables, corruptlab.report.claims",
+    "figure": "import pandas, corruptlab.report.figures, matplotlib.pyplot",
     "bare interpreter": "pass",
 }
-END_JOB = "from corruptlab.logs import end_job; end_job()"
+END_JOB = "from corruptlab.core.logs import end_job; end_job()"
 
 
 def parse_args(argv=None) -> argparse.Namespace:

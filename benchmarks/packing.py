@@ -5,9 +5,9 @@ Two measurements, on the bundled mnist5k digits (3,500 training images), 1 torch
 
 1. In one process: ``packing.train_packed`` on K seeds (stacked parameters, one vmapped
    forward/backward pass) against ``training.train`` called K times. Samples per second.
-2. As jobs: K training jobs, each a fresh Python process running ``pipeline.train_job`` for one
+2. As jobs: K training jobs, each a fresh Python process running ``jobs.train.train_job`` for one
    seed (what Snakemake runs per run, minus Snakemake's own per-job work), against one process
-   running ``pipeline.train_pack_job`` for all K, with packing sequential and vmap. Wall time;
+   running ``jobs.train.train_job`` for all K, with packing sequential and vmap. Wall time;
    this includes what every job pays once: interpreter start, imports, data loading, writing
    outputs. Sequential packs must equal the runs alone; vmap's drift is reported.
 
@@ -45,8 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def prepare_inputs(tmp: Path, k: int, alpha: int, study: str) -> tuple[Path, list[Path]]:
     """The prepared mnist5k file and K seeds' noisy labels, as the prepare and labels rules
     write them."""
-    from corruptlab.datasets import prepare, save_prepared
-    from corruptlab.pipeline import make_labels
+    from corruptlab.data.datasets import prepare, save_prepared
+    from corruptlab.jobs.labels import make_labels
 
     data = tmp / "data.pt"
     save_prepared(prepare("mnist5k", raw_dir=None, split_seed=0), data)
@@ -60,7 +60,7 @@ def prepare_inputs(tmp: Path, k: int, alpha: int, study: str) -> tuple[Path, lis
 
 
 def runs_for(model: str, k: int, epochs: int, alpha: int, study: str) -> list[dict]:
-    from corruptlab.config import expand_runs, validate_config
+    from corruptlab.core.config import expand_runs, validate_config
 
     noise = {"kind": "uniform", "alpha": [alpha]} if alpha else {"kind": "none"}
     config = {
@@ -86,9 +86,9 @@ def in_process(model: str, k: int, epochs: int, data_path: Path, labels, runs) -
     """(sequential samples/s, packed samples/s) of the training loops alone."""
     import torch
 
-    from corruptlab.packing import train_packed
-    from corruptlab.pipeline import _RunInputs
-    from corruptlab.training import train
+    from corruptlab.jobs.train import _RunInputs
+    from corruptlab.train.packing import train_packed
+    from corruptlab.train.training import train
 
     torch.set_num_threads(1)
     shared: dict = {}
@@ -109,14 +109,9 @@ def in_process(model: str, k: int, epochs: int, data_path: Path, labels, runs) -
 
 JOB = """
 import json, sys
-from corruptlab.pipeline import train_job, train_pack_job
+from corruptlab.jobs.train import train_job
 args = json.loads(sys.argv[1])
-if args["packing"] is None:
-    train_job(args["runs"][0], args["data"], args["labels"][0], args["outs"][0], threads=1)
-else:
-    train_pack_job(
-        args["runs"], args["data"], args["labels"], args["outs"], 1, packing=args["packing"]
-    )
+train_job(args["runs"], args["data"], args["labels"], args["outs"], 1, packing=args["packing"])
 """
 
 

@@ -39,11 +39,13 @@ TARGET_SECONDS = 20.0  # issue 6: dry run and no-op run of 10,000 runs, each
 MODELS = ["perceptron", "mlp1", "mlp2", "mlp4", "conv4"]
 EMPTY_SNAKEFILE = "rule all:\n    input: []\n"
 HEAVY = ("torch", "torchvision", "pandas", "pyarrow", "matplotlib", "scipy", "sklearn", "mlxtend")
-# what scripts/train.py and corruptlab.pipeline.train_job import
+# what scripts/train.py and corruptlab.jobs.train.train_job import
 TRAIN_IMPORTS = (
     "import torch, tqdm; "
-    "from corruptlab import datasets, devices, gpus, io, logs, models, noise, pipeline, "
-    "provenance, training"
+    "from corruptlab.core import devices, gpus, io, logs, provenance; "
+    "from corruptlab.data import datasets, noise; "
+    "from corruptlab.train import models, training; "
+    "from corruptlab.jobs import train"
 )
 
 
@@ -360,7 +362,7 @@ def job_overhead(workdir: Path, repeats: int) -> tuple[list, list, list]:
         [code, python_seconds(code, repeats)]
         for code in [
             "pass",
-            "import corruptlab.pipeline",
+            "import corruptlab.jobs.train",
             "import snakemake.script",
             "import torch",
             TRAIN_IMPORTS,

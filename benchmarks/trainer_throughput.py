@@ -1,13 +1,13 @@
 """Training throughput: corruptlab's trainer against the loop the seed blog posts train with.
 
-Both train the same model (``corruptlab.models.build_model``) on the same data (the 3,500
-training digits of ``mnist5k``, split by ``corruptlab.datasets.prepare``) with uniform label
+Both train the same model (``corruptlab.train.models.build_model``) on the same data (the 3,500
+training digits of ``mnist5k``, split by ``corruptlab.data.datasets.prepare``) with uniform label
 noise (alpha noisy copies per clean example), Adadelta with lr 1.0 and batch 128.
 
-* trainer: ``corruptlab.training.train`` on ``TrainData`` built as ``pipeline.train_job`` builds
-  it (one normalised image tensor, noisy labels as index arrays from ``corruptlab.noise``); the
-  time includes what ``train`` does besides stepping (validation on the 500 validation digits
-  after every epoch, copies of the best weights).
+* trainer: ``corruptlab.train.training.train`` on ``TrainData`` built as
+  ``jobs.train.train_job`` builds it (one normalised image tensor, noisy labels as index arrays
+  from ``corruptlab.data.noise``); the time includes what ``train`` does besides stepping
+  (validation on the 500 validation digits after every epoch, copies of the best weights).
 * reference: a per-item ``Dataset`` that normalises one uint8 image per ``__getitem__``, wrapped
   by a label-noise ``Dataset`` that appends alpha copies of every example with uniform random
   labels, a shuffling ``DataLoader`` (batch 128, main process), ``torch.optim.Adadelta(lr=1.0)``
@@ -66,7 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_digits():
     """mnist5k as the prepare rule makes it, and the normalisation the train rule uses."""
-    from corruptlab.datasets import normalization_stats, prepare
+    from corruptlab.data.datasets import normalization_stats, prepare
 
     data = prepare("mnist5k", split_seed=0)
     mean, std = normalization_stats(data["train_images"])
@@ -148,8 +148,9 @@ class Trainer:
     def __init__(self, data, mean, std, alpha: int, n_samples: int, seed: int = 0):
         import torch
 
-        from corruptlab.noise import make_noisy_labels
-        from corruptlab.training import TrainConfig, TrainData, normalize
+        from corruptlab.data.datasets import normalize
+        from corruptlab.data.noise import make_noisy_labels
+        from corruptlab.train.training import TrainConfig, TrainData
 
         noisy = make_noisy_labels(
             data["train_labels"].numpy(), data["n_classes"], {"kind": "uniform", "alpha": alpha}, 1
@@ -177,7 +178,7 @@ class Trainer:
         )
 
     def run(self, model) -> None:
-        from corruptlab.training import train
+        from corruptlab.train.training import train
 
         result = train(model, self.data, self.cfg)
         trained = len(result.history) - 1
@@ -229,7 +230,7 @@ class Reference:
 def fresh_model(name: str, seed: int = 0):
     import torch
 
-    from corruptlab.models import build_model
+    from corruptlab.train.models import build_model
 
     torch.manual_seed(seed)
     return build_model(name, (1, 28, 28), 10)
@@ -254,7 +255,7 @@ def main(argv=None) -> int:
     thread_counts = [int(t) or default_threads for t in args.threads.split(",")]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     alphas = [int(a) for a in args.alphas.split(",")]
-    from corruptlab.models import MODELS
+    from corruptlab.train.models import MODELS
 
     for name in models:
         MODELS.get(name)  # an unknown name fails here, naming the accepted ones

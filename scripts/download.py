@@ -2,8 +2,8 @@
 
 import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
-from corruptlab.datasets import download
-from corruptlab.logs import end_job, job_log
+from corruptlab.data.datasets import download
+from corruptlab.core.logs import end_job, job_log
 
 with job_log(snakemake.log[0]):
     download(snakemake.wildcards.dataset, snakemake.output[0], mirrors=snakemake.params.mirrors)

@@ -1,23 +1,26 @@
-"""rule evaluate: metrics per test condition and per-example predictions of one run."""
+"""rule evaluate (and evaluate_seeds*): metrics per test condition and per-example predictions of
+each run of a pack (a single run is a pack of one)."""
 
 import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
-from corruptlab.io import write_parquet
-from corruptlab.gpus import gpu_lease
-from corruptlab.logs import end_job, job_log
-from corruptlab.evaluation import evaluate_job
+from corruptlab.core.gpus import gpu_lease
+from corruptlab.core.io import write_parquet
+from corruptlab.core.logs import end_job, job_log
+from corruptlab.jobs.evaluate import evaluate_job
 
-with job_log(snakemake.log[0]), gpu_lease(snakemake.params.device):
-    metrics, predictions = evaluate_job(
-        snakemake.input.run,
-        snakemake.input.data,
-        snakemake.input.model,
-        conditions=snakemake.params.conditions,
-        methods=snakemake.params.methods,
-        device=snakemake.params.device,
-        threads=snakemake.threads,
-    )
-    write_parquet(predictions, snakemake.output.predictions)
-    write_parquet(metrics, snakemake.output.metrics)
+params = snakemake.params
+with job_log(snakemake.log[0]), gpu_lease(params.device):
+    for i, conditions in enumerate(params.conditions):
+        metrics, predictions = evaluate_job(
+            snakemake.input[f"run_{i}"],
+            snakemake.input.data,
+            snakemake.input[f"model_{i}"],
+            conditions=conditions,
+            methods=params.methods,
+            device=params.device,
+            threads=snakemake.threads,
+        )
+        write_parquet(predictions, snakemake.output[f"predictions_{i}"])
+        write_parquet(metrics, snakemake.output[f"eval_{i}"])
 
 end_job()  # outputs written: exit without the interpreter's slow teardown

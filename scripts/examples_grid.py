@@ -4,10 +4,10 @@ import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
 import pandas as pd
 
-from corruptlab.datasets import load_prepared
-from corruptlab.figures import examples_grid, save_figure
-from corruptlab.logs import end_job, job_log
-from corruptlab.noise import load_noisy_labels
+from corruptlab.data.datasets import load_prepared
+from corruptlab.report.figures import examples_grid, save_figure
+from corruptlab.core.logs import end_job, job_log
+from corruptlab.data.noise import load_noisy_labels
 
 with job_log(snakemake.log[0]):
     data = load_prepared(snakemake.input.data)

@@ -4,8 +4,8 @@ import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
 import pandas as pd
 
-from corruptlab.figures import FIGURES, save_figure
-from corruptlab.logs import end_job, job_log
+from corruptlab.report.figures import FIGURES, save_figure
+from corruptlab.core.logs import end_job, job_log
 
 with job_log(snakemake.log[0]):
     tables = {name: pd.read_parquet(path) for name, path in snakemake.input.items()}

@@ -2,10 +2,10 @@
 
 import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
-from corruptlab.datasets import load_prepared
-from corruptlab.figures import save_figure
-from corruptlab.gallery import gallery_figure
-from corruptlab.logs import end_job, job_log
+from corruptlab.data.datasets import load_prepared
+from corruptlab.report.style import save_figure
+from corruptlab.report.gallery import gallery_figure
+from corruptlab.core.logs import end_job, job_log
 
 with job_log(snakemake.log[0]):
     data = load_prepared(snakemake.input.data)

@@ -4,9 +4,10 @@ import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
 import pandas as pd
 
-from corruptlab.io import write_parquet
-from corruptlab.logs import end_job, job_log
-from corruptlab.tables import TABLES, show
+from corruptlab.core.io import write_parquet
+from corruptlab.core.logs import end_job, job_log
+from corruptlab.report import claims  # noqa: F401 (registers the table 'claims')
+from corruptlab.report.tables import TABLES, show
 
 with job_log(snakemake.log[0]):
     inputs = {name: pd.read_parquet(path) for name, path in snakemake.input.items()}

@@ -2,8 +2,8 @@
 
 import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
-from corruptlab.logs import end_job, job_log
-from corruptlab.testsets import make_testset
+from corruptlab.core.logs import end_job, job_log
+from corruptlab.jobs.testset import make_testset
 
 with job_log(snakemake.log[0]):
     make_testset(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from corruptlab.tables import TABLES, flatten_run
+from corruptlab.report.tables import TABLES, flatten_run
 
 # provenance every record carries besides its git commit (and python version and hostname)
 PROVENANCE = {"corruptlab_version": "0.1.0", "torch_version": "2.9.0", "device": "cpu"}
@@ -42,7 +42,7 @@ def make_record(
     best_epoch: int = 3,
     train_seconds: float = 1.0,
 ) -> dict:
-    """A run.json record shaped like the one pipeline.train_job writes."""
+    """A run.json record shaped like the one jobs.train.train_job writes."""
     slug = noise_slug(noise)
     optim_slug = f"adadelta-lr{lr:g}-wd0-bs128"
     run = {

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from corruptlab.adaptation import (
+from corruptlab.eval.adaptation import (
     METHOD_PARAMS,
     METHODS,
     adapt_tent,
@@ -23,9 +23,9 @@ from corruptlab.adaptation import (
     configure_tent,
     has_batchnorm,
 )
-from corruptlab.metrics import entropies
-from corruptlab.models import build_model
-from corruptlab.training import predict, seeded_model
+from corruptlab.eval.metrics import entropies
+from corruptlab.train.models import build_model
+from corruptlab.train.training import predict, seeded_model
 
 MNIST = (1, 28, 28)
 BATCH = 100  # test batch size: 10 batches of the 1,000 test digits
@@ -121,7 +121,7 @@ def test_registered_methods_and_their_parameters():
 
 def test_module_imports_without_torch():
     code = (
-        "import sys, corruptlab.adaptation\n"
+        "import sys, corruptlab.eval.adaptation\n"
         "print(','.join(m for m in ('torch', 'torchvision') if m in sys.modules))\n"
     )
     proc = subprocess.run(
@@ -329,7 +329,7 @@ def class_sorted(digits) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def adapt(method: dict, model, x, labels, stream_seed=0):
-    from corruptlab.evaluation import adapt as evaluation_adapt
+    from corruptlab.eval.evaluation import adapt as evaluation_adapt
 
     return evaluation_adapt(method, model, x, labels, seed=0, stream_seed=stream_seed)
 
@@ -364,7 +364,7 @@ def test_outputs_come_back_in_the_test_sets_order(mlp_bn, digits):
 
 
 def test_stream_orders():
-    from corruptlab.adaptation import STREAM, STREAMS, stream_order
+    from corruptlab.eval.adaptation import STREAM, STREAMS, stream_order
 
     labels = torch.tensor([3, 1, 3, 0, 1, 2, 0, 3])
     ordered = stream_order(labels, "class_ordered", seed=5)
@@ -382,7 +382,7 @@ def test_stream_orders():
 
 
 def test_method_ids():
-    from corruptlab.adaptation import method_id
+    from corruptlab.eval.adaptation import method_id
 
     assert method_id({"name": "source"}) == "source"
     assert method_id({"name": "norm", "batch_size": 128, "stream": "class_ordered"}) == (

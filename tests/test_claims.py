@@ -1,4 +1,5 @@
-"""The label-noise claims (corruptlab.claims) on hand-made runs with hand-chosen accuracies."""
+"""The label-noise claims (corruptlab.report.claims) on hand-made runs with hand-chosen
+accuracies."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 from records import PROVENANCE, make_noise, make_record, runs_row, selection_table
 from scipy import stats as sps
 
-from corruptlab.claims import CLAIMS, check_claims
+from corruptlab.report.claims import CLAIMS, check_claims
+from corruptlab.report.tables import TABLES, show
 from corruptlab.studies import STUDIES
-from corruptlab.tables import TABLES, show
 
 STUDY = "ln_test"
 RESULTS = {"pass", "fail", "not applicable"}

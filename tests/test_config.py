@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from corruptlab.config import (
+from corruptlab.core.config import (
     ConfigError,
     expand_runs,
     noise_specs,
@@ -654,7 +654,7 @@ def test_readme_example_is_valid():
 
 
 def test_readme_documents_every_schema_key():
-    from corruptlab.config import _schema
+    from corruptlab.core.config import _schema
 
     text = (ROOT / "config" / "README.md").read_text()
     schema = _schema()
@@ -669,11 +669,11 @@ def test_readme_documents_every_schema_key():
 
 
 def test_readme_lists_every_registry_entry():
-    from corruptlab.datasets import DATASETS
-    from corruptlab.models import MODELS as MODEL_REGISTRY
-    from corruptlab.noise import NOISE
-    from corruptlab.optim import OPTIMIZERS
+    from corruptlab.data.datasets import DATASETS
+    from corruptlab.data.noise import NOISE
     from corruptlab.studies import STUDIES
+    from corruptlab.train.models import MODELS as MODEL_REGISTRY
+    from corruptlab.train.optim import OPTIMIZERS
 
     text = (ROOT / "config" / "README.md").read_text()
     names = [*NOISE, *OPTIMIZERS, *MODEL_REGISTRY, *DATASETS, *STUDIES]

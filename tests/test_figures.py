@@ -1,4 +1,5 @@
-"""Figures (corruptlab.figures) drawn from a hand-made selection table, and the study kind."""
+"""Figures (corruptlab.report.figures) drawn from a hand-made selection table, and the study
+kind."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import pytest  # noqa: E402
 from records import make_noise, make_record, runs_row, selection_table  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
-from corruptlab.figures import FIGURES, model_color, model_order, save_figure  # noqa: E402
-from corruptlab.models import MODELS  # noqa: E402
+from corruptlab.report.figures import FIGURES, model_color, model_order, save_figure  # noqa: E402
 from corruptlab.studies import STUDIES  # noqa: E402
+from corruptlab.train.models import MODELS  # noqa: E402
 
 MODELS_USED = ("conv4", "perceptron", "mlp1")  # deliberately not in registry order
 LRS = (0.1, 1.0)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from corruptlab.gpus import default_lock_dir, gpu_lease, visible_gpus
+from corruptlab.core.gpus import default_lock_dir, gpu_lease, visible_gpus
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_the_environment_is_restored_after_an_exception(tmp_path):
 
 HOLDER = """
 import sys, time
-from corruptlab.gpus import gpu_lease
+from corruptlab.core.gpus import gpu_lease
 with gpu_lease("auto", gpus=["0", "1"], lock_dir=sys.argv[1], environ={}, poll_seconds=0.05) as g:
     print(g, flush=True)
     time.sleep(float(sys.argv[2]))

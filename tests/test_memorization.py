@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from corruptlab.memorization import (
+from corruptlab.studies.memorization import (
     binomial_gof,
     binomial_gof_by,
     binomial_pmf,

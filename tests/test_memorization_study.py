@@ -18,13 +18,13 @@ import yaml  # noqa: E402
 from conftest import copy_workflow, planned_jobs, snakemake  # noqa: E402
 from test_training import cfg, tiny_model, toy_data  # noqa: E402
 
-from corruptlab.claims import check_claims  # noqa: E402
-from corruptlab.config import ConfigError, expand_runs, validate_config  # noqa: E402
-from corruptlab.figures import FIGURES, examples_grid  # noqa: E402
-from corruptlab.noise import variant_of  # noqa: E402
-from corruptlab.packing import train_packed  # noqa: E402
-from corruptlab.tables import TABLES  # noqa: E402
-from corruptlab.training import train  # noqa: E402
+from corruptlab.core.config import ConfigError, expand_runs, validate_config  # noqa: E402
+from corruptlab.data.noise import variant_of  # noqa: E402
+from corruptlab.report.claims import check_claims  # noqa: E402
+from corruptlab.report.figures import FIGURES, examples_grid  # noqa: E402
+from corruptlab.report.tables import TABLES  # noqa: E402
+from corruptlab.train.packing import train_packed  # noqa: E402
+from corruptlab.train.training import train  # noqa: E402
 
 VARIANTS = [{"kind": "none"}, {"kind": "randx", "p": [1.0]}, {"kind": "flip", "p": [1.0]}]
 STUDY = {

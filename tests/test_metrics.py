@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from corruptlab.metrics import (
+from corruptlab.eval.metrics import (
     ECE_BINS,
     METRICS,
     accuracy,

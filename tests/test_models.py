@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from corruptlab.models import MODELS, build_model
-from corruptlab.registry import UnknownNameError
+from corruptlab.core.registry import UnknownNameError
+from corruptlab.train.models import MODELS, build_model
 
 MNIST = (1, 28, 28)
 NAMES = ["perceptron", "mlp1", "mlp2", "mlp4", "conv4", "net", "conv4_bn", "mlp_bn", "mlp2_4096"]
@@ -157,7 +157,7 @@ def test_unknown_model_lists_accepted_names():
 
 
 def test_models_have_one_line_descriptions():
-    from corruptlab.registry import describe
+    from corruptlab.core.registry import describe
 
     docs = {name: describe(fn) for name, fn in MODELS.items()}
     assert docs["perceptron"] == "A single linear layer (multinomial logistic regression)."
@@ -167,14 +167,14 @@ def test_models_have_one_line_descriptions():
 
 # The Snakefile imports these at parse time; they must not pay for torch.
 LIGHT_MODULES = [
-    "corruptlab.models",
-    "corruptlab.config",
-    "corruptlab.noise",
+    "corruptlab.train.models",
+    "corruptlab.core.config",
+    "corruptlab.data.noise",
     "corruptlab.studies",
-    "corruptlab.fingerprint",
-    "corruptlab.optim",
-    "corruptlab.registry",
-    "corruptlab.params",
+    "corruptlab.core.fingerprint",
+    "corruptlab.train.optim",
+    "corruptlab.core.registry",
+    "corruptlab.core.params",
 ]
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from corruptlab.models import MODELS, build_model
-from corruptlab.registry import describe
+from corruptlab.core.registry import describe
+from corruptlab.train.models import MODELS, build_model
 
 MNIST = (1, 28, 28)
 BN_NAMES = ["conv4_bn", "mlp_bn"]

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from corruptlab import noise
-from corruptlab.noise import (
+from corruptlab.core.registry import UnknownNameError
+from corruptlab.data import noise
+from corruptlab.data.noise import (
     NOISE,
     NoisyLabels,
     confusion_map,
@@ -16,7 +17,6 @@ from corruptlab.noise import (
     noise_slug,
     save_noisy_labels,
 )
-from corruptlab.registry import UnknownNameError
 
 C = 10
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from corruptlab.ood import (
+from corruptlab.core.registry import UnknownNameError
+from corruptlab.eval.ood import (
     OOD_SETS,
     SCORES,
     TPR_LEVEL,
@@ -25,7 +26,6 @@ from corruptlab.ood import (
     pixel_stats,
     uniform_noise,
 )
-from corruptlab.registry import UnknownNameError
 
 LN2 = math.log(2.0)
 LN3 = math.log(3.0)
@@ -38,7 +38,7 @@ def t(values) -> torch.Tensor:
 
 def test_import_does_not_load_torch_or_sklearn():
     code = (
-        "import corruptlab.ood, sys\n"
+        "import corruptlab.eval.ood, sys\n"
         "heavy = sorted(m for m in ('torch', 'sklearn') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )

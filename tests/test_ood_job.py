@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from corruptlab.config import ConfigError, expand_runs, ood_sets, validate_config
-from corruptlab.datasets import (
+from corruptlab.core.config import ConfigError, expand_runs, ood_sets, validate_config
+from corruptlab.data.datasets import (
     load_prepared,
     prepare,
     restrict_labels,
     save_prepared,
     select_classes,
 )
-from corruptlab.evaluation import evaluate_job, load_ood_set, ood_job
-from corruptlab.ood import ROC_GRID, SCORES, roc_points
-from corruptlab.pipeline import make_labels, train_job
-from corruptlab.testsets import make_testset
+from corruptlab.eval.ood import ROC_GRID, SCORES, load_ood_set, roc_points
+from corruptlab.jobs.evaluate import evaluate_job
+from corruptlab.jobs.labels import make_labels
+from corruptlab.jobs.ood import ood_job
+from corruptlab.jobs.testset import make_testset
+from corruptlab.jobs.train import train_job
 
 IN_CLASSES = [0, 1, 2, 3, 4]
 
@@ -128,7 +130,7 @@ def _train(root, data_path, name: str, **extra) -> tuple[dict, dict]:
     make_labels(str(data_path), run["noise"], name, 0, str(labels), run.get("in_classes"))
     out = {k: str(root / name / f) for k, f in [
         ("model", "model.pt"), ("history", "history.parquet"), ("run", "run.json")]}  # fmt: skip
-    train_job(run, str(data_path), str(labels), out)
+    train_job([run], str(data_path), [str(labels)], [out])
     return config["studies"][name], out
 
 

@@ -12,12 +12,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from records import make_noise, make_record  # noqa: E402
 
-from corruptlab.claims import check_claims  # noqa: E402
-from corruptlab.figures import FIGURES  # noqa: E402
-from corruptlab.ood import ROC_GRID  # noqa: E402
-from corruptlab.stats import mean_ci  # noqa: E402
+from corruptlab.eval.ood import ROC_GRID  # noqa: E402
+from corruptlab.report.claims import check_claims  # noqa: E402
+from corruptlab.report.figures import FIGURES  # noqa: E402
+from corruptlab.report.stats import mean_ci  # noqa: E402
+from corruptlab.report.tables import TABLES, flatten_run  # noqa: E402
 from corruptlab.studies import STUDIES  # noqa: E402
-from corruptlab.tables import TABLES, flatten_run  # noqa: E402
 
 SETS = [("synthetic", "uniform_noise"), ("corruption", "fog_s5"), ("held_out", "held_out_classes")]
 SCORES = ["msp", "energy"]

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from corruptlab.optim import OPTIMIZERS, build_optimizer
-from corruptlab.registry import UnknownNameError
+from corruptlab.core.registry import UnknownNameError
+from corruptlab.train.optim import OPTIMIZERS, build_optimizer
 
 STEPS = 20
 
@@ -226,8 +226,8 @@ def test_unknown_optimizer_raises_the_registry_error():
 def test_building_and_stepping_does_not_import_dynamo():
     code = (
         "import sys\n"
-        "import corruptlab.optim as o\n"
-        "assert 'torch' not in sys.modules, 'corruptlab.optim imported torch'\n"
+        "import corruptlab.train.optim as o\n"
+        "assert 'torch' not in sys.modules, 'corruptlab.train.optim imported torch'\n"
         "import torch\n"
         "assert 'torch._dynamo' not in sys.modules, 'import torch imported torch._dynamo'\n"
         "for spec in [{'name': 'adadelta', 'lr': 1.0, 'weight_decay': 1e-4},\n"

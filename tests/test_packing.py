@@ -14,10 +14,10 @@ from conftest import copy_workflow, planned_jobs, snakemake
 from test_training import cfg, tiny_model, toy_data, without_seconds
 from torch import nn
 
-from corruptlab import packing
-from corruptlab.models import MODELS, RANDOM_LAYERS, build_model
-from corruptlab.packing import PACKED_TOLERANCE, train_packed
-from corruptlab.training import TrainData, seeded_model, train
+from corruptlab.train import packing
+from corruptlab.train.models import MODELS, RANDOM_LAYERS, build_model
+from corruptlab.train.packing import PACKED_TOLERANCE, train_packed
+from corruptlab.train.training import TrainData, seeded_model, train
 
 SEEDS = [3, 11, 42]
 

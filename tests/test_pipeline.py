@@ -14,17 +14,17 @@ import pandas as pd
 import pytest
 import torch
 
-from corruptlab.config import expand_runs, validate_config
-from corruptlab.datasets import prepare, save_prepared
-from corruptlab.evaluation import evaluate_job
-from corruptlab.noise import load_noisy_labels
-from corruptlab.pipeline import make_labels
+from corruptlab.core.config import expand_runs, validate_config
+from corruptlab.data.datasets import prepare, save_prepared
+from corruptlab.data.noise import load_noisy_labels
+from corruptlab.jobs.evaluate import evaluate_job
+from corruptlab.jobs.labels import make_labels
 
 JOB = """
 import json, sys
-from corruptlab.pipeline import train_job
+from corruptlab.jobs.train import train_job
 args = json.loads(sys.argv[1])
-train_job(args["run"], args["data"], args["labels"], args["out"], threads=1)
+train_job([args["run"]], args["data"], [args["labels"]], [args["out"]], threads=1)
 """
 
 
@@ -123,7 +123,7 @@ def test_killed_training_job_resumes_to_the_uninterrupted_result(setup):
 def test_randx_trains_on_appended_noise_images(setup, tmp_path):
     """randX replaces a fraction of inputs by N(0, 1) images (after normalisation) drawn in the
     training job; the labels file holds only indices, and a rerun draws the same images."""
-    from corruptlab.noise import make_noisy_labels
+    from corruptlab.data.noise import make_noisy_labels
 
     root, data, labels, run = setup
     spec = {"kind": "randx", "p": 0.5}
@@ -135,7 +135,7 @@ def test_randx_trains_on_appended_noise_images(setup, tmp_path):
     randx_labels = tmp_path / "randx.npz"
     make_labels(str(data), spec, "s", 0, str(randx_labels))
     assert load_noisy_labels(randx_labels).n_synthetic == 1750
-    from corruptlab.pipeline import train_job
+    from corruptlab.jobs.train import train_job
 
     records = []
     for name in ("a", "b"):
@@ -143,7 +143,7 @@ def test_randx_trains_on_appended_noise_images(setup, tmp_path):
             k: str(tmp_path / name / f)
             for k, f in [("model", "model.pt"), ("history", "h.parquet"), ("run", "run.json")]
         }
-        records.append(train_job(run, str(data), str(randx_labels), out))
+        records += train_job([run], str(data), [str(randx_labels)], [out])
     assert records[0]["n_train_examples"] == 3500
     assert records[0]["best_val_accuracy"] == records[1]["best_val_accuracy"]
 
@@ -154,8 +154,8 @@ def test_a_sequential_pack_equals_its_runs_alone_and_keeps_finished_runs_on_a_cr
     """train.packing: sequential trains a pack's seeds one after another in one process: each
     run bit for bit as its own job would, and after a crash in the second run the rerun takes
     the first from its finished checkpoint instead of training it again."""
-    import corruptlab.training as training
-    from corruptlab.pipeline import PACK_FILES, train_job, train_pack_job
+    import corruptlab.train.training as training
+    from corruptlab.jobs.train import RUN_FILES, train_job
 
     _, data, _, _ = setup
     study = {
@@ -176,7 +176,7 @@ def test_a_sequential_pack_equals_its_runs_alone_and_keeps_finished_runs_on_a_cr
     for run in runs:
         labels.append(str(tmp_path / f"labels{run['seed']}.npz"))
         make_labels(str(data), run["noise"], "p", run["seed"], labels[-1])
-    names = dict(zip(PACK_FILES, ("model.pt", "history.parquet", "run.json"), strict=True))
+    names = dict(zip(RUN_FILES, ("model.pt", "history.parquet", "run.json"), strict=True))
 
     def outs(name):
         return [
@@ -184,10 +184,11 @@ def test_a_sequential_pack_equals_its_runs_alone_and_keeps_finished_runs_on_a_cr
             for run in runs
         ]
 
-    alone = [
-        train_job(run, str(data), lab, out)
+    alone = [  # each a pack of one
+        train_job([run], str(data), [lab], [out])[0]
         for run, lab, out in zip(runs, labels, outs("alone"), strict=True)
     ]
+    assert not any("packed_with" in a or "packing" in a for a in alone)
     real_train, calls = training.train, []
 
     def crash_in_second_run(*args, **kwargs):
@@ -198,13 +199,13 @@ def test_a_sequential_pack_equals_its_runs_alone_and_keeps_finished_runs_on_a_cr
 
     monkeypatch.setattr(training, "train", crash_in_second_run)
     with pytest.raises(RuntimeError, match="injected crash"):
-        train_pack_job(runs, str(data), labels, outs("pack"))
+        train_job(runs, str(data), labels, outs("pack"), packing="sequential")
     first_checkpoint = tmp_path / "pack/seed0/checkpoint.pt"
     assert torch.load(first_checkpoint, weights_only=True)["stopped_by"] == "max_epochs"
     assert not any((tmp_path / "pack" / f"seed{s}/run.json").exists() for s in (0, 1))
 
     monkeypatch.setattr(training, "train", real_train)
-    packed = train_pack_job(runs, str(data), labels, outs("pack"))
+    packed = train_job(runs, str(data), labels, outs("pack"), packing="sequential")
     assert [r["resumed_from_epoch"] for r in packed] == [3, 0]  # the first was not retrained
     assert all(r["packed_with"] == [0, 1] and r["packing"] == "sequential" for r in packed)
     assert not list((tmp_path / "pack").rglob("*checkpoint*"))

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from corruptlab import fingerprint as fp
-from corruptlab.params import Param, fmt_number, slug
-from corruptlab.registry import Registry, UnknownNameError, describe
-from corruptlab.seeding import derive_seed
+from corruptlab.core import fingerprint as fp
+from corruptlab.core.params import Param, fmt_number, slug
+from corruptlab.core.registry import Registry, UnknownNameError, describe
+from corruptlab.core.seeding import derive_seed
 
 # ----------------------------------------------------------------------------------- Registry
 
@@ -183,7 +183,9 @@ def test_derive_seed_properties():
 
 
 def test_derive_seed_is_stable_across_processes():
-    code = "from corruptlab.seeding import derive_seed; print(derive_seed('study', 0, 'labels'))"
+    code = (
+        "from corruptlab.core.seeding import derive_seed; print(derive_seed('study', 0, 'labels'))"
+    )
     for hashseed in ("0", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": hashseed}
         out = subprocess.run(
@@ -201,10 +203,14 @@ def fake_package(tmp_path, monkeypatch):
     (tmp_path / "alpha.py").write_text("X = 1\n")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "beta.py").write_text("Y = 2\n")
+    (tmp_path / "__init__.py").write_text("")
+    (tmp_path / "sub" / "__init__.py").write_text("")
     fp._module_digest.cache_clear()
+    fp._module_imports.cache_clear()
     monkeypatch.setattr(fp, "PACKAGE_DIR", tmp_path)
     yield tmp_path
     fp._module_digest.cache_clear()
+    fp._module_imports.cache_clear()
 
 
 def test_fingerprint_is_short_and_stable(fake_package):
@@ -242,6 +248,65 @@ def test_fingerprint_missing_module_raises(fake_package):
 
 def test_fingerprint_of_real_modules():
     fp._module_digest.cache_clear()
-    assert len(fp.fingerprint("noise", "params")) == 16
+    assert len(fp.fingerprint("data.noise", "core.params")) == 16
     with pytest.raises(FileNotFoundError, match="no module corruptlab.no_such_module"):
         fp.fingerprint("no_such_module")
+
+
+def test_derived_modules_follow_every_kind_of_import(fake_package):
+    """Module-level and function-level imports, ``from package import module``, relative imports
+    and packages on the way count; TYPE_CHECKING blocks and other packages do not."""
+    (fake_package / "sub" / "gamma.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from . import beta\n"
+        "if TYPE_CHECKING:\n"
+        "    from corruptlab import delta\n"
+    )
+    (fake_package / "sub" / "beta.py").write_text(
+        "import numpy\n\ndef f():\n    from ..alpha import X\n    return X\n"
+    )
+    (fake_package / "delta.py").write_text("D = 4\n")
+    script = "import os\nfrom corruptlab.sub import gamma\n"
+    assert fp.reached_modules(script) == ["", "alpha", "sub", "sub.beta", "sub.gamma"]
+    assert fp.reached_modules("import corruptlab.delta as d\n") == ["", "delta"]
+    assert fp.reached_modules("def main():\n    from corruptlab.sub.beta import f\n") == [
+        "",
+        "alpha",
+        "sub",
+        "sub.beta",
+    ]
+    assert fp.reached_modules("import torch\n") == []
+
+
+def test_a_derived_fingerprint_changes_with_a_module_reached_late(fake_package, tmp_path_factory):
+    (fake_package / "sub" / "beta.py").write_text("def f():\n    from corruptlab import alpha\n")
+    script = tmp_path_factory.mktemp("scripts") / "job.py"
+    script.write_text("from corruptlab.sub.beta import f\n")
+    before = fp.script_fingerprint(script)
+    (fake_package / "alpha.py").write_text("X = 2\n")  # reached only inside beta.f
+    fp._module_digest.cache_clear()
+    assert fp.script_fingerprint(script) != before
+    (fake_package / "delta.py").write_text("D = 5\n")  # not reached
+    fp._module_digest.cache_clear()
+    after = fp.script_fingerprint(script)
+    (fake_package / "delta.py").write_text("D = 6\n")
+    fp._module_digest.cache_clear()
+    assert fp.script_fingerprint(script) == after
+
+
+def test_an_import_of_a_missing_module_is_an_error(fake_package):
+    with pytest.raises(FileNotFoundError, match=r"no module corruptlab\.nothing"):
+        fp.reached_modules("import corruptlab.nothing\n")
+
+
+def test_every_script_reaches_real_modules():
+    """The workflow's scripts, as the Snakefile derives their fingerprints."""
+    from conftest import REPO
+
+    for script in sorted((REPO / "scripts").glob("*.py")):
+        modules = fp.script_modules(script)
+        if script.stem != "_src":
+            assert "core.logs" in modules, script  # every script ends with logs.end_job
+            assert len(fp.script_fingerprint(script)) == 16
+    train = fp.script_modules(REPO / "scripts" / "train.py")
+    assert {"train.training", "train.models", "data.datasets", "core.seeding"} <= set(train)

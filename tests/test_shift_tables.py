@@ -11,11 +11,11 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from records import make_noise, make_record, runs_row  # noqa: E402
 
-from corruptlab import adaptation  # noqa: E402
-from corruptlab.claims import check_claims  # noqa: E402
-from corruptlab.figures import FIGURES  # noqa: E402
+from corruptlab.eval import adaptation  # noqa: E402
+from corruptlab.report.claims import check_claims  # noqa: E402
+from corruptlab.report.figures import FIGURES  # noqa: E402
+from corruptlab.report.tables import EVAL_KEYS, TABLES  # noqa: E402
 from corruptlab.studies import STUDIES  # noqa: E402
-from corruptlab.tables import EVAL_KEYS, TABLES  # noqa: E402
 
 METHODS = {
     "source": {},
@@ -164,7 +164,7 @@ def test_entropy_claim_and_deciles():
     "name", [f for f in STUDIES.get("corruption_tta").figures if f != "corruption_gallery"]
 )
 def test_shift_figures_render(name, tmp_path):
-    from corruptlab.figures import save_figure
+    from corruptlab.report.figures import save_figure
 
     runs = runs_frame()
     tables = {"runs": runs, "predictions": predictions()}
@@ -233,7 +233,7 @@ def two_tent_settings() -> pd.DataFrame:
                     "tta_batch_size": m.get("batch_size"), "tta_steps": m.get("steps"),
                     "tta_stream": m.get("stream"),
                 })  # fmt: skip
-    # in the order of the runs table (corruptlab.tables.runs_table sorts by the evaluation keys)
+    # in the order of the runs table (report.tables.runs_table sorts by the evaluation keys)
     runs = pd.DataFrame(rows).sort_values(["run_id", *EVAL_KEYS], ignore_index=True)
     ids = runs.drop_duplicates("method_id")["method_id"]
     assert sorted(ids)[1].endswith("batch_size256-steps1-shuffled")  # string order puts 256 first

@@ -55,10 +55,10 @@ FAULTS = """
 import time
 from pathlib import Path
 
-import corruptlab.training as _training
+import corruptlab.train.training as _training
 
-_seed = snakemake.params.run["seed"]
-_marker = Path(snakemake.output.model).with_name(f"fault-fired.{_seed}")
+_seed = snakemake.params.runs[0]["seed"]
+_marker = Path(snakemake.output.model_0).with_name(f"fault-fired.{_seed}")
 if not _marker.exists():
     _marker.touch()
     _save = _training.torch_save
@@ -153,7 +153,7 @@ def runs(cluster, tmp_path_factory):
     (remote / "study.yaml").write_text(yaml.safe_dump(CONFIG))
     train = remote / "scripts" / "train.py"
     source = train.read_text()
-    head, sep, body = source.partition("from corruptlab.pipeline import train_job\n")
+    head, sep, body = source.partition("from corruptlab.jobs.train import RUN_FILES, train_job\n")
     assert sep, "scripts/train.py changed: put the fault injection after its imports"
     train.write_text(head + sep + FAULTS + body)
     profile = ci_profile(remote)

@@ -1,4 +1,4 @@
-"""Confidence intervals over seeds (corruptlab.stats) against hand-computed values."""
+"""Confidence intervals over seeds (corruptlab.report.stats) against hand-computed values."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from corruptlab.stats import LEVEL, diff_ci, mean_ci
+from corruptlab.report.stats import LEVEL, diff_ci, mean_ci
 
 
 def t_quantile_df2(p: float) -> float:
@@ -175,7 +175,7 @@ def test_diff_ci_empty_side_is_nan():
 def test_spearman_by_hand_and_against_scipy():
     from scipy.stats import spearmanr
 
-    from corruptlab.stats import spearman
+    from corruptlab.report.stats import spearman
 
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)

@@ -1,4 +1,4 @@
-"""Tidy tables (corruptlab.tables) on small hand-made runs tables."""
+"""Tidy tables (corruptlab.report.tables) on small hand-made runs tables."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from records import eval_row, make_record, runs_row, selection_table
 from scipy import stats as sps
 
-from corruptlab import io
+from corruptlab.core import io
+from corruptlab.report.tables import TABLES, alpha_axis, flatten_run, runs_table
 from corruptlab.studies import STUDIES
-from corruptlab.tables import TABLES, alpha_axis, flatten_run, runs_table
 
 RUNS_COLUMNS = [
     "study",

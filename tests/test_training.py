@@ -8,8 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from corruptlab import training
-from corruptlab.training import TrainConfig, TrainData, normalize, predict, seeded_model, train
+from corruptlab.data.datasets import normalize
+from corruptlab.train import training
+from corruptlab.train.training import (
+    TrainConfig,
+    TrainData,
+    predict,
+    seeded_model,
+    train,
+)
 
 
 def toy_data(n: int = 256, seed: int = 0, alpha_noise: int = 0) -> TrainData:

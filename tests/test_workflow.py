@@ -8,6 +8,7 @@ exactly the rules that depend on it.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -215,16 +216,18 @@ def test_a_second_run_does_nothing(workdir):
 @pytest.mark.parametrize(
     ("module", "expected"),
     [
-        ("figures", {"figure": 8}),
-        ("claims", TABLES_AND_FIGURES),
-        ("evaluation", {"evaluate": N_RUNS + 4, "ood": 2, **TABLES_AND_FIGURES}),
-        ("ood", {"ood": 2, "ood_runs_table": 1, "table": 2, "figure": 2}),
+        ("report/figures", {"figure": 8}),
+        # every derived table (the table script registers the claims), and the figures drawn
+        # from them; not the per-run tables
+        ("report/claims", {"table": 3 + 4 + 3, "figure": 2 + 2 + 2}),
+        ("eval/evaluation", {"evaluate": N_RUNS + 4, "ood": 2, **TABLES_AND_FIGURES}),
+        ("eval/ood", {"ood": 2, "ood_runs_table": 1, "table": 2, "figure": 2}),
         (
-            "training",
+            "train/training",
             {"train": N_RUNS + 4, "evaluate": N_RUNS + 4, "ood": 2, **TABLES_AND_FIGURES},
         ),
         (
-            "noise",
+            "data/noise",
             {
                 "labels": 4 + 2 + 2,
                 "train": N_RUNS + 4,
@@ -234,7 +237,7 @@ def test_a_second_run_does_nothing(workdir):
             },
         ),
         (  # the shared test set, the evaluations and OOD scores reading it and what follows
-            "corruptions",
+            "data/corruptions",
             {
                 "testset": 1,
                 "evaluate": 2,
@@ -314,3 +317,28 @@ def test_tables_equal_the_golden_tables(workdir):
     check_tables(results / "shift" / "tables", "shift", shift)
     detect = ["runs", "summary", "ood_runs", "ood_metrics", "claims"]
     check_tables(results / "detect" / "tables", "detect", detect)
+
+
+def test_every_job_ran_only_modules_its_code_fingerprint_covers(workdir):
+    """Each job logs the corruptlab modules it loaded; the rule's fingerprint (derived from its
+    script's imports) must cover them all, or an edit to one would not rerun the job."""
+    import re
+
+    from corruptlab.core import fingerprint as fp
+    from corruptlab.core.logs import MODULES_LINE
+
+    checked = set()
+    for log in [*workdir.glob("results/**/*.log"), *workdir.glob("resources/**/*.log")]:
+        for line in log.read_text().splitlines():
+            if MODULES_LINE not in line:
+                continue
+            main, loaded = line.split(MODULES_LINE, 1)[1].rsplit(": ", 1)
+            # scripts/<name>.py (or a copy of it named .snakemake/scripts/tmp<x>.<name>.py)
+            name = re.fullmatch(r"(?:tmp[^.]+\.)?([a-z_]+)\.py", Path(main.strip()).name).group(1)
+            covered = set(fp.script_modules(workdir / "scripts" / f"{name}.py"))
+            ran = {m.removeprefix("corruptlab").removeprefix(".") for m in loaded.split()}
+            assert ran <= covered, f"{name}.py ran {sorted(ran - covered)} outside its fingerprint"
+            checked.add(name)
+    # every kind of job of the three studies was checked
+    assert {"prepare", "labels", "train", "evaluate", "ood", "testset", "table"} <= checked
+    assert {"figure", "runs_table", "ood_runs_table", "predictions_table", "gallery"} <= checked

@@ -12,7 +12,7 @@ rule runs_table:
     conda:
         "../../envs/corruptlab.yaml"
     params:
-        code=CODE["tables"],
+        code=CODE["runs_table"],
     script:
         "../../scripts/runs_table.py"
 
@@ -28,7 +28,7 @@ rule ood_runs_table:
     conda:
         "../../envs/corruptlab.yaml"
     params:
-        code=CODE["tables"],
+        code=CODE["ood_runs_table"],
     script:
         "../../scripts/ood_runs_table.py"
 
@@ -44,7 +44,7 @@ rule predictions_table:
     conda:
         "../../envs/corruptlab.yaml"
     params:
-        code=CODE["tables"],
+        code=CODE["predictions_table"],
     script:
         "../../scripts/predictions_table.py"
 
@@ -60,7 +60,7 @@ rule histories_table:
     conda:
         "../../envs/corruptlab.yaml"
     params:
-        code=CODE["tables"],
+        code=CODE["histories_table"],
     script:
         "../../scripts/histories_table.py"
 
@@ -83,7 +83,7 @@ rule table:
         "../../envs/corruptlab.yaml"
     params:
         study=lambda w: config["studies"][w.study],
-        code=CODE["tables"],
+        code=CODE["table"],
     script:
         "../../scripts/table.py"
 
@@ -106,7 +106,7 @@ rule figure:
     conda:
         "../../envs/corruptlab.yaml"
     params:
-        code=CODE["figures"],
+        code=CODE["figure"],
     script:
         "../../scripts/figure.py"
 
@@ -142,6 +142,6 @@ rule examples_grid:
     params:
         variants=memorization_variants,
         examples=lambda w: config["studies"][w.study]["memorization"]["examples"],
-        code=CODE["figures"],
+        code=CODE["examples_grid"],
     script:
         "../../scripts/examples_grid.py"

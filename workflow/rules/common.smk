@@ -1,6 +1,6 @@
 # Config validation, grid expansion, input functions and wildcard constraints.
 # Imports only light corruptlab modules (no torch, no pandas): this runs on every invocation.
-from corruptlab.config import (
+from corruptlab.core.config import (
     ConfigError,
     eval_methods,
     expand_runs,
@@ -9,12 +9,12 @@ from corruptlab.config import (
     seed_packs,
     validate_config,
 )
-from corruptlab.corruptions import CORRUPTIONS
-from corruptlab.datasets import DATASETS, is_downloadable
-from corruptlab.fingerprint import fingerprint
-from corruptlab.models import MODELS
-from corruptlab.noise import NOISE, variant_of
-from corruptlab.optim import OPTIMIZERS
+from corruptlab.data.corruptions import CORRUPTIONS
+from corruptlab.data.datasets import DATASETS, is_downloadable
+from corruptlab.core.fingerprint import script_fingerprint
+from corruptlab.train.models import MODELS
+from corruptlab.data.noise import NOISE, variant_of
+from corruptlab.train.optim import OPTIMIZERS
 from corruptlab.studies import STUDIES
 
 try:
@@ -27,85 +27,77 @@ RUNS = {
     for study, spec in config["studies"].items()
 }
 RUN_DIR = "results/{study}/runs/{model}/{noise}/{optim}/seed{seed}"
-# Studies with train.seeds_per_job > 1 train packs of seeds in one job: seeds -> their studies.
-PACKS = {}
+# where a pack's outputs go: each seed's usual run directory
+PACK_BASE = "results/{study}/runs/{model}/{noise}/{optim}"
+
+# A job labels, trains, evaluates or scores a pack of one configuration's seeds: chunks of
+# train.seeds_per_job of the study's sorted seeds. A single run is a pack of one, whose seed is
+# a wildcard (ONE); a larger pack names its seeds in its outputs, so each distinct one gets a
+# rule of its own (few, and shared by the studies that have them). One rule definition and one
+# script per step serve both.
+ONE = ("{seed}",)
+ONE_STUDIES = [s for s, spec in config["studies"].items() if not seed_packs(spec)]
+PACKS = {ONE: ONE_STUDIES} if ONE_STUDIES else {}
 for _study, _spec in config["studies"].items():
     for _seeds in seed_packs(_spec):
         PACKS.setdefault(tuple(_seeds), []).append(_study)
-# where a pack's outputs go: each seed's usual run directory (see train.smk)
-PACK_BASE = "results/{study}/runs/{model}/{noise}/{optim}"
+OOD_STUDIES = [s for s, spec in config["studies"].items() if spec["kind"] == "ood"]
+# studies whose runs share one data seed's labels (memorization's randX and randY): their
+# labels are made one seed at a time whatever their packs
+SHARED_LABELS = [
+    s for s in config["studies"] if any("data_seed" in r for r in RUNS[s].values())
+]
+LABEL_PACKS = {
+    ONE: [s for s in config["studies"] if s in ONE_STUDIES or s in SHARED_LABELS]
+}
+for _pack, _studies in PACKS.items():
+    if _pack != ONE and set(_studies) - set(SHARED_LABELS):
+        LABEL_PACKS[_pack] = [s for s in _studies if s not in SHARED_LABELS]
+LABEL_PACKS = {p: s for p, s in LABEL_PACKS.items() if s}
 
 
 def pack_name(seeds):
-    """seeds0-7 for a range, else the seeds listed (seeds0_4_9)."""
+    """seed{seed} for a pack of one, seeds0-7 for a range, else the seeds listed (seeds0_4_9)."""
+    if seeds == ONE:
+        return "seed{seed}"
     if list(seeds) == list(range(seeds[0], seeds[-1] + 1)):
         return f"seeds{seeds[0]}-{seeds[-1]}"
     return "seeds" + "_".join(map(str, seeds))
 
 
 def pack_rule(step, seeds):
-    """The name of the rule that runs ``step`` (train, evaluate, ood) for a pack of seeds."""
-    return f"{step}_{pack_name(seeds).replace('-', '_')}"
+    """The name of the rule running ``step`` for a pack, ``step`` for packs of one, else
+    ``<step>_<pack name>`` (train_seeds0_2)."""
+    return step if seeds == ONE else f"{step}_{pack_name(seeds).replace('-', '_')}"
+
+
+def pack_seeds(wildcards, seeds):
+    """The seeds of a job of the pack ``seeds``."""
+    return [int(wildcards.seed)] if seeds == ONE else list(seeds)
 
 
 def pack_files(seeds, name):
-    """Each seed's ``name`` file of a pack, keyed by the name's stem and the seed (model3)."""
-    return {f"{name.split('.')[0]}{s}": f"{PACK_BASE}/seed{s}/{name}" for s in seeds}
+    """Each run's ``name`` file of a pack, keyed by the name's stem and the position in the pack
+    (model_0, model_1, ...)."""
+    return {
+        f"{name.split('.')[0]}_{i}": f"{PACK_BASE}/seed{s}/{name}"
+        for i, s in enumerate(seeds)
+    }
 
 
-UNPACKED_STUDIES = [s for s, spec in config["studies"].items() if not seed_packs(spec)]
-OOD_STUDIES = [s for s, spec in config["studies"].items() if spec["kind"] == "ood"]
-# packed studies whose labels are drawn per seed (memorization studies share one data seed's)
-LABEL_PACKED_STUDIES = [
-    s
-    for s, spec in config["studies"].items()
-    if seed_packs(spec) and spec["kind"] != "memorization"
-]
+def pack_log(step, seeds, suffix="log"):
+    """The log (or benchmark) of a pack's job: in the run directory for a pack of one."""
+    if seeds == ONE:
+        return f"{RUN_DIR}/{step}.{suffix}"
+    return f"{PACK_BASE}/{step}-{pack_name(seeds)}.{suffix}"
 
-# Fingerprints of the library code behind each step; an edit reruns that step and what follows.
+
+# Fingerprints of the library code behind each rule's script (every corruptlab module it
+# reaches, read from the source): an edit reruns that step and what follows.
 CODE = {
-    "prepare": fingerprint("datasets", "io"),
-    "labels": fingerprint("noise", "seeding", "params"),
-    "train": fingerprint(
-        "pipeline",
-        "training",
-        "models",
-        "optim",
-        "devices",
-        "seeding",
-        "datasets",
-        "csr",
-    ),
-    "train_pack": fingerprint(
-        "pipeline",
-        "training",
-        "packing",
-        "models",
-        "optim",
-        "devices",
-        "seeding",
-        "datasets",
-        "csr",
-    ),
-    "testset": fingerprint("testsets", "corruptions", "datasets", "io"),
-    "evaluate": fingerprint(
-        "evaluation",
-        "metrics",
-        "models",
-        "training",
-        "devices",
-        "adaptation",
-        "optim",
-        "datasets",
-        "pipeline",
-        "noise",
-    ),
-    "ood": fingerprint(
-        "evaluation", "ood", "models", "training", "devices", "datasets", "seeding"
-    ),
-    "tables": fingerprint("tables", "claims", "stats", "memorization", "noise"),
-    "figures": fingerprint("figures", "memorization", "tables"),
-    "gallery": fingerprint("gallery", "corruptions"),
+    script.stem: script_fingerprint(script)
+    for script in sorted(Path(workflow.basedir, "scripts").glob("*.py"))
+    if not script.stem.startswith("_")
 }
 
 

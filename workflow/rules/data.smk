@@ -30,53 +30,33 @@ rule prepare:
         "../../scripts/prepare.py"
 
 
-rule labels:
-    input:
-        data=dataset_file,
-    output:
-        "results/{study}/labels/{noise}/seed{seed}.npz",
-    log:
-        "results/{study}/logs/labels/{noise}/seed{seed}.log",
-    wildcard_constraints:
-        study=_alternatives(set(config["studies"]) - set(LABEL_PACKED_STUDIES)),
-    conda:
-        "../../envs/corruptlab.yaml"
-    params:
-        spec=lambda w: noise_specs(study_runs(w))[w.noise],
-        in_classes=study_in_classes,
-        code=CODE["labels"],
-    script:
-        "../../scripts/labels.py"
+# The noisy labels of a noise setting, one file per seed: a job per pack of seeds (the studies'
+# packs; a pack of one for studies whose runs share one data seed's labels).
+for _seeds, _studies in LABEL_PACKS.items():
 
-
-# Studies that pack seeds (train.seeds_per_job) draw each pack's labels in one job too (one
-# process start instead of one per seed); memorization studies share one data seed's labels.
-for _seeds, _studies in PACKS.items():
-    if set(_studies) & set(LABEL_PACKED_STUDIES):
-
-        rule:
-            name:
-                pack_rule("labels", _seeds)
-            input:
-                data=dataset_file,
-            output:
-                **{
-                    f"labels{s}": f"results/{{study}}/labels/{{noise}}/seed{s}.npz"
-                    for s in _seeds
-                },
-            log:
-                f"results/{{study}}/logs/labels/{{noise}}/{pack_name(_seeds)}.log",
-            wildcard_constraints:
-                study=_alternatives(set(_studies) & set(LABEL_PACKED_STUDIES)),
-            conda:
-                "../../envs/corruptlab.yaml"
-            params:
-                seeds=list(_seeds),
-                spec=lambda w: noise_specs(study_runs(w))[w.noise],
-                in_classes=study_in_classes,
-                code=CODE["labels"],
-            script:
-                "../../scripts/labels_pack.py"
+    rule:
+        name:
+            pack_rule("labels", _seeds)
+        input:
+            data=dataset_file,
+        output:
+            **{
+                f"labels_{i}": f"results/{{study}}/labels/{{noise}}/seed{s}.npz"
+                for i, s in enumerate(_seeds)
+            },
+        log:
+            f"results/{{study}}/logs/labels/{{noise}}/{pack_name(_seeds)}.log",
+        wildcard_constraints:
+            study=_alternatives(_studies),
+        conda:
+            "../../envs/corruptlab.yaml"
+        params:
+            seeds=lambda wildcards, seeds=_seeds: pack_seeds(wildcards, seeds),
+            spec=lambda w: noise_specs(study_runs(w))[w.noise],
+            in_classes=study_in_classes,
+            code=CODE["labels"],
+        script:
+            "../../scripts/labels.py"
 
 
 rule testset:

@@ -1,0 +1,266 @@
+"""The train rule's job: read a pack of runs' inputs (a single run is a pack of one), train them
+and write each run's outputs atomically. Callable without Snakemake (the tests do)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TextIO
+
+from corruptlab.core.seeding import derive_seed
+
+log = logging.getLogger("corruptlab")
+# the outputs of a training job, per run (keys of each of train_job's ``outs``)
+RUN_FILES = ("model", "history", "run")
+PACKINGS = ("sequential", "vmap")
+
+
+def train_job(
+    runs: list[dict],
+    data_path: str,
+    labels_paths: list[str],
+    outs: list[dict[str, str]],
+    threads: int = 1,
+    progress_file: TextIO | None = None,
+    packing: str | None = None,
+) -> list[dict]:
+    """Train a pack of runs, seeds of one configuration (``train.seeds_per_job``; a single run
+    is a pack of one); writes each run's ``out["model"]``, ``out["history"]`` and ``out["run"]``
+    (run.json) and returns their records. In a study that packs its seeds (``packing`` given),
+    run.json records the pack's seeds (``packed_with``), the ``packing`` and the run's share of
+    the job's time.
+
+    ``packing``: "sequential" (or None) trains the runs one after another, each exactly as it
+    would be alone (bit-identical results). A checkpoint beside each run's outputs is written
+    every epoch and resumed if the job is rerun after a kill (those of finished runs too); they
+    are removed once every run's outputs exist. "vmap" trains them together
+    (``packing.train_packed``) with one checkpoint for the pack.
+    """
+    from corruptlab.core.devices import configure_torch, resolve_device
+    from corruptlab.train.training import train
+
+    if packing is not None and packing not in PACKINGS:
+        raise ValueError(f"packing {packing!r}; accepted: {', '.join(PACKINGS)}")
+    t0 = time.perf_counter()
+    device = resolve_device(runs[0]["device"])
+    configure_torch(threads, device)
+    shared: dict = {}
+    jobs = [
+        _RunInputs(run, data_path, labels, device, shared)
+        for run, labels in zip(runs, labels_paths, strict=True)
+    ]
+    seeds = [run["seed"] for run in runs]
+    total = sum(job.cfg.max_epochs * job.n_train for job in jobs)
+    name = runs[0]["run_id"]
+    if len(runs) > 1:
+        name = name.rsplit("/", 1)[0] + f"/{packing}-seeds{seeds[0]}-{seeds[-1]}"
+    callbacks = [
+        csr_callback(job.run, job.data.val_images, job.data.val_labels, shared["std"])
+        for job in jobs
+    ]
+    with _progress(total, name, progress_file) as bar:
+        if packing != "vmap" or len(runs) == 1:
+            checkpoints = [Path(out["model"]).with_name("checkpoint.pt") for out in outs]
+            results = []
+            for job, callback, checkpoint in zip(jobs, callbacks, checkpoints, strict=True):
+                results.append(
+                    train(job.model(), job.data, job.cfg, checkpoint, bar, on_epoch=callback)
+                )
+                epochs = results[-1].history[-1]["epoch"]
+                bar.total -= (job.cfg.max_epochs - epochs) * job.n_train  # if it stopped early
+        else:
+            from corruptlab.train.packing import train_packed
+
+            checkpoints = [
+                Path(outs[0]["model"]).with_name(f"pack-checkpoint-seeds{seeds[0]}-{seeds[-1]}.pt")
+            ]
+            on_epoch = None
+            if any(callbacks):
+
+                def on_epoch(epoch, model, member):
+                    return callbacks[member](epoch, model) if callbacks[member] else {}
+
+            results = train_packed(
+                [job.model() for job in jobs],
+                [job.data for job in jobs],
+                [job.cfg for job in jobs],
+                checkpoint=checkpoints[0],
+                progress=bar,
+                on_epoch=on_epoch,
+            )
+    share = (time.perf_counter() - t0) / len(jobs)
+    pack = {"packed_with": seeds, "packing": packing} if packing else {}
+    records = [
+        job.write(result, out, device, job_seconds=share, **pack)
+        for job, result, out in zip(jobs, results, outs, strict=True)
+    ]
+    for checkpoint in checkpoints:
+        checkpoint.unlink(missing_ok=True)
+    return records
+
+
+def _progress(total: int, desc: str, progress_file: TextIO | None):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="ex",
+        unit_scale=True,
+        mininterval=2.0,
+        file=progress_file,
+        dynamic_ncols=False,
+        ncols=100,
+    )
+
+
+def csr_callback(run: dict, val_images, val_labels, std: float):
+    """``on_epoch`` measuring the critical sample ratio of a run at its ``csr`` epochs (history
+    column ``csr``) on ``csr.n`` validation images: a class-stratified subset drawn with the
+    run's data seed, the same points in every seed and epoch (``csr_examples``); None for runs
+    without ``csr``."""
+    spec = run.get("csr")
+    if not spec:
+        return None
+    from corruptlab.eval.csr import critical_sample_ratio, pixel_scale_to_input
+
+    images = val_images.index_select(0, csr_examples(run, val_labels).to(val_images.device))
+    scale = {k: pixel_scale_to_input(spec[k], std) for k in ("radius", "alpha", "beta")}
+
+    def measure(epoch: int, model) -> dict:
+        if epoch not in spec["epochs"]:
+            return {}
+        seed = derive_seed(run["study"], run["seed"], "csr", epoch)
+        ratio = critical_sample_ratio(
+            model, images, scale["radius"], scale["alpha"], scale["beta"], spec["steps"], seed
+        )
+        log.info("%s epoch %d: critical sample ratio %.4f", run["run_id"], epoch, ratio)
+        return {"csr": float(ratio)}
+
+    return measure
+
+
+def csr_examples(run: dict, val_labels):
+    """The positions (int64 tensor, sorted) of the validation examples a run's critical sample
+    ratio is measured on: ``csr.n`` of them, class-stratified, drawn from the study and the
+    run's data seed."""
+    import torch
+
+    from corruptlab.data.datasets import stratified_subset
+
+    seed = derive_seed(run["study"], "csr_examples", run.get("data_seed", run["seed"]))
+    labels = val_labels.cpu().numpy()
+    return torch.from_numpy(stratified_subset(labels, run["csr"]["n"], seed))
+
+
+class _RunInputs:
+    """One run's training inputs on the device (data, labels, config, initial model), and the
+    writing of its outputs. ``shared`` lets the runs of a pack share one copy of the dataset."""
+
+    def __init__(self, run: dict, data_path: str, labels_path: str, device, shared=None):
+        import torch
+
+        from corruptlab.data.datasets import load_prepared, normalization_stats, normalize
+        from corruptlab.data.noise import load_noisy_labels, synthetic_inputs
+        from corruptlab.train.training import TrainConfig, TrainData
+
+        shared = {} if shared is None else shared
+        if "data" not in shared:
+            data = load_prepared(
+                data_path, expected_split_seed=run["split_seed"], in_classes=run.get("in_classes")
+            )
+            mean, std = normalization_stats(data["train_images"])
+            shared.update(
+                data=data,
+                mean=mean,
+                std=std,
+                images=normalize(data["train_images"], mean, std).to(device),
+                val_images=normalize(data["val_images"], mean, std).to(device),
+                val_labels=data["val_labels"].to(device),
+            )
+        self.run, self.shared = run, shared
+        data, images = shared["data"], shared["images"]
+        noisy = load_noisy_labels(labels_path)
+        if noisy.n_synthetic:  # randX: Gaussian inputs with the data's mean and std (N(0, 1) here)
+            images = torch.cat([images, synthetic_inputs(run, noisy, images.shape[1:]).to(device)])
+        self.n_train = len(noisy.indices)
+        self.data = TrainData(
+            images=images,
+            indices=torch.from_numpy(noisy.indices).to(device),
+            labels=torch.from_numpy(noisy.labels).to(device),
+            val_images=shared["val_images"],
+            val_labels=shared["val_labels"],
+        )
+        self.in_shape = tuple(images.shape[1:])
+        self.cfg = TrainConfig(
+            optimizer=run["optimizer"],
+            batch_size=run["batch_size"],
+            max_epochs=run["max_epochs"],
+            patience=run["patience"],
+            seed=derive_seed(run["study"], run["seed"], "train"),
+            restore_best=run.get("restore_best", True),
+        )
+
+    def model(self):
+        """The run's initial model (weights drawn from its seed), on the data's device."""
+        from corruptlab.train.models import build_model
+        from corruptlab.train.training import seeded_model
+
+        run, n_classes = self.run, self.shared["data"]["n_classes"]
+        return seeded_model(
+            lambda: build_model(run["model"], self.in_shape, n_classes),
+            derive_seed(run["study"], run["seed"], "init"),
+        ).to(self.data.images.device)
+
+    def write(self, result, out: dict[str, str], device, job_seconds: float, **extra) -> dict:
+        from corruptlab.core.io import torch_save, write_json, write_parquet
+        from corruptlab.core.provenance import provenance
+
+        run, data = self.run, self.shared["data"]
+        if result.resumed_from_epoch:
+            log.info(
+                "%s resumed from the checkpoint of epoch %d",
+                run["run_id"],
+                result.resumed_from_epoch,
+            )
+        log.info(
+            "%s: status %s (stopped by %s), best epoch %d, validation accuracy %.4f",
+            run["run_id"],
+            result.status,
+            result.stopped_by,
+            result.best_epoch,
+            result.best_val_accuracy,
+        )
+        torch_save(
+            {
+                "state_dict": {k: v.cpu() for k, v in result.best_state.items()},
+                "model": run["model"],
+                "in_shape": list(self.in_shape),
+                "n_classes": data["n_classes"],
+                "in_classes": data.get("in_classes"),
+                "mean": self.shared["mean"],
+                "std": self.shared["std"],
+                "run_id": run["run_id"],
+            },
+            out["model"],
+        )
+        history = [{"run_id": run["run_id"], **row} for row in result.history]
+        write_parquet(history, out["history"])
+        record = {
+            "run": run,
+            "status": result.status,
+            "stopped_by": result.stopped_by,
+            "best_epoch": result.best_epoch,
+            "best_val_accuracy": result.best_val_accuracy,
+            "epochs_trained": history[-1]["epoch"],
+            "n_train_examples": self.n_train,
+            "train_seconds": sum(row["seconds"] for row in history),
+            "job_seconds": job_seconds,
+            "resumed_from_epoch": result.resumed_from_epoch,
+            "dataset_hash": data["content_hash"],
+            "provenance": provenance(device),
+            **extra,
+        }
+        write_json(record, out["run"])
+        return record

@@ -1,0 +1,386 @@
+"""Per-example difficulty across seeds (Arpit et al. 2017, *A Closer Look at Memorization in Deep
+Networks*, Figure 1).
+
+Many runs of the same small job (one per seed: its own initialisation and data order) classify
+the same examples. Per example, the share of seeds that classify it correctly, P(correct), is a
+count out of ``n_seeds``. If every example were equally hard (what pure memorization predicts,
+and what randX shows), these counts would be i.i.d. Binomial(n_seeds, p) with p the mean
+accuracy; easy and hard examples (real data, randY) spread them further than that.
+
+- ``per_example_p_correct``: the long table of (group, seed, example, correct) -> P(correct) per
+  (group, example), checked for missing and duplicated seeds;
+- ``sorted_curve`` and ``binomial_reference``: the sorted P(correct) curve of a group and the
+  curve expected under Binomial(n_seeds, p), for the paper's figure;
+- ``binomial_gof`` (and ``binomial_gof_by``, per group): a chi-square goodness-of-fit test of the
+  counts against Binomial(n_seeds, p), with ``chi2_sf`` its survival function;
+- ``hardest_and_easiest``: the k examples at each end of the curve, for an image grid.
+
+Only numpy, pandas and the standard library: the binomial pmf and the chi-square survival
+function are written here (log-gamma, and the regularized incomplete gamma function), so that
+aggregating needs neither torch nor scipy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+MIN_EXPECTED = 5.0  # every pooled bin of the goodness-of-fit test expects at least this many
+_EPS = 1e-15  # relative accuracy of the incomplete gamma iterations
+_TINY = 1e-300  # keeps the continued fraction away from division by zero
+_QUANTILE_TOL = 1e-12  # a cdf within this of a plotting position counts as reaching it
+
+TABLE_COLUMNS = ("example", "n_seeds", "n_correct", "p_correct")
+
+
+# ------------------------------------------------------------------- per-example aggregation
+
+
+def _as_by(by: str | Sequence[str]) -> list[str]:
+    return [by] if isinstance(by, str) else list(by)
+
+
+def per_example_p_correct(
+    df: pd.DataFrame, by: str | Sequence[str] = ("variant", "epochs")
+) -> pd.DataFrame:
+    """P(correct) per (group, example) over the seeds of its group.
+
+    ``df`` is long: columns ``by`` + ``seed``, ``example``, ``correct`` (0/1 or bool), one row per
+    (group, seed, example). Every example of a group must be present once for every seed seen in
+    that group (groups may have different seeds); a missing or duplicated (seed, example) raises
+    ``ValueError`` naming the first offenders.
+
+    Returns a tidy frame, sorted by ``by`` and ``example``, with columns ``by`` + ``example``,
+    ``n_seeds`` (int), ``n_correct`` (int) and ``p_correct`` (= n_correct / n_seeds, float).
+    """
+    keys = _as_by(by)
+    need = [*keys, "seed", "example", "correct"]
+    missing_cols = [c for c in need if c not in df.columns]
+    if missing_cols:
+        raise ValueError(
+            f"per_example_p_correct: missing column(s) {missing_cols}; "
+            f"need {need}, got {list(df.columns)}"
+        )
+    data = df[need].copy()
+    null_cols = [c for c in need if data[c].isna().any()]
+    if null_cols:
+        raise ValueError(f"per_example_p_correct: null values in column(s) {null_cols}")
+    correct = data["correct"]
+    if correct.dtype != bool:
+        values = pd.to_numeric(correct, errors="coerce")
+        bad = ~values.isin([0, 1])
+        if bad.any():
+            shown = sorted({repr(v) for v in correct[bad].head(5)})
+            raise ValueError(
+                "per_example_p_correct: column 'correct' must be 0/1 or bool, got "
+                + ", ".join(shown)
+            )
+        correct = values
+    data["correct"] = correct.astype("int64")
+
+    dup = data.duplicated([*keys, "seed", "example"], keep=False)
+    if dup.any():
+        rows = data.loc[dup, [*keys, "seed", "example"]].drop_duplicates().head(5)
+        raise ValueError(
+            f"per_example_p_correct: {int(dup.sum())} rows duplicate a (group, seed, example); "
+            f"first: {rows.to_dict('records')}"
+        )
+
+    seeds_of_group = data.groupby(keys, sort=False)["seed"].unique() if keys else None
+    counts = data.groupby([*keys, "example"], sort=True).agg(
+        n_seeds=("seed", "size"), n_correct=("correct", "sum")
+    )
+    counts = counts.reset_index()
+    if keys:
+        expected = data.groupby(keys, sort=False)["seed"].nunique().rename("_expected")
+        counts = counts.merge(expected, left_on=keys, right_index=True, how="left")
+    else:
+        counts["_expected"] = data["seed"].nunique()
+    short = counts[counts["n_seeds"] != counts["_expected"]]
+    if len(short):
+        problems = []
+        for row in short.head(5).itertuples(index=False):
+            group = tuple(getattr(row, k) for k in keys)
+            all_seeds = (
+                seeds_of_group.loc[group if len(keys) > 1 else group[0]]
+                if keys
+                else data["seed"].unique()
+            )
+            mask = data["example"] == row.example
+            for k, v in zip(keys, group, strict=True):
+                mask &= data[k] == v
+            missing = sorted(
+                set(pd.Series(all_seeds).tolist()) - set(data.loc[mask, "seed"].tolist())
+            )
+            where = dict(zip(keys, group, strict=True))
+            problems.append(f"{where} example {row.example}: missing seed(s) {missing}")
+        raise ValueError(
+            f"per_example_p_correct: {len(short)} (group, example) pairs lack some seed of their "
+            "group; first: " + "; ".join(problems)
+        )
+    counts = counts.drop(columns="_expected")
+    counts["n_seeds"] = counts["n_seeds"].astype("int64")
+    counts["n_correct"] = counts["n_correct"].astype("int64")
+    counts["p_correct"] = counts["n_correct"] / counts["n_seeds"]
+    return counts.sort_values([*keys, "example"], kind="stable").reset_index(drop=True)
+
+
+def sorted_curve(p: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``: ``y`` the values of ``p`` sorted in descending order, ``x`` = rank / (n - 1)
+    in [0, 1] (``[0.0]`` for a single value), so curves of different lengths share an axis."""
+    y = np.sort(np.asarray(p, dtype=float).ravel())[::-1]
+    n = len(y)
+    if n == 0:
+        raise ValueError("sorted_curve: no values")
+    x = np.arange(n) / (n - 1) if n > 1 else np.zeros(1)
+    return x, y
+
+
+# ---------------------------------------------------------------------------- the binomial
+
+
+def _check_binomial(n_seeds: int, p: float) -> None:
+    if int(n_seeds) != n_seeds or n_seeds < 1:
+        raise ValueError(f"n_seeds must be a positive integer, got {n_seeds!r}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p!r}")
+
+
+def binomial_pmf(n_seeds: int, p: float) -> np.ndarray:
+    """P(K = k) for k = 0..n_seeds of K ~ Binomial(n_seeds, p), float64 of length n_seeds + 1
+    (computed in log space with ``math.lgamma``; exact point masses at p = 0 and p = 1)."""
+    _check_binomial(n_seeds, p)
+    n = int(n_seeds)
+    pmf = np.zeros(n + 1)
+    if p == 0.0:
+        pmf[0] = 1.0
+        return pmf
+    if p == 1.0:
+        pmf[n] = 1.0
+        return pmf
+    log_p, log_q = math.log(p), math.log1p(-p)
+    log_n_fact = math.lgamma(n + 1)
+    for k in range(n + 1):
+        log_comb = log_n_fact - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+        pmf[k] = math.exp(log_comb + k * log_p + (n - k) * log_q)
+    return pmf
+
+
+def binomial_reference(n_seeds: int, p: float, n_examples: int) -> np.ndarray:
+    """The expected sorted curve of ``n_examples`` i.i.d. Binomial(n_seeds, p) / n_seeds values.
+
+    Value i (i = 1..n) of the ascending curve is the binomial quantile (the smallest k with
+    cdf(k) >= q) at the plotting position q = (i - 0.5) / n, divided by n_seeds; returned in
+    descending order, like ``sorted_curve``'s ``y``, as float64 of length ``n_examples``.
+    """
+    if int(n_examples) != n_examples or n_examples < 1:
+        raise ValueError(f"n_examples must be a positive integer, got {n_examples!r}")
+    cdf = np.cumsum(binomial_pmf(n_seeds, p))
+    q = (np.arange(1, int(n_examples) + 1) - 0.5) / n_examples
+    k = np.searchsorted(cdf, q - _QUANTILE_TOL, side="left")
+    k = np.minimum(k, int(n_seeds))  # rounding can leave cdf[-1] a hair below 1
+    return (k / n_seeds)[::-1].astype(float)
+
+
+# ------------------------------------------------------------------- chi-square goodness of fit
+
+
+def _gamma_p_series(a: float, x: float) -> float:
+    """The regularized lower incomplete gamma P(a, x) by its power series (x < a + 1)."""
+    term = total = 1.0 / a
+    denom = a
+    for _ in range(100_000):
+        denom += 1.0
+        term *= x / denom
+        total += term
+        if abs(term) < abs(total) * _EPS:
+            break
+    else:  # pragma: no cover - the series converges for x < a + 1
+        raise ArithmeticError(f"incomplete gamma series did not converge (a={a}, x={x})")
+    return total * math.exp(-x + a * math.log(x) - math.lgamma(a))
+
+
+def _gamma_q_fraction(a: float, x: float) -> float:
+    """The regularized upper incomplete gamma Q(a, x) by its continued fraction (x >= a + 1),
+    evaluated with the modified Lentz method."""
+    b = x + 1.0 - a
+    c = 1.0 / _TINY
+    d = 1.0 / b
+    h = d
+    for i in range(1, 100_000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        if abs(d) < _TINY:
+            d = _TINY
+        c = b + an / c
+        if abs(c) < _TINY:
+            c = _TINY
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < _EPS:
+            break
+    else:  # pragma: no cover - the fraction converges for x >= a + 1
+        raise ArithmeticError(f"incomplete gamma fraction did not converge (a={a}, x={x})")
+    return math.exp(-x + a * math.log(x) - math.lgamma(a)) * h
+
+
+def gamma_q(a: float, x: float) -> float:
+    """The regularized upper incomplete gamma function Q(a, x) = Gamma(a, x) / Gamma(a)."""
+    if not a > 0:
+        raise ValueError(f"gamma_q: a must be > 0, got {a!r}")
+    if math.isnan(x) or x < 0:
+        raise ValueError(f"gamma_q: x must be >= 0, got {x!r}")
+    if x == 0:
+        return 1.0
+    if math.isinf(x):
+        return 0.0
+    if x < a + 1.0:
+        return max(0.0, 1.0 - _gamma_p_series(a, x))
+    return _gamma_q_fraction(a, x)
+
+
+def chi2_sf(statistic: float, dof: float) -> float:
+    """P(X >= statistic) for X ~ chi-square with ``dof`` > 0 degrees of freedom
+    (= Q(dof / 2, statistic / 2)); ``chi2_sf(0, k) == 1``."""
+    if not dof > 0:
+        raise ValueError(f"chi2_sf: dof must be > 0, got {dof!r}")
+    return gamma_q(dof / 2.0, float(statistic) / 2.0)
+
+
+def _pool_bins(expected: np.ndarray, min_expected: float) -> list[list[int]]:
+    """Adjacent bins grouped left to right until each group expects >= ``min_expected``; a short
+    last group joins the one before it (one group in all if the total is short)."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    total = 0.0
+    for k, e in enumerate(expected):
+        current.append(k)
+        total += e
+        if total >= min_expected:
+            groups.append(current)
+            current, total = [], 0.0
+    if current:
+        if groups:
+            groups[-1].extend(current)
+        else:
+            groups.append(current)
+    return groups
+
+
+def binomial_gof(
+    n_correct: Sequence[int] | np.ndarray, n_seeds: int, p: float | None = None
+) -> dict:
+    """Chi-square goodness of fit of per-example counts of correct classifications against
+    Binomial(n_seeds, p).
+
+    ``n_correct`` holds one count in 0..n_seeds per example. The observed histogram of the counts
+    is compared with n_examples x pmf; adjacent values are pooled (left to right) so that every
+    bin expects at least 5 examples. ``p`` defaults to the pooled mean, sum(n_correct) /
+    (n_examples x n_seeds), which costs one more degree of freedom: dof = n_bins - 1 (p given) or
+    n_bins - 2 (p estimated).
+
+    Returns ``{"statistic", "dof", "p_value", "p", "n_examples", "n_bins"}`` (plain floats and
+    ints). When dof < 1 (too few examples, or p estimated as 0 or 1 so that one bin holds every
+    example) there is nothing to test: ``p_value`` is NaN.
+    """
+    counts = np.asarray(n_correct).ravel()
+    if counts.size == 0:
+        raise ValueError("binomial_gof: no examples")
+    if not np.all(np.isfinite(counts.astype(float))) or np.any(counts != np.rint(counts)):
+        raise ValueError("binomial_gof: n_correct must be integers")
+    counts = counts.astype(np.int64)
+    _check_binomial(n_seeds, 0.5 if p is None else p)
+    if counts.min() < 0 or counts.max() > n_seeds:
+        raise ValueError(
+            f"binomial_gof: n_correct must lie in 0..{n_seeds}, got {counts.min()}..{counts.max()}"
+        )
+    n_examples = int(counts.size)
+    estimated = p is None
+    p_used = float(counts.sum() / (n_examples * n_seeds)) if estimated else float(p)
+
+    observed = np.bincount(counts, minlength=int(n_seeds) + 1).astype(float)
+    expected = n_examples * binomial_pmf(n_seeds, p_used)
+    groups = _pool_bins(expected, MIN_EXPECTED)
+    obs = np.array([observed[g].sum() for g in groups])
+    exp = np.array([expected[g].sum() for g in groups])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(exp > 0, (obs - exp) ** 2 / exp, np.where(obs > 0, np.inf, 0.0))
+    statistic = float(terms.sum())
+    dof = len(groups) - 1 - (1 if estimated else 0)
+    p_value = chi2_sf(statistic, dof) if dof >= 1 else math.nan
+    return {
+        "statistic": statistic,
+        "dof": int(dof),
+        "p_value": float(p_value),
+        "p": p_used,
+        "n_examples": n_examples,
+        "n_bins": len(groups),
+    }
+
+
+def binomial_gof_by(
+    table: pd.DataFrame,
+    by: str | Sequence[str] = ("variant", "epochs"),
+    p: float | None = None,
+) -> pd.DataFrame:
+    """``binomial_gof`` of each group of a ``per_example_p_correct`` table: one row per group
+    with columns ``by`` + ``n_seeds``, ``statistic``, ``dof``, ``p_value``, ``p``,
+    ``n_examples``, ``n_bins``. ``p`` None tests each group against its own mean."""
+    keys = _as_by(by)
+    rows = []
+    groups = table.groupby(keys, sort=True) if keys else [((), table)]
+    for key, part in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        seeds = part["n_seeds"].unique()
+        if len(seeds) != 1:
+            raise ValueError(
+                f"binomial_gof_by: group {dict(zip(keys, key, strict=True))} mixes n_seeds "
+                f"{sorted(seeds.tolist())}"
+            )
+        result = binomial_gof(part["n_correct"].to_numpy(), int(seeds[0]), p)
+        rows.append({**dict(zip(keys, key, strict=True)), "n_seeds": int(seeds[0]), **result})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------- hardest / easiest
+
+
+def hardest_and_easiest(
+    table: pd.DataFrame, k: int, by: str | Sequence[str] = ("variant", "epochs")
+) -> pd.DataFrame:
+    """The ``k`` examples with the lowest (``end`` = "hardest") and the highest (``end`` =
+    "easiest") P(correct) in each group of a ``per_example_p_correct`` table.
+
+    Ties are broken by the smaller example index at both ends. ``rank`` counts from 0 at the
+    extreme (rank 0 of "hardest" is the hardest example). A group with fewer than 2k examples
+    lists some examples at both ends; one with fewer than k lists all of them at each end.
+    Returns the table's columns plus ``end`` and ``rank``, ordered by ``by``, end (hardest
+    first) and rank.
+    """
+    if int(k) != k or k < 1:
+        raise ValueError(f"hardest_and_easiest: k must be a positive integer, got {k!r}")
+    keys = _as_by(by)
+    for col in [*keys, "example", "p_correct"]:
+        if col not in table.columns:
+            raise ValueError(f"hardest_and_easiest: table has no column {col!r}")
+    parts = []
+    for end, ascending in (("hardest", True), ("easiest", False)):
+        ordered = table.sort_values(
+            [*keys, "p_correct", "example"],
+            ascending=[True] * len(keys) + [ascending, True],
+            kind="stable",
+        )
+        top = ordered.groupby(keys, sort=False).head(int(k)) if keys else ordered.head(int(k))
+        top = top.copy()
+        top["end"] = end
+        top["rank"] = top.groupby(keys, sort=False).cumcount() if keys else np.arange(len(top))
+        parts.append(top)
+    out = pd.concat(parts, ignore_index=True)
+    out["_end_order"] = (out["end"] == "easiest").astype(int)
+    out = out.sort_values([*keys, "_end_order", "rank"], kind="stable").drop(columns="_end_order")
+    return out.reset_index(drop=True)

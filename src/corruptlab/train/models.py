@@ -1,0 +1,170 @@
+"""Model registry. Each entry builds an ``nn.Module`` for inputs of shape [N, C, H, W].
+
+Builders import torch themselves so that this module (and the names it registers) can be
+imported by the Snakefile for config validation without paying for torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from corruptlab.core.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+Builder = Callable[[tuple[int, int, int], int], "nn.Module"]
+MODELS: Registry[Builder] = Registry("model")
+# models with random layers (dropout): vmap would draw their masks differently, so their seeds
+# are not trained together (``train.packing: vmap``); tests check this against the built models
+RANDOM_LAYERS = frozenset({"net"})
+
+
+def build_model(name: str, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Build the registered model ``name`` for inputs ``in_shape`` = (C, H, W)."""
+    return MODELS.get(name)(tuple(in_shape), n_classes)
+
+
+def _mlp(in_shape: tuple[int, int, int], n_classes: int, hidden: list[int]) -> nn.Module:
+    from torch import nn
+
+    c, h, w = in_shape
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = c * h * w
+    for units in hidden:
+        layers += [nn.Linear(width, units), nn.ReLU()]
+        width = units
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+@MODELS.register("perceptron")
+def perceptron(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """A single linear layer (multinomial logistic regression)."""
+    return _mlp(in_shape, n_classes, [])
+
+
+@MODELS.register("mlp1")
+def mlp1(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """MLP with one hidden ReLU layer of 256 units."""
+    return _mlp(in_shape, n_classes, [256])
+
+
+@MODELS.register("mlp2")
+def mlp2(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """MLP with two hidden ReLU layers of 256 units."""
+    return _mlp(in_shape, n_classes, [256, 256])
+
+
+@MODELS.register("mlp4")
+def mlp4(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """MLP with four hidden ReLU layers of 256 units."""
+    return _mlp(in_shape, n_classes, [256, 256, 256, 256])
+
+
+@MODELS.register("conv4")
+def conv4(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Rolnick et al.'s 4-layer ConvNet: four 3x3 conv layers (16, 32, 32, 64 channels), each
+    followed by 2x2 max-pooling and ReLU, then two linear layers (128 hidden units).
+
+    The paper gives the layer types, not the widths; these keep a CPU epoch short (the first
+    layer's 28x28 maps dominate the cost). Pooling before ReLU is the same function as ReLU
+    before pooling (both are monotone) with a quarter of the ReLUs; see ``_channels_last``."""
+    from torch import nn
+
+    c, h, w = in_shape
+    layers: list[nn.Module] = []
+    for out in (16, 32, 32, 64):
+        layers += [nn.Conv2d(c, out, 3, padding=1), nn.MaxPool2d(2), nn.ReLU()]
+        c, h, w = out, h // 2, w // 2
+    return _channels_last(
+        nn.Sequential(
+            *layers, nn.Flatten(), nn.Linear(c * h * w, 128), nn.ReLU(), nn.Linear(128, n_classes)
+        )
+    )
+
+
+def _channels_last(model: nn.Module) -> nn.Module:
+    """The conv weights in channels-last (NHWC) memory order, which the convolutions then use
+    for their inputs and outputs too: with these few channels oneDNN's NHWC kernels (and
+    pooling) are much faster on a CPU than NCHW ones (``benchmarks/conv_layout.py``: conv4
+    about 1.9x per training step, conv4_bn 1.7x). Values, shapes and state-dict keys are
+    unchanged; only the floating-point rounding of the convolutions differs."""
+    import torch
+
+    return model.to(memory_format=torch.channels_last)
+
+
+@MODELS.register("net")
+def net(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """The PyTorch MNIST example CNN: two conv layers, max-pooling, dropout 0.25 / 0.5."""
+    from torch import nn
+
+    c, h, w = in_shape
+    return nn.Sequential(
+        nn.Conv2d(c, 32, 3),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.25),
+        nn.Flatten(),
+        nn.Linear(64 * ((h - 4) // 2) * ((w - 4) // 2), 128),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(128, n_classes),
+    )
+
+
+@MODELS.register("conv4_bn")
+def conv4_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """conv4 with batch norm: conv -> BatchNorm2d -> pool -> ReLU, and BatchNorm1d after the
+    hidden linear layer (the layers a test-time adaptation method such as TENT adapts).
+
+    The layers followed by batch norm have no bias: the batch norm's shift replaces it."""
+    from torch import nn
+
+    c, h, w = in_shape
+    layers: list[nn.Module] = []
+    for out in (16, 32, 32, 64):
+        layers += [
+            nn.Conv2d(c, out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
+        ]
+        c, h, w = out, h // 2, w // 2
+    return _channels_last(
+        nn.Sequential(
+            *layers,
+            nn.Flatten(),
+            nn.Linear(c * h * w, 128, bias=False),
+            nn.BatchNorm1d(128),
+            nn.ReLU(),
+            nn.Linear(128, n_classes),
+        )
+    )
+
+
+@MODELS.register("mlp_bn")
+def mlp_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """MLP with two hidden layers of 256 units: linear -> BatchNorm1d -> ReLU.
+
+    The hidden linear layers have no bias: the batch norm's shift replaces it."""
+    from torch import nn
+
+    c, h, w = in_shape
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = c * h * w
+    for units in (256, 256):
+        layers += [nn.Linear(width, units, bias=False), nn.BatchNorm1d(units), nn.ReLU()]
+        width = units
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+@MODELS.register("mlp2_4096")
+def mlp2_4096(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Arpit et al. 2017's MLP: two hidden ReLU layers of 4096 units."""
+    return _mlp(in_shape, n_classes, [4096, 4096])

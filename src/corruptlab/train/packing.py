@@ -1,0 +1,327 @@
+"""Several seeds of one configuration trained together in one process (``seeds_per_job``).
+
+The K members' parameters are stacked along a new leading dimension and one forward/backward
+pass serves all of them (``torch.func.vmap`` over ``functional_call``). Everything that makes a
+run what it is stays per member, as in ``training.train``: initial weights, the data order of
+every epoch (derived from the member's seed and the epoch), its noisy labels, early stopping
+on its own validation accuracy, its best weights and history. The optimizers in
+``corruptlab.train.optim`` are elementwise, so one optimizer over the stacked tensors performs each
+member's own update; a member that stops leaves the stack with its state.
+
+A member's result agrees with its unpacked twin up to floating-point rounding: a batched matrix
+product sums in another order than K separate ones (see ``PACKED_TOLERANCE``). Models with
+dropout are not packed (their masks would be drawn differently): see ``models.RANDOM_LAYERS``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from corruptlab.core.io import torch_save
+from corruptlab.core.seeding import derive_seed
+from corruptlab.train.optim import build_optimizer
+from corruptlab.train.training import (
+    EVAL_BATCH,
+    TrainConfig,
+    TrainData,
+    TrainResult,
+    _load_checkpoint,
+    _row,
+)
+
+# How far a packed member may drift from its unpacked twin (float32 rounding, amplified a little
+# by training): tests/test_packing.py holds members to these over a few epochs.
+PACKED_TOLERANCE = {"rtol": 1e-3, "atol": 1e-4}
+
+
+class _Member:
+    """The per-seed bookkeeping of ``training.train``, for one member of a pack."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.history: list[dict[str, Any]] = []
+        self.best_state: dict[str, torch.Tensor] = {}
+        self.best_epoch = 0
+        self.best_acc = -math.inf
+        self.bad_epochs = 0
+        self.stopped_by = "max_epochs"
+
+    def record(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "cfg"}
+
+    def restore(self, record: dict[str, Any]) -> None:
+        self.__dict__.update(record)
+
+
+def _check_pack(models: list[nn.Module], data: list[TrainData], cfgs: list[TrainConfig]) -> None:
+    if not models or not len(models) == len(data) == len(cfgs):
+        raise ValueError(
+            f"a pack needs as many models, data and configs (got {len(models)}, "
+            f"{len(data)}, {len(cfgs)}), at least one"
+        )
+    shared = {k: v for k, v in cfgs[0].__dict__.items() if k != "seed"}
+    for cfg in cfgs[1:]:
+        other = {k: v for k, v in cfg.__dict__.items() if k != "seed"}
+        if other != shared:
+            raise ValueError(f"packed runs differ in more than their seed: {other} vs {shared}")
+    if len({c.seed for c in cfgs}) != len(cfgs):
+        raise ValueError("packed runs must have distinct seeds")
+    sizes = {len(d.indices) for d in data}
+    if len(sizes) != 1:
+        raise ValueError(f"packed runs need training sets of one size, got {sorted(sizes)}")
+    shapes = {tuple((k, tuple(v.shape)) for k, v in m.state_dict().items()) for m in models}
+    if len(shapes) != 1:
+        raise ValueError("packed runs must share one architecture")
+    for m in models:
+        if any(isinstance(layer, nn.modules.dropout._DropoutNd) for layer in m.modules()):
+            raise ValueError("models with dropout cannot be packed (their masks would differ)")
+    v0 = data[0]
+    for d in data[1:]:
+        same = d.val_images is v0.val_images or torch.equal(d.val_images, v0.val_images)
+        if not same or not torch.equal(d.val_labels, v0.val_labels):
+            raise ValueError("packed runs must share one validation set")
+
+
+def _pack_key(cfgs: list[TrainConfig]) -> str:
+    return hashlib.sha256("|".join(c.key() for c in cfgs).encode()).hexdigest()[:16]
+
+
+def _leaf(stacked: torch.Tensor) -> torch.Tensor:
+    """A trainable copy of a stacked parameter. A stacked linear weight [K, out, in] is laid out
+    in memory as [K, in, out]: the layout in which the batched backward pass produces its
+    gradient, so that gradients accumulate and the optimizer's elementwise passes run without
+    a strided transposing copy per step (which made packed mlp1 about 2x slower)."""
+    t = stacked.detach()
+    if t.dim() == 3:
+        return t.transpose(1, 2).contiguous().transpose(1, 2).requires_grad_(True)
+    return t.clone().requires_grad_(True)
+
+
+class _Stack:
+    """The active members' parameters and buffers, stacked, with their optimizer."""
+
+    def __init__(self, params: dict, buffers: dict, spec: dict, members: list[int]) -> None:
+        self.params = {k: _leaf(v) for k, v in params.items()}
+        self.buffers = {k: v.detach().clone() for k, v in buffers.items()}
+        self.optimizer = build_optimizer(list(self.params.values()), spec)
+        self.members = members  # member index of each row of the stack
+        self.spec = spec
+
+    def select(self, keep: list[int]) -> _Stack:
+        """A stack of the rows ``keep`` (positions in this stack), optimizer state included."""
+        rows = torch.tensor(keep, dtype=torch.long, device=next(iter(self.params.values())).device)
+        state = self.optimizer.state_dict()
+        n = len(self.members)
+        state["state"] = [
+            {
+                k: v.index_select(0, rows.to(v.device)) if v.dim() > 0 and v.shape[0] == n else v
+                for k, v in s.items()
+            }
+            for s in state["state"]
+        ]
+        out = _Stack(
+            {k: v.index_select(0, rows) for k, v in self.params.items()},
+            {k: v.index_select(0, rows) for k, v in self.buffers.items()},
+            self.spec,
+            [self.members[i] for i in keep],
+        )
+        out.optimizer.load_state_dict(state)
+        return out
+
+    def state_of(self, row: int, names: list[str]) -> dict[str, torch.Tensor]:
+        both = {**self.params, **self.buffers}
+        return {k: both[k][row].detach().clone() for k in names}
+
+
+def train_packed(
+    models: list[nn.Module],
+    data: list[TrainData],
+    cfgs: list[TrainConfig],
+    checkpoint: str | Path | None = None,
+    progress: Any = None,
+    on_epoch: Callable[[int, nn.Module, int], dict] | None = None,
+) -> list[TrainResult]:
+    """Train ``models[i]`` on ``data[i]`` under ``cfgs[i]`` (same configuration but the seed),
+    all at once; returns one ``TrainResult`` per member, as ``training.train`` would.
+
+    With ``checkpoint``, the whole pack's state is written atomically after every epoch and
+    resumed under the same configurations. An epoch's ``seconds`` in a member's history is its
+    share of the pack's epoch time (the time divided by the members still training).
+    ``on_epoch(epoch, model, member)`` is ``training.train``'s ``on_epoch`` for member ``member``
+    (given a module holding that member's current weights).
+    """
+    _check_pack(models, data, cfgs)
+    device = data[0].images.device
+    names = list(models[0].state_dict().keys())
+    base = copy.deepcopy(models[0]).to("meta")
+    members = [_Member(cfg) for cfg in cfgs]
+    n = len(data[0].indices)
+    key = _pack_key(cfgs)
+
+    start_epoch = 1
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    state = _load_checkpoint(ckpt_path, key, device)
+    if state is not None:
+        for m, record in zip(members, state["members"], strict=True):
+            m.restore(record)
+        stack = _Stack(state["params"], state["buffers"], cfgs[0].optimizer, state["active"])
+        stack.optimizer.load_state_dict(state["optimizer"])
+        start_epoch = state["epoch"] + 1
+        if progress is not None:  # the examples already seen
+            progress.update(n * sum(row["epoch"] > 0 for m in members for row in m.history))
+    else:
+        params, buffers = stack_module_state(models)
+        stack = _Stack(params, buffers, cfgs[0].optimizer, list(range(len(models))))
+        val_losses, val_accs = _packed_validate(base, stack, data[0])
+        for row, m in enumerate(members):  # epoch 0: the initial weights, as training.train
+            m.history.append(_row(0, math.nan, val_losses[row], val_accs[row], 0.0))
+            m.history[-1].update(_measure(on_epoch, 0, models[0], stack, row, names))
+            m.best_state, m.best_acc = stack.state_of(row, names), val_accs[row]
+    resumed_from = start_epoch - 1
+
+    forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))
+    for epoch in range(start_epoch, cfgs[0].max_epochs + 1):
+        if not stack.members:
+            break
+        t0 = time.perf_counter()
+        base.train()
+        losses = _packed_epoch(forward, stack, members, data, epoch, progress)
+        val_losses, val_accs = _packed_validate(base, stack, data[0])
+        seconds = (time.perf_counter() - t0) / len(stack.members)
+        keep = []
+        for row, i in enumerate(stack.members):
+            m = members[i]
+            if not math.isfinite(losses[row]):
+                m.history.append(_row(epoch, losses[row], math.nan, math.nan, seconds))
+                m.stopped_by = "nonfinite_loss"
+                continue
+            m.history.append(_row(epoch, losses[row], val_losses[row], val_accs[row], seconds))
+            m.history[-1].update(_measure(on_epoch, epoch, models[0], stack, row, names))
+            if val_accs[row] > m.best_acc:
+                m.best_state = stack.state_of(row, names)
+                m.best_epoch, m.best_acc, m.bad_epochs = epoch, val_accs[row], 0
+            else:
+                m.bad_epochs += 1
+            if not m.cfg.restore_best:  # the last weights stand in for the best
+                m.best_state = stack.state_of(row, names)
+                m.best_epoch, m.best_acc = epoch, val_accs[row]
+            if m.bad_epochs >= m.cfg.patience:
+                m.stopped_by = "patience"
+                continue
+            keep.append(row)
+        if len(keep) < len(stack.members):
+            stack = stack.select(keep)
+        if progress is not None:
+            progress.set_postfix(epoch=epoch, training=len(stack.members))
+        if ckpt_path is not None:
+            torch_save(
+                {
+                    "key": key,
+                    "epoch": epoch,
+                    "params": stack.params,
+                    "buffers": stack.buffers,
+                    "active": stack.members,
+                    "optimizer": stack.optimizer.state_dict(),
+                    "members": [m.record() for m in members],
+                },
+                ckpt_path,
+            )
+
+    return [
+        TrainResult(
+            status="diverged" if m.stopped_by == "nonfinite_loss" else "ok",
+            stopped_by=m.stopped_by,
+            best_epoch=m.best_epoch,
+            best_val_accuracy=m.best_acc,
+            best_state=m.best_state,
+            history=m.history,
+            resumed_from_epoch=resumed_from,
+        )
+        for m in members
+    ]
+
+
+def _measure(on_epoch, epoch: int, template: nn.Module, stack: _Stack, row: int, names) -> dict:
+    """``on_epoch`` for the member in ``row`` of the stack, on a module holding its weights."""
+    if on_epoch is None:
+        return {}
+    model = copy.deepcopy(template)
+    model.load_state_dict(stack.state_of(row, names))
+    return on_epoch(epoch, model, stack.members[row])
+
+
+def _packed_epoch(forward, stack: _Stack, members, data, epoch: int, progress) -> list[float]:
+    """One epoch of every active member; returns their mean training losses."""
+    device = data[0].images.device
+    rows = stack.members
+    batch = members[rows[0]].cfg.batch_size
+    n = len(data[rows[0]].indices)
+    perms = torch.stack(
+        [
+            torch.randperm(
+                n,
+                generator=torch.Generator().manual_seed(
+                    derive_seed(members[i].cfg.seed, "order", epoch)
+                ),
+            )
+            for i in rows
+        ]
+    ).to(device)
+    shared = all(data[i].images is data[rows[0]].images for i in rows)
+    indices = torch.stack([data[i].indices for i in rows])
+    labels = torch.stack([data[i].labels for i in rows])
+    shape = data[rows[0]].images.shape[1:]
+    total = torch.zeros(len(rows), dtype=torch.float64, device=device)
+    for start in range(0, n, batch):
+        sel = perms[:, start : start + batch]
+        b = sel.shape[1]
+        idx = indices.gather(1, sel)
+        if shared:
+            x = data[rows[0]].images.index_select(0, idx.reshape(-1)).view(len(rows), b, *shape)
+        else:
+            x = torch.stack([data[i].images.index_select(0, idx[r]) for r, i in enumerate(rows)])
+        y = labels.gather(1, sel)
+        logits = forward(stack.params, stack.buffers, x)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.reshape(-1), reduction="none")
+        loss = loss.view(len(rows), b).mean(1)
+        stack.optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        stack.optimizer.step()
+        total += loss.detach().double() * b
+        if progress is not None:
+            progress.update(b * len(rows))
+    return (total / n).tolist()  # the epoch's one synchronisation
+
+
+@torch.inference_mode()
+def _packed_validate(base: nn.Module, stack: _Stack, data: TrainData):
+    """Validation loss and accuracy of every active member (eval mode: batch-norm running
+    statistics, as ``training.predict``)."""
+    base.eval()
+    try:
+        forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))
+        logits = torch.cat(
+            [
+                forward(stack.params, stack.buffers, data.val_images[i : i + EVAL_BATCH])
+                for i in range(0, len(data.val_images), EVAL_BATCH)
+            ],
+            dim=1,
+        )
+    finally:
+        base.train()
+    losses, accs = [], []
+    for row in range(len(stack.members)):
+        losses.append(F.cross_entropy(logits[row].double(), data.val_labels).item())
+        accs.append((logits[row].argmax(1) == data.val_labels).double().mean().item())
+    return losses, accs
