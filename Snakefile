@@ -25,20 +25,15 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     study=_alternatives(config["studies"]),
     dataset=_alternatives(DATASETS),
-    model=_alternatives(MODELS),
-    noise=f"(?:{_alternatives(NOISE)}){_PARAM_CODES}",
-    optim=f"(?:{_alternatives(OPTIMIZERS)}){_PARAM_CODES}-bs[0-9]+(?:-e[0-9]+)?",
-    seed=r"[0-9]+",
+    config=runs.CONFIG_PATTERN,
+    noise=runs.SEGMENT,
+    seed=runs.SEED_PATTERN,
 
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
-
-
-ruleorder: gallery > figure
-ruleorder: examples_grid > figure
 
 
 # Run by the Snakemake process itself, also under a cluster executor: downloads need the
@@ -50,7 +45,6 @@ localrules:
     ood_runs_table,
     table,
     figure,
-    gallery,
 
 
 rule all:

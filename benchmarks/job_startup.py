@@ -22,8 +22,9 @@ import _common
 JOBS = {
     "train / evaluate / ood": "import torch, pandas, pyarrow.parquet, corruptlab.eval.evaluation, "
     "corruptlab.train.training, corruptlab.jobs.train",
-    "table": "import pandas, pyarrow.parquet, corruptlab.report.tables, corruptlab.report.claims",
-    "figure": "import pandas, corruptlab.report.figures, matplotlib.pyplot",
+    "table": "import pandas, pyarrow.parquet, corruptlab.report.tables, "
+    "corruptlab.studies.label_noise",
+    "figure": "import pandas, corruptlab.studies.label_noise, matplotlib.pyplot",
     "bare interpreter": "pass",
 }
 END_JOB = "from corruptlab.core.logs import end_job; end_job()"

@@ -1,18 +1,20 @@
-"""rule table: one of a study's derived tables (summary, selection, claims, ...)."""
+"""rule table: one of a study's derived tables (summary, selection, claims, ...), computed by
+its study kind."""
 
 import _src  # noqa: F401, I001 (src/ on sys.path; must come first)
 
-import pandas as pd
-
-from corruptlab.core.io import write_parquet
 from corruptlab.core.logs import end_job, job_log
-from corruptlab.report import claims  # noqa: F401 (registers the table 'claims')
-from corruptlab.report.tables import TABLES, show
+from corruptlab.jobs.report import make_table
+from corruptlab.report.tables import show
 
 with job_log(snakemake.log[0]):
-    inputs = {name: pd.read_parquet(path) for name, path in snakemake.input.items()}
-    table = TABLES.get(snakemake.wildcards.table)(inputs, snakemake.params.study)
-    write_parquet(table, snakemake.output[0])
+    table = make_table(
+        snakemake.wildcards.table,
+        snakemake.params.study,
+        dict(snakemake.input.items()),
+        snakemake.output[0],
+        kinds=snakemake.params.kinds,
+    )
     if snakemake.wildcards.table == "claims":
         print(f"\nClaims of study {snakemake.wildcards.study}:\n{show(table)}\n", flush=True)
 

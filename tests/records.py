@@ -7,7 +7,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from corruptlab.report.tables import TABLES, flatten_run
+from corruptlab import studies
+from corruptlab.report.tables import flatten_run
+
+studies.load()
+
+
+def output(kind: str, name: str):
+    """The function that computes table or figure ``name`` of study kind ``kind``."""
+    return studies.STUDIES.get(kind).output(name).fn
+
 
 # provenance every record carries besides its git commit (and python version and hostname)
 PROVENANCE = {"corruptlab_version": "0.1.0", "torch_version": "2.9.0", "device": "cpu"}
@@ -117,5 +126,5 @@ def runs_row(record: dict, accuracy: float, condition: str = "clean", **metrics)
 def selection_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The selection table computed, as the workflow does, from the summary of ``runs``."""
     tables = {"runs": runs}
-    tables["summary"] = TABLES.get("summary")(tables, {})
-    return TABLES.get("selection")(tables, {})
+    tables["summary"] = output("label_noise", "summary")(tables, {})
+    return output("label_noise", "selection")(tables, {})

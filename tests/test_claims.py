@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from records import PROVENANCE, make_noise, make_record, runs_row, selection_table
+from records import PROVENANCE, make_noise, make_record, output, runs_row, selection_table
 from scipy import stats as sps
 
-from corruptlab.report.claims import CLAIMS, check_claims
-from corruptlab.report.tables import TABLES, show
+from corruptlab.report.claims import check_claims
+from corruptlab.report.tables import show
 from corruptlab.studies import STUDIES
 
 STUDY = "ln_test"
@@ -97,8 +97,8 @@ def welch(a, b) -> tuple[float, float, float]:
 
 
 def test_label_noise_claims_are_registered_and_needed_tables_declared():
-    names = [n for n in CLAIMS.names() if n.startswith("label_noise/")]
-    assert len(names) == 3
+    claims = STUDIES.get("label_noise").claims
+    assert [c.__name__ for c in claims] == ["_accuracy_falls", "_ranking", "_conv4_above_90"]
     assert STUDIES.get("label_noise").needs("claims") == ("runs", "selection")
 
 
@@ -271,10 +271,11 @@ def test_every_row_has_study_provenance_and_a_valid_result():
 
 def test_claims_table_entry_uses_the_study_kind():
     tables = build_tables(BASE)
-    via_registry = TABLES.get("claims")(tables, study_dict())
+    via_registry = output("label_noise", "claims")(tables, study_dict())
     direct = check_claims("label_noise", tables, study_dict())
     pd.testing.assert_frame_equal(via_registry, direct)
-    assert check_claims("no_such_kind", tables, study_dict()).empty
+    with pytest.raises(KeyError, match="unknown study kind .no_such_kind.; accepted: label_noise"):
+        check_claims("no_such_kind", tables, study_dict())
 
 
 def test_show_renders_each_claim():

@@ -13,10 +13,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from records import make_noise, make_record, runs_row, selection_table  # noqa: E402
+from records import make_noise, make_record, output, runs_row, selection_table  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
-from corruptlab.report.figures import FIGURES, model_color, model_order, save_figure  # noqa: E402
+from corruptlab.report.style import model_color, model_order, save_figure  # noqa: E402
 from corruptlab.studies import STUDIES  # noqa: E402
 from corruptlab.train.models import MODELS  # noqa: E402
 
@@ -107,7 +107,7 @@ def test_study_figures_are_registered_and_drawn_from_selection():
     kind = STUDIES.get("label_noise")
     assert set(kind.figures) == {"accuracy_vs_alpha", "selected_lr_vs_alpha"}
     for name in kind.figures:
-        assert name in FIGURES
+        assert callable(kind.output(name).fn) and not kind.output(name).files
         assert kind.needs(name) == ("selection",)
 
 
@@ -133,11 +133,11 @@ def test_unknown_target_lists_known_tables_and_figures():
 
 @pytest.mark.parametrize("name", STUDIES.get("label_noise").figures)
 def test_one_panel_per_noise_family(name, uniform_sel, both_sel):
-    fig = FIGURES.get(name)({"selection": uniform_sel})
+    fig = output("label_noise", name)({"selection": uniform_sel})
     assert isinstance(fig, plt.Figure)
     assert len(fig.axes) == 1
     assert "uniform" in fig.axes[0].get_title()
-    fig2 = FIGURES.get(name)({"selection": both_sel})
+    fig2 = output("label_noise", name)({"selection": both_sel})
     assert len(fig2.axes) == 2
     titles = sorted(ax.get_title() for ax in fig2.axes)
     assert "structured" in titles[0] and "0.5" in titles[0]
@@ -153,7 +153,7 @@ def test_one_panel_per_noise_family(name, uniform_sel, both_sel):
 @pytest.mark.parametrize("name", STUDIES.get("label_noise").figures)
 def test_clean_only_selection_gives_one_panel(name):
     clean = {k: v for k, v in UNIFORM.items() if k[1] == 0}
-    fig = FIGURES.get(name)({"selection": make_selection(clean)})
+    fig = output("label_noise", name)({"selection": make_selection(clean)})
     assert len(fig.axes) == 1
     assert "clean" in fig.axes[0].get_title()
     for line in fig.axes[0].lines:
@@ -175,7 +175,7 @@ def expected_accuracy(grid: dict, model: str, keys) -> tuple[list, list, list]:
 
 
 def test_accuracy_lines_are_selected_test_accuracy_in_percent(uniform_sel):
-    fig = FIGURES.get("accuracy_vs_alpha")({"selection": uniform_sel})
+    fig = output("label_noise", "accuracy_vs_alpha")({"selection": uniform_sel})
     ax = fig.axes[0]
     assert "accuracy" in ax.get_ylabel() and "%" in ax.get_ylabel()
     assert [line.get_label() for line in ax.lines] == registry_order(MODELS_USED)
@@ -197,7 +197,7 @@ def test_accuracy_lines_are_selected_test_accuracy_in_percent(uniform_sel):
 
 
 def test_accuracy_structured_panel_has_clean_point_and_its_own_values(both_sel):
-    fig = FIGURES.get("accuracy_vs_alpha")({"selection": both_sel})
+    fig = output("label_noise", "accuracy_vs_alpha")({"selection": both_sel})
     ax = panel(fig, "structured")
     for model, line in lines_by_label(ax).items():
         assert list(line.get_xdata()) == [0.0, 5.0]
@@ -210,7 +210,7 @@ def test_accuracy_structured_panel_has_clean_point_and_its_own_values(both_sel):
 def test_x_data_is_sorted_even_when_selection_rows_are_not(uniform_sel):
     shuffled = uniform_sel.sample(frac=1.0, random_state=3).reset_index(drop=True)
     assert not shuffled["alpha_axis"].is_monotonic_increasing
-    fig = FIGURES.get("accuracy_vs_alpha")({"selection": shuffled})
+    fig = output("label_noise", "accuracy_vs_alpha")({"selection": shuffled})
     for model, line in lines_by_label(fig.axes[0]).items():
         assert list(line.get_xdata()) == [0.0, 5.0, 10.0]
         np.testing.assert_allclose(
@@ -222,7 +222,7 @@ def test_x_data_is_sorted_even_when_selection_rows_are_not(uniform_sel):
 
 
 def test_selected_lr_lines_follow_the_winning_lr(uniform_sel):
-    fig = FIGURES.get("selected_lr_vs_alpha")({"selection": uniform_sel})
+    fig = output("label_noise", "selected_lr_vs_alpha")({"selection": uniform_sel})
     ax = fig.axes[0]
     assert "learning rate" in ax.get_ylabel()
     assert ax.get_yscale() == "log"
@@ -266,7 +266,7 @@ def _no_partials(directory) -> bool:
 
 
 def test_save_figure_writes_png_and_pdf_atomically(tmp_path, uniform_sel):
-    fig = FIGURES.get("accuracy_vs_alpha")({"selection": uniform_sel})
+    fig = output("label_noise", "accuracy_vs_alpha")({"selection": uniform_sel})
     out = tmp_path / "figures"  # created on demand
     png, pdf = out / "acc.png", out / "acc.pdf"
     save_figure(fig, str(png), str(pdf))
@@ -281,7 +281,7 @@ def test_save_figure_writes_png_and_pdf_atomically(tmp_path, uniform_sel):
 def test_save_figure_failure_leaves_previous_output_and_no_partial(tmp_path, uniform_sel):
     png, pdf = tmp_path / "f.png", tmp_path / "f.pdf"
     pdf.write_bytes(b"old pdf")
-    fig = FIGURES.get("selected_lr_vs_alpha")({"selection": uniform_sel})
+    fig = output("label_noise", "selected_lr_vs_alpha")({"selection": uniform_sel})
     real_savefig = fig.savefig
 
     def failing_savefig(path, format=None, **kw):  # noqa: A002 (matplotlib's keyword)

@@ -222,3 +222,26 @@ def test_hardest_and_easiest():
     assert out["variant"].tolist() == ["randY"] * 4 + ["real"] * 4
     with pytest.raises(ValueError):
         hardest_and_easiest(table, 0)
+
+
+def test_ties_are_broken_in_a_seeded_random_order_not_by_position():
+    """20 examples all at P(correct) 1 (class-sorted: 0-9 are 'zeros', 10-19 'ones'): by index
+    the easiest 5 would all be zeros; a tie seed mixes them, the same way every time."""
+    table = pd.DataFrame(
+        {
+            "variant": "real",
+            "epochs": 1,
+            "example": np.arange(20),
+            "n_seeds": 3,
+            "n_correct": 3,
+            "p_correct": 1.0,
+        }
+    )
+    by_index = hardest_and_easiest(table, 5)
+    assert by_index[by_index["end"] == "easiest"]["example"].tolist() == [0, 1, 2, 3, 4]
+    a = hardest_and_easiest(table, 5, tie_seed=0)
+    b = hardest_and_easiest(table, 5, tie_seed=0)
+    picked = a[a["end"] == "easiest"]["example"].tolist()
+    assert picked == b[b["end"] == "easiest"]["example"].tolist()
+    assert picked != [0, 1, 2, 3, 4] and len(set(picked)) == 5
+    assert "_tie" not in a.columns

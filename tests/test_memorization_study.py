@@ -16,13 +16,13 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 from conftest import copy_workflow, planned_jobs, snakemake  # noqa: E402
+from records import output  # noqa: E402
 from test_training import cfg, tiny_model, toy_data  # noqa: E402
 
 from corruptlab.core.config import ConfigError, expand_runs, validate_config  # noqa: E402
 from corruptlab.data.noise import variant_of  # noqa: E402
 from corruptlab.report.claims import check_claims  # noqa: E402
-from corruptlab.report.figures import FIGURES, examples_grid  # noqa: E402
-from corruptlab.report.tables import TABLES  # noqa: E402
+from corruptlab.studies.memorization import examples_grid  # noqa: E402
 from corruptlab.train.packing import train_packed  # noqa: E402
 from corruptlab.train.training import train  # noqa: E402
 
@@ -157,12 +157,12 @@ def histories() -> pd.DataFrame:
 
 def test_p_correct_csr_and_claims_tables():
     study = validated()["studies"]["memo"]
-    p = TABLES.get("p_correct")({"predictions": predictions()}, study)
+    p = output("memorization", "p_correct")({"predictions": predictions()}, study)
     assert len(p) == 3 * 200 and set(p["n_seeds"]) == {20}
     assert {"model", "variant", "max_epochs", "example", "p_correct", "label"} <= set(p)
     assert sorted(p["example"].unique())[:3] == [0, 10, 20]
 
-    csr = TABLES.get("csr")({"histories": histories()}, study)
+    csr = output("memorization", "csr")({"histories": histories()}, study)
     assert len(csr) == 3 * 3 and set(csr["n"]) == {4}
     real0 = csr[(csr["variant"] == "real") & (csr["epoch"] == 0)].iloc[0]
     assert real0["mean"] == pytest.approx(0.2 + 0.01 * 1.5)
@@ -182,7 +182,7 @@ def test_claims_fail_when_randx_examples_differ():
     preds = predictions()
     swap = {"randX": "randY", "randY": "randX"}
     preds["variant"] = preds["variant"].map(lambda v: swap.get(v, v))
-    p = TABLES.get("p_correct")({"predictions": preds}, study)
+    p = output("memorization", "p_correct")({"predictions": preds}, study)
     runs = pd.DataFrame({"study": ["memo"]})
     claims = check_claims(
         "memorization", {"runs": runs, "p_correct": p, "histories": histories()}, study
@@ -195,17 +195,17 @@ def test_claims_fail_when_randx_examples_differ():
 def test_memorization_figures(tmp_path, name):
     study = validated()["studies"]["memo"]
     tables = {
-        "p_correct": TABLES.get("p_correct")({"predictions": predictions()}, study),
-        "csr": TABLES.get("csr")({"histories": histories()}, study),
+        "p_correct": output("memorization", "p_correct")({"predictions": predictions()}, study),
+        "csr": output("memorization", "csr")({"histories": histories()}, study),
     }
-    fig = FIGURES.get(name)(tables)
+    fig = output("memorization", name)(tables)
     assert len(fig.axes) >= 1 and fig.axes[0].get_lines()
     fig.savefig(tmp_path / f"{name}.png")
 
 
 def test_examples_grid_draws_k_hardest_and_easiest_per_variant():
     study = validated()["studies"]["memo"]
-    p = TABLES.get("p_correct")({"predictions": predictions()}, study)
+    p = output("memorization", "p_correct")({"predictions": predictions()}, study)
     images = {v: np.zeros((2000, 28, 28), np.uint8) for v in ("real", "randY")}
     fig = examples_grid(p, images, k=4)
     shown = [ax for ax in fig.axes if ax.get_images()]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from corruptlab.core.config import ConfigError, expand_runs, ood_sets, validate_config
+from corruptlab.core.config import ConfigError, expand_runs, validate_config
 from corruptlab.data.datasets import (
     load_prepared,
     prepare,
@@ -23,6 +23,7 @@ from corruptlab.jobs.labels import make_labels
 from corruptlab.jobs.ood import ood_job
 from corruptlab.jobs.testset import make_testset
 from corruptlab.jobs.train import train_job
+from corruptlab.studies import STUDIES
 
 IN_CLASSES = [0, 1, 2, 3, 4]
 
@@ -146,7 +147,8 @@ def trained(base):
 def test_ood_job_rows_and_roc(base, trained):
     root, path, data = base
     study, out = trained["all"]
-    sets = ood_sets(study) + [{"family": "dataset", "name": "mnist5k", "path": str(path)}]
+    other = {"family": "dataset", "name": "mnist5k", "path": str(path)}
+    sets = STUDIES.get("ood").ood_sets(study) + [other]
     rows = ood_job(out["run"], str(path), out["model"], sets, device="cpu")
     assert [(r["ood_set"], r["score"]) for r in rows] == [
         (s, score) for s in ("uniform_noise", "mnist5k") for score in SCORES.names()
@@ -174,7 +176,7 @@ def test_ood_job_on_held_out_classes_and_a_corrupted_test_set(base, trained):
         {"family": "held_out", "name": "held_out_classes"},
         {"family": "corruption", "name": "impulse_noise", "severity": 5, "path": str(testset)},
     ]
-    assert ood_sets(study)[-1] == sets[0]  # in_classes adds the held-out set
+    assert STUDIES.get("ood").ood_sets(study)[-1] == sets[0]  # in_classes adds the held-out set
     rows = ood_job(out["run"], str(path), out["model"], sets, scores=["msp"], device="cpu")
     n_in = int((data["test_labels"] < 5).sum())
     assert [(r["ood_set"], r["n_in"], r["n_out"]) for r in rows] == [
@@ -225,7 +227,8 @@ def test_ood_config_errors():
     assert "every class of 'mnist5k' is listed" in _errors(in_classes=list(range(10)))
     assert "an ood study needs at least one OOD set" in _errors(ood={})
     msg = _errors(kind="label_noise")
-    assert "studies.o.ood: OOD sets are scored only by studies of kind 'ood'" in msg
+    assert "studies.o: unknown key(s) 'ood'; accepted: batch_size, dataset" in msg
+    assert "('ood' is a key of study kind 'ood')" in msg
 
 
 def test_ood_config_defaults_and_runs():

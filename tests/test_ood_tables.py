@@ -10,13 +10,12 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from records import make_noise, make_record  # noqa: E402
+from records import make_noise, make_record, output  # noqa: E402
 
 from corruptlab.eval.ood import ROC_GRID  # noqa: E402
 from corruptlab.report.claims import check_claims  # noqa: E402
-from corruptlab.report.figures import FIGURES  # noqa: E402
 from corruptlab.report.stats import mean_ci  # noqa: E402
-from corruptlab.report.tables import TABLES, flatten_run  # noqa: E402
+from corruptlab.report.tables import flatten_run  # noqa: E402
 from corruptlab.studies import STUDIES  # noqa: E402
 
 SETS = [("synthetic", "uniform_noise"), ("corruption", "fog_s5"), ("held_out", "held_out_classes")]
@@ -62,12 +61,13 @@ def ood_runs() -> pd.DataFrame:
 
 def test_ood_study_kind():
     kind = STUDIES.get("ood")
-    assert kind.tables == ("runs", "summary", "ood_metrics", "claims")
+    assert kind.table_names == ("runs", "summary", "ood_metrics", "claims")
+    assert kind.steps == ("evaluate", "ood")
     assert kind.needs("ood_metrics") == ("ood_runs",) and kind.needs("roc_curves") == ("ood_runs",)
 
 
 def test_ood_metrics_table():
-    table = TABLES.get("ood_metrics")({"ood_runs": ood_runs()}, {})
+    table = output("ood", "ood_metrics")({"ood_runs": ood_runs()}, {})
     assert len(table) == 2 * len(SETS) * len(SCORES) * 4  # models x sets x scores x metrics
     assert set(table["metric"]) == {"auroc", "fpr95", "aupr_in", "aupr_out"}
     row = table[
@@ -115,8 +115,8 @@ def test_ood_claims_not_applicable_without_uniform_noise_or_msp():
 @pytest.mark.parametrize("name", ["roc_curves", "ood_auroc"])
 def test_ood_figures(tmp_path, name):
     runs = ood_runs()
-    tables = {"ood_runs": runs, "ood_metrics": TABLES.get("ood_metrics")({"ood_runs": runs}, {})}
-    fig = FIGURES.get(name)(tables)
+    tables = {"ood_runs": runs, "ood_metrics": output("ood", "ood_metrics")({"ood_runs": runs}, {})}
+    fig = output("ood", name)(tables)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
     if name == "roc_curves":  # a panel per (model, OOD set), a line per score + the diagonal
         assert len(titles) == 2 * len(SETS) and "conv4: fog_s5" in titles

@@ -9,12 +9,11 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from records import make_noise, make_record, runs_row  # noqa: E402
+from records import make_noise, make_record, output, runs_row  # noqa: E402
 
 from corruptlab.eval import adaptation  # noqa: E402
 from corruptlab.report.claims import check_claims  # noqa: E402
-from corruptlab.report.figures import FIGURES  # noqa: E402
-from corruptlab.report.tables import EVAL_KEYS, TABLES  # noqa: E402
+from corruptlab.report.tables import EVAL_KEYS  # noqa: E402
 from corruptlab.studies import STUDIES  # noqa: E402
 
 METHODS = {
@@ -62,7 +61,7 @@ def runs_frame() -> pd.DataFrame:
 
 def errors_table(baseline: str | None = "mlp_bn") -> pd.DataFrame:
     study = {"kind": "corruption_tta", "baseline_model": baseline}
-    return TABLES.get("corruption_errors")({"runs": runs_frame()}, study)
+    return output("corruption_tta", "corruption_errors")({"runs": runs_frame()}, study)
 
 
 def pick(table: pd.DataFrame, **where) -> pd.DataFrame:
@@ -153,7 +152,7 @@ def test_entropy_claim_and_deciles():
         "fail",
     ]
 
-    deciles = TABLES.get("entropy_deciles")({"predictions": predictions()}, {})
+    deciles = output("corruption_tta", "entropy_deciles")({"predictions": predictions()}, {})
     fog = deciles[deciles["condition"] == "fog"]
     assert fog["decile"].tolist() == list(range(1, 11))
     assert (fog["n_runs"] == 2).all()
@@ -164,13 +163,13 @@ def test_entropy_claim_and_deciles():
     "name", [f for f in STUDIES.get("corruption_tta").figures if f != "corruption_gallery"]
 )
 def test_shift_figures_render(name, tmp_path):
-    from corruptlab.report.figures import save_figure
+    from corruptlab.report.style import save_figure
 
     runs = runs_frame()
     tables = {"runs": runs, "predictions": predictions()}
     tables["corruption_errors"] = errors_table()
-    tables["entropy_deciles"] = TABLES.get("entropy_deciles")(tables, {})
-    fig = FIGURES.get(name)(tables)
+    tables["entropy_deciles"] = output("corruption_tta", "entropy_deciles")(tables, {})
+    fig = output("corruption_tta", name)(tables)
     assert fig.axes and all(ax.has_data() for ax in fig.axes if ax.get_label() != "<colorbar>")
     save_figure(fig, tmp_path / "f.png", tmp_path / "f.pdf")
     assert (tmp_path / "f.png").stat().st_size > 5000
@@ -200,7 +199,7 @@ def test_mce_has_one_reference_the_baseline_without_adaptation():
     # A and B: source error 0.5, tent error 0.25; baseline B. mCE(A tent) = 0.25 / 0.5, not
     # 0.25 / B's tent error 0.25 = 1.0
     runs = toy_runs({(m, k): e for m in ("A", "B") for k, e in (("source", 0.5), ("tent", 0.25))})
-    e = TABLES.get("corruption_errors")({"runs": runs}, {"baseline_model": "B"})
+    e = output("corruption_tta", "corruption_errors")({"runs": runs}, {"baseline_model": "B"})
     mce = e[e["metric"] == "mCE"]
     assert pick(mce, model="A", method="tent")["mean"].iloc[0] == pytest.approx(0.5)
     assert pick(mce, model="B", method="tent")["mean"].iloc[0] == pytest.approx(0.5)
@@ -208,7 +207,7 @@ def test_mce_has_one_reference_the_baseline_without_adaptation():
     assert set(mce["baseline_model"]) == {"B"} and len(mce) == 4
     # without the baseline's source errors there is no reference, so no mCE
     no_source = runs[~((runs["model"] == "B") & (runs["method"] == "source"))]
-    e = TABLES.get("corruption_errors")({"runs": no_source}, {"baseline_model": "B"})
+    e = output("corruption_tta", "corruption_errors")({"runs": no_source}, {"baseline_model": "B"})
     assert not (e["metric"] == "mCE").any()
 
 
@@ -248,11 +247,11 @@ def test_claims_and_figures_use_the_first_configured_setting_not_string_order():
     assert tent["detail"] == "tent-lr0.001-batch_size64-steps1-shuffled"
     assert tent["value"] == pytest.approx(0.7 - 0.86)
 
-    errors = TABLES.get("corruption_errors")({"runs": runs}, {})
-    fig = FIGURES.get("error_by_corruption")({"corruption_errors": errors})
+    errors = output("corruption_tta", "corruption_errors")({"runs": runs}, {})
+    fig = output("corruption_tta", "error_by_corruption")({"corruption_errors": errors})
     heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches)
     assert heights == pytest.approx([70.5, 86.5])  # tent at batch 64 and source, in %
-    grid = FIGURES.get("tent_grid")({"corruption_errors": errors})
+    grid = output("corruption_tta", "tent_grid")({"corruption_errors": errors})
     assert "1 step(s) per batch, shuffled stream" in grid._suptitle.get_text()
 
 
@@ -306,7 +305,7 @@ def test_entropy_correlation_is_taken_within_each_corrupted_set():
     ]  # fmt: skip
     assert (ent["value"].abs() < 0.15).all()  # no within-set correlation
     assert ent.loc["conv4_bn (mean over sets)", "detail"] == "2 test sets"
-    deciles = TABLES.get("entropy_deciles")({"predictions": p}, {})
+    deciles = output("corruption_tta", "entropy_deciles")({"predictions": p}, {})
     assert set(deciles["condition"]) == {"fog", "gaussian_noise", "mean"}
     fog = deciles[deciles["condition"] == "fog"]
     assert fog["decile"].tolist() == list(range(1, 11)) and (fog["n_runs"] == 2).all()

@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from records import eval_row, make_record, runs_row, selection_table
+from records import eval_row, make_record, output, runs_row, selection_table
 from scipy import stats as sps
 
 from corruptlab.core import io
-from corruptlab.report.tables import TABLES, alpha_axis, flatten_run, runs_table
+from corruptlab.report.tables import flatten_run, runs_table
 from corruptlab.studies import STUDIES
+from corruptlab.studies.label_noise import alpha_axis
 
 RUNS_COLUMNS = [
     "study",
@@ -179,7 +180,7 @@ def expected_ci(values) -> tuple[float, float, float, float]:
 
 
 def test_summary_one_row_per_config_condition_metric():
-    s = TABLES.get("summary")({"runs": summary_runs()}, {})
+    s = output("label_noise", "summary")({"runs": summary_runs()}, {})
     assert len(s) == 2 * 2 * len(METRIC_NAMES)
     assert not s.duplicated(["lr", "condition", "metric"]).any()
     assert set(s["metric"]) == set(METRIC_NAMES)
@@ -202,7 +203,7 @@ def test_summary_one_row_per_config_condition_metric():
     ],
 )
 def test_summary_statistics_match_numpy(lr, condition, metric, values):
-    s = TABLES.get("summary")({"runs": summary_runs()}, {})
+    s = output("label_noise", "summary")({"runs": summary_runs()}, {})
     got = s[(s["lr"] == lr) & (s["condition"] == condition) & (s["metric"] == metric)]
     assert len(got) == 1
     got = got.iloc[0]
@@ -215,7 +216,7 @@ def test_summary_statistics_match_numpy(lr, condition, metric, values):
 
 
 def test_summary_carries_config_divergence_and_provenance():
-    s = TABLES.get("summary")({"runs": summary_runs()}, {})
+    s = output("label_noise", "summary")({"runs": summary_runs()}, {})
     for col, value in [
         ("study", "ln_test"),
         ("dataset", "mnist5k"),
@@ -244,7 +245,7 @@ def test_summary_ignores_nan_metric_values():
     runs.loc[
         (runs["lr"] == 0.1) & (runs["seed"] == 0) & (runs["condition"] == "clean"), "accuracy"
     ] = np.nan
-    s = TABLES.get("summary")({"runs": runs}, {})
+    s = output("label_noise", "summary")({"runs": runs}, {})
     got = s[(s["lr"] == 0.1) & (s["condition"] == "clean") & (s["metric"] == "accuracy")].iloc[0]
     mean, std, low, high = expected_ci(ACC[0.1][1:])
     assert got["n"] == 2
@@ -343,9 +344,9 @@ def test_selection_survives_a_parquet_round_trip(tmp_path):
     runs = selection_runs()
     io.write_parquet(runs, tmp_path / "runs.parquet")
     tables = {"runs": pd.read_parquet(tmp_path / "runs.parquet")}
-    io.write_parquet(TABLES.get("summary")(tables, {}), tmp_path / "summary.parquet")
+    io.write_parquet(output("label_noise", "summary")(tables, {}), tmp_path / "summary.parquet")
     tables["summary"] = pd.read_parquet(tmp_path / "summary.parquet")
-    sel = TABLES.get("selection")(tables, {})
+    sel = output("label_noise", "selection")(tables, {})
     assert len(sel) == 4
     for model in SEL_MODELS:
         assert set(sel.loc[sel["model"] == model, "lr"]) == {SEL_WINNER[model]}
@@ -368,9 +369,9 @@ def test_alpha_axis_is_zero_for_clean_labels_and_alpha_otherwise():
 
 def test_study_kind_declares_registered_tables():
     kind = STUDIES.get("label_noise")
-    assert kind.tables == ("runs", "summary", "selection", "claims")
-    for name in kind.tables[1:]:
-        assert name in TABLES
+    assert kind.table_names == ("runs", "summary", "selection", "claims")
+    for name in kind.table_names[1:]:
+        assert callable(kind.output(name).fn)
     assert kind.needs("summary") == ("runs",)
     assert kind.needs("selection") == ("summary",)
     assert kind.needs("claims") == ("runs", "selection")

@@ -78,12 +78,13 @@ rule table:
     log:
         "results/{study}/logs/tables/{table}.log",
     wildcard_constraints:
-        table=r"(?!(?:runs|predictions|ood_runs|histories)\b)[a-z_]+",
+        table=rf"(?!(?:{'|'.join(PER_RUN_TABLES)})\b)[a-z_]+",
     conda:
         "../../envs/corruptlab.yaml"
     params:
         study=lambda w: config["studies"][w.study],
-        code=CODE["table"],
+        kinds=config["study_kinds"],
+        code=kind_code("table"),
     script:
         "../../scripts/table.py"
 
@@ -106,42 +107,9 @@ rule figure:
     conda:
         "../../envs/corruptlab.yaml"
     params:
-        code=CODE["figure"],
+        study=lambda w: config["studies"][w.study],
+        files=output_files,
+        kinds=config["study_kinds"],
+        code=kind_code("figure"),
     script:
         "../../scripts/figure.py"
-
-
-rule gallery:
-    input:
-        data=dataset_file,
-    output:
-        png="results/{study}/figures/corruption_gallery.png",
-        pdf="results/{study}/figures/corruption_gallery.pdf",
-    log:
-        "results/{study}/logs/figures/corruption_gallery.log",
-    conda:
-        "../../envs/corruptlab.yaml"
-    params:
-        code=CODE["gallery"],
-    script:
-        "../../scripts/gallery.py"
-
-
-rule examples_grid:
-    input:
-        p_correct="results/{study}/tables/p_correct.parquet",
-        data=dataset_file,
-        labels=memorization_labels_files,
-    output:
-        png="results/{study}/figures/examples_grid.png",
-        pdf="results/{study}/figures/examples_grid.pdf",
-    log:
-        "results/{study}/logs/figures/examples_grid.log",
-    conda:
-        "../../envs/corruptlab.yaml"
-    params:
-        variants=memorization_variants,
-        examples=lambda w: config["studies"][w.study]["memorization"]["examples"],
-        code=CODE["examples_grid"],
-    script:
-        "../../scripts/examples_grid.py"

@@ -1,21 +1,13 @@
 # Config validation, grid expansion, input functions and wildcard constraints.
-# Imports only light corruptlab modules (no torch, no pandas): this runs on every invocation.
-from corruptlab.core.config import (
-    ConfigError,
-    eval_methods,
-    expand_runs,
-    noise_specs,
-    ood_sets,
-    seed_packs,
-    validate_config,
-)
+# Imports only light corruptlab modules (no torch, no matplotlib): this runs on every invocation.
+from corruptlab.core.config import ConfigError, expand_runs, validate_config
+from corruptlab.core.grid import noise_specs, seed_packs
+from corruptlab.eval.adaptation import eval_methods
 from corruptlab.data.corruptions import CORRUPTIONS
 from corruptlab.data.datasets import DATASETS, is_downloadable
-from corruptlab.core.fingerprint import script_fingerprint
-from corruptlab.train.models import MODELS
-from corruptlab.data.noise import NOISE, variant_of
-from corruptlab.train.optim import OPTIMIZERS
-from corruptlab.studies import STUDIES
+from corruptlab.core import runs
+from corruptlab.core.fingerprint import fingerprint, reached_modules, script_modules
+from corruptlab.studies import PER_RUN_TABLES, STUDIES, kind_source
 
 try:
     validate_config(config)
@@ -26,9 +18,11 @@ RUNS = {
     study: {run["run_id"]: run for run in expand_runs(study, spec, config)}
     for study, spec in config["studies"].items()
 }
-RUN_DIR = "results/{study}/runs/{model}/{noise}/{optim}/seed{seed}"
-# where a pack's outputs go: each seed's usual run directory
-PACK_BASE = "results/{study}/runs/{model}/{noise}/{optim}"
+# each study's kind (corruptlab.studies): what its runs are, and what it aggregates them into
+KIND = {study: STUDIES.get(spec["kind"]) for study, spec in config["studies"].items()}
+RUN_DIR = runs.RUN_DIR
+# where a pack's outputs go: each seed's usual run directory under its configuration's
+PACK_BASE = runs.CONFIG_DIR
 
 # A job labels, trains, evaluates or scores a pack of one configuration's seeds: chunks of
 # train.seeds_per_job of the study's sorted seeds. A single run is a pack of one, whose seed is
@@ -41,7 +35,7 @@ PACKS = {ONE: ONE_STUDIES} if ONE_STUDIES else {}
 for _study, _spec in config["studies"].items():
     for _seeds in seed_packs(_spec):
         PACKS.setdefault(tuple(_seeds), []).append(_study)
-OOD_STUDIES = [s for s, spec in config["studies"].items() if spec["kind"] == "ood"]
+OOD_STUDIES = [s for s in config["studies"] if "ood" in KIND[s].steps]
 # studies whose runs share one data seed's labels (memorization's randX and randY): their
 # labels are made one seed at a time whatever their packs
 SHARED_LABELS = [
@@ -95,10 +89,30 @@ def pack_log(step, seeds, suffix="log"):
 # Fingerprints of the library code behind each rule's script (every corruptlab module it
 # reaches, read from the source): an edit reruns that step and what follows.
 CODE = {
-    script.stem: script_fingerprint(script)
+    script.stem: fingerprint(*script_modules(script))
     for script in sorted(Path(workflow.basedir, "scripts").glob("*.py"))
     if not script.stem.startswith("_")
 }
+
+
+def kind_code(script):
+    """The fingerprint of an aggregation script together with its study's kind module (which
+    the job imports by name): editing a kind's module redraws that kind's tables and figures.
+    """
+
+    def code(wildcards):
+        source = Path(kind_source(config["studies"][wildcards.study]["kind"]))
+        text = source.read_text()
+        modules = set(script_modules(Path(workflow.basedir, "scripts", f"{script}.py")))
+        return fingerprint(*modules, *reached_modules(text)) + sha256(text)
+
+    return code
+
+
+def sha256(text):
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _alternatives(names):
@@ -107,20 +121,26 @@ def _alternatives(names):
     return "|".join(names) if names else "(?!)"
 
 
-_PARAM_CODES = r"(?:-[a-z]+[0-9][0-9.e+-]*)*"
-
-
 def run_of(wildcards, seed=None):
-    """The run dict (every hyper-parameter of one training job) for a run directory (or for
-    ``seed`` under the same study, model, noise and optimizer)."""
-    seed = wildcards.seed if seed is None else seed
-    run_id = f"{wildcards.model}/{wildcards.noise}/{wildcards.optim}/seed{seed}"
+    """The run dict (every hyper-parameter of one training job) of a run directory (or of
+    ``seed`` under the same configuration)."""
+    run = runs.run_id(wildcards.config, wildcards.seed if seed is None else seed)
     try:
-        return RUNS[wildcards.study][run_id]
+        return RUNS[wildcards.study][run]
     except KeyError:
-        raise ValueError(
-            f"{run_id} is not a run of study {wildcards.study!r}"
-        ) from None
+        raise ValueError(f"{run} is not a run of study {wildcards.study!r}") from None
+
+
+def run_inputs(wildcards, seeds=ONE):
+    """The files of other runs that the runs of a pack consume (a teacher's model, say: see
+    corruptlab.core.runs), so that retraining those runs retrains these."""
+    return sorted(
+        {
+            path
+            for s in pack_seeds(wildcards, seeds)
+            for path in runs.input_paths(run_of(wildcards, s)).values()
+        }
+    )
 
 
 def study_dataset(wildcards):
@@ -136,14 +156,14 @@ def study_runs(wildcards):
 
 
 def run_files(study, name):
-    return [f"results/{study}/runs/{run_id}/{name}" for run_id in RUNS[study]]
+    return [f"{runs.run_dir(study, run)}/{name}" for run in RUNS[study]]
 
 
 def all_targets():
     targets = []
     for study, spec in config["studies"].items():
-        kind = STUDIES.get(spec["kind"])
-        targets += [f"results/{study}/tables/{t}.parquet" for t in kind.tables]
+        kind = KIND[study]
+        targets += [f"results/{study}/tables/{t}.parquet" for t in kind.table_names]
         targets += [
             f"results/{study}/figures/{f}.{ext}"
             for f in kind.figures
@@ -159,12 +179,47 @@ def prepare_input(wildcards):
 
 
 def needed_tables(wildcards):
-    """The study's tables that a table or figure is computed from (declared by its kind)."""
-    kind = STUDIES.get(config["studies"][wildcards.study]["kind"])
-    target = wildcards.get("table") or wildcards.get("figure")
-    return {
-        t: f"results/{wildcards.study}/tables/{t}.parquet" for t in kind.needs(target)
-    }
+    """What a table or figure is computed from (declared by its kind): the study's tables it
+    needs, and the files it reads besides them (the dataset; labels files)."""
+    output = KIND[wildcards.study].output(
+        wildcards.get("table") or wildcards.get("figure")
+    )
+    inputs = {t: f"results/{wildcards.study}/tables/{t}.parquet" for t in output.needs}
+    if "dataset" in output.files:
+        inputs["dataset"] = dataset_file(wildcards)
+    if "labels" in output.files:
+        inputs["labels"] = [path for _, path in variant_labels(wildcards)]
+    return inputs
+
+
+def output_files(wildcards):
+    """The files a figure reads besides tables (see corruptlab.studies.Output)."""
+    output = KIND[wildcards.study].output(wildcards.figure)
+    files = {}
+    if "dataset" in output.files:
+        files["dataset"] = dataset_file(wildcards)
+    if "labels" in output.files:
+        files["labels"] = variant_labels(wildcards)
+    return files
+
+
+def variant_labels(wildcards):
+    """(noise spec, labels file) of each noise setting of a study, for its first run's data
+    seed (a memorization study's shared one)."""
+    firsts = {}
+    for run in RUNS[wildcards.study].values():
+        firsts.setdefault(run["noise_slug"], run)
+    return [
+        [
+            run["noise"],
+            runs.LABELS.format(
+                study=wildcards.study,
+                noise=slug,
+                seed=run.get("data_seed", run["seed"]),
+            ),
+        ]
+        for slug, run in firsts.items()
+    ]
 
 
 def testset_file(dataset, corruption, severity):
@@ -184,22 +239,15 @@ def test_conditions(wildcards):
 
 
 def eval_conditions(wildcards, seed=None):
-    """The test conditions, and in memorization studies the run's training examples (of
-    ``seed`` under the same configuration, if given)."""
-    study = config["studies"][wildcards.study]
+    """The test conditions, then the kind's own (of ``seed`` under the same configuration, if
+    given); a condition of family ``train`` reads the run's labels file."""
     conditions = test_conditions(wildcards)
-    memorization = study["memorization"]
-    if study["kind"] == "memorization" and memorization["examples"] == "train":
-        # the run's own training examples as trained (randX inputs, randY labels)
-        conditions.append(
-            {
-                "name": "train",
-                "severity": 0,
-                "family": "train",
-                "n": memorization["n_examples"],
-                "labels": labels_file(wildcards, seed),
-            }
-        )
+    for condition in KIND[wildcards.study].eval_conditions(
+        config["studies"][wildcards.study]
+    ):
+        if condition.get("family") == "train":
+            condition = {**condition, "labels": labels_file(wildcards, seed)}
+        conditions.append(condition)
     return conditions
 
 
@@ -212,25 +260,9 @@ def labels_file(wildcards, seed=None):
     (memorization studies: the same randX images and randY labels in every seed)."""
     run = run_of(wildcards, seed)
     data_seed = run.get("data_seed", run["seed"])
-    return f"results/{wildcards.study}/labels/{wildcards.noise}/seed{data_seed}.npz"
-
-
-def memorization_variants(wildcards):
-    """Variant name (real, randX, randY, ...) -> noise slug, of a memorization study."""
-    return {
-        variant_of(run["noise"]): run["noise_slug"]
-        for run in RUNS[wildcards.study].values()
-    }
-
-
-def memorization_labels_files(wildcards):
-    """The labels file of each variant (the shared data seed's), in memorization_variants'
-    order."""
-    data_seed = config["studies"][wildcards.study]["memorization"]["data_seed"]
-    return [
-        f"results/{wildcards.study}/labels/{slug}/seed{data_seed}.npz"
-        for slug in memorization_variants(wildcards).values()
-    ]
+    return runs.LABELS.format(
+        study=wildcards.study, noise=run["noise_slug"], seed=data_seed
+    )
 
 
 def eval_labels_files(wildcards, seed=None):
@@ -250,7 +282,7 @@ def ood_set_specs(wildcards):
     other datasets' prepared files (prepare rule, after download)."""
     study = config["studies"][wildcards.study]
     specs = []
-    for spec in ood_sets(study):
+    for spec in KIND[wildcards.study].ood_sets(study):
         if spec["family"] == "corruption":
             spec = {
                 **spec,
@@ -260,6 +292,10 @@ def ood_set_specs(wildcards):
             spec = {**spec, "path": f"resources/datasets/{spec['name']}/data.pt"}
         specs.append(spec)
     return specs
+
+
+def ood_scores(wildcards):
+    return KIND[wildcards.study].ood_scores(config["studies"][wildcards.study])
 
 
 def ood_files(wildcards):
@@ -272,8 +308,8 @@ def _study_resources(wildcards):
 
 # Resources of the jobs that train or evaluate a model (the GPU jobs); memory and runtime grow
 # with each attempt, so a job retried after running out of either asks for more.
-def run_resources(runs=1):
-    """Resources of a job that trains or evaluates ``runs`` runs (a pack's seeds, one after
+def run_resources(n_runs=1):
+    """Resources of a job that trains or evaluates ``n_runs`` runs (a pack's seeds, one after
     another): GPU and memory of one run, the runtime of all."""
     return {
         "gpu": lambda wildcards: _study_resources(wildcards)["gpus"],
@@ -281,7 +317,7 @@ def run_resources(runs=1):
         "mem_mb": lambda wildcards, attempt: _study_resources(wildcards)["mem_mb"]
         * attempt,
         "runtime": lambda wildcards, attempt: _study_resources(wildcards)["runtime"]
-        * runs
+        * n_runs
         * attempt,
     }
 

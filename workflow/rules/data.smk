@@ -41,7 +41,7 @@ for _seeds, _studies in LABEL_PACKS.items():
             data=dataset_file,
         output:
             **{
-                f"labels_{i}": f"results/{{study}}/labels/{{noise}}/seed{s}.npz"
+                f"labels_{i}": runs.LABELS.replace("{seed}", str(s))
                 for i, s in enumerate(_seeds)
             },
         log:

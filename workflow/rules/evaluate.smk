@@ -68,7 +68,7 @@ for _seeds, _studies in PACKS.items():
             params:
                 seeds=lambda wildcards, seeds=_seeds: pack_seeds(wildcards, seeds),
                 sets=ood_set_specs,
-                scores=lambda w: config["studies"][w.study]["ood"]["scores"],
+                scores=ood_scores,
                 device=config["device"],
                 code=CODE["ood"],
             script:

@@ -12,6 +12,7 @@ for _seeds, _studies in PACKS.items():
             labels=lambda wildcards, seeds=_seeds: [
                 labels_file(wildcards, s) for s in pack_seeds(wildcards, seeds)
             ],
+            upstream=lambda wildcards, seeds=_seeds: run_inputs(wildcards, seeds),
         output:
             **pack_files(_seeds, "model.pt"),
             **pack_files(_seeds, "history.parquet"),

@@ -1,25 +1,28 @@
 """Config validation and grid expansion. Light: the Snakefile imports this at parse time.
 
-``validate_config`` checks a config against workflow/schemas/config.schema.yaml (filling its
-defaults) and then against the registries (models, datasets, noise kinds, optimizers, study
-kinds), collecting every problem into one ``ConfigError`` that names each key at fault and what
-would be accepted. ``expand_runs`` turns a study into its runs (model x noise x optimizer x
-batch size x seed); each run is a plain dict that reaches the rules through ``params:``.
+``validate_config`` loads the study kinds (built-in, and any modules the config's
+``study_kinds`` names), checks a config against workflow/schemas/config.schema.yaml merged with
+each study's kind's own schema (filling defaults), then against the registries (models,
+datasets, noise kinds, optimizers) and the kind's own checks, collecting every problem into one
+``ConfigError`` that names each key at fault and what would be accepted. ``expand_runs`` turns a
+study into its runs (the kind's ``expand``: by default ``grid_runs``, model x noise x optimizer x
+batch size x epochs x seed); each run is a plain dict that reaches the rules through
+``params:``.
 """
 
 from __future__ import annotations
 
-import itertools
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from corruptlab.core.params import Param, fmt_number
+from corruptlab import studies as study_kinds
+from corruptlab.core.checks import check_params, choice_errors, entries
+from corruptlab.core.grid import as_list
 from corruptlab.data.corruptions import CORRUPTIONS
 from corruptlab.data.datasets import DATASETS
 from corruptlab.data.noise import NOISE
 from corruptlab.eval.adaptation import METHOD_PARAMS, METHODS
-from corruptlab.eval.ood import OOD_SETS, SCORES
 from corruptlab.studies import STUDIES
 from corruptlab.train.models import MODELS, RANDOM_LAYERS
 from corruptlab.train.optim import OPTIMIZERS
@@ -70,12 +73,19 @@ def _where(path) -> str:
     return out or "<top level>"
 
 
-def _schema_message(error) -> str:
-    where = _where(error.absolute_path)
+def _schema_message(error, prefix: list | None = None) -> str:
+    where = _where([*(prefix or []), *error.absolute_path])
     if error.validator == "additionalProperties" and error.validator_value is False:
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"{where}: unknown key(s) {', '.join(map(repr, extra))}; accepted: {allowed}"
+        message = f"{where}: unknown key(s) {', '.join(map(repr, extra))}; accepted: {allowed}"
+        owners = [  # a key of another study kind, in a study of this one
+            f"{key!r} is a key of study kind {name!r}"
+            for key in extra
+            for name, kind in STUDIES.items()
+            if prefix and len(error.absolute_path) == 0 and key in kind.schema
+        ]
+        return message + (f" ({'; '.join(owners)})" if owners else "")
     if error.validator == "propertyNames":
         return (
             f"{where}: study name {error.instance!r} is not accepted; a name starts with a "
@@ -108,14 +118,18 @@ def _describe(schema: dict) -> str:
 
 def validate_config(config: dict) -> dict:
     """Validate ``config`` in place (filling defaults) and return it; raise ``ConfigError``."""
-    schema_errors = list(_validator()(_schema()).iter_errors(config))
-    errors = [_schema_message(e) for e in schema_errors]
+    top = _copy(_schema())
+    top["properties"]["studies"]["additionalProperties"] = {"type": "object"}
+    errors = [_schema_message(e) for e in _validator()(top).iter_errors(config)]
+    errors += _load_kinds(config.get("study_kinds"))
     studies = config.get("studies")
-    said = {e.split(": ", 1)[0] for e in errors}  # key paths the schema already reported
     for name, study in studies.items() if isinstance(studies, dict) else []:
-        if isinstance(study, dict):
-            more = _check_study(f"studies.{name}", study)
-            errors += [e for e in more if e.split(": ", 1)[0] not in said]
+        if not isinstance(study, dict):
+            continue
+        where = f"studies.{name}"
+        found = [_schema_message(e, ["studies", name]) for e in _study_errors(study)]
+        said = {e.split(": ", 1)[0] for e in found}  # key paths the schema already reported
+        errors += found + [e for e in _check_study(where, study) if e.split(": ", 1)[0] not in said]
     if not errors:
         for name, study in studies.items():
             ids = [r["run_id"] for r in expand_runs(name, study, config)]
@@ -129,41 +143,33 @@ def validate_config(config: dict) -> dict:
     return config
 
 
-def _choice(where: str, value: str, registry) -> list[str]:
-    if value not in registry:
-        return [f"{where}: unknown {registry.kind} {value!r}; accepted: {', '.join(registry)}"]
-    return []
-
-
-def _check_params(where: str, entry: dict, name_key: str, params: tuple[Param, ...]) -> list[str]:
+def _load_kinds(modules: Any) -> list[str]:
+    """Import the built-in study kinds and the config's ``study_kinds`` modules."""
+    study_kinds.load()
     errors = []
-    declared = {p.name: p for p in params}
-    for key in entry:
-        if key != name_key and key not in declared:
+    for i, spec in entries(modules, str):
+        try:
+            study_kinds.load_module(spec)
+        except Exception as err:  # noqa: BLE001 (any failure of the user's module is reported)
             errors.append(
-                f"{where}.{key}: not a parameter of {entry[name_key]!r}; accepted: "
-                + (", ".join(declared) or "no parameters")
+                f"study_kinds[{i}]: cannot load {spec!r} ({type(err).__name__}: {err}); "
+                "accepted: an importable module name or a path to a .py file"
             )
-    for p in params:
-        if p.name not in entry:
-            if p.default is None:
-                errors.append(f"{where}: missing {p.name!r} ({p.doc}; {p.accepted()})")
-            continue
-        values = entry[p.name] if isinstance(entry[p.name], list) else [entry[p.name]]
-        for v in values:
-            problem = p.check(v)
-            if problem:
-                errors.append(f"{where}.{p.name}: {problem}")
     return errors
 
 
-def _entries(value: Any, of: type) -> list[tuple[int, Any]]:
-    """(index, item) of a list's items of type ``of``; the schema reports anything else."""
-    return (
-        [(i, v) for i, v in enumerate(value) if isinstance(v, of)]
-        if isinstance(value, list)
-        else []
-    )
+def study_schema(kind: str | None) -> dict:
+    """The JSON schema of a study of ``kind``: the common study keys and the kind's own."""
+    base = _copy(_schema()["$defs"]["study"])
+    if kind in STUDIES:
+        base["properties"].update(_copy(STUDIES.get(kind).schema))
+    return base
+
+
+def _study_errors(study: dict):
+    kind = study.get("kind") if isinstance(study.get("kind"), str) else None
+    schema = {"$defs": _schema()["$defs"], **study_schema(kind)}
+    return _validator()(schema).iter_errors(study)
 
 
 def _check_study(where: str, study: dict) -> list[str]:
@@ -172,41 +178,35 @@ def _check_study(where: str, study: dict) -> list[str]:
     errors = []
     for key, registry in (("kind", STUDIES), ("dataset", DATASETS)):
         if isinstance(study.get(key), str):
-            errors += _choice(f"{where}.{key}", study[key], registry)
-    for i, model in _entries(study.get("models"), str):
-        errors += _choice(f"{where}.models[{i}]", model, MODELS)
+            errors += choice_errors(f"{where}.{key}", study[key], registry)
+    for i, model in entries(study.get("models"), str):
+        errors += choice_errors(f"{where}.models[{i}]", model, MODELS)
     for section, name_key, registry in (
         ("noise", "kind", NOISE),
         ("optimizers", "name", OPTIMIZERS),
     ):
-        for i, spec in _entries(study.get(section), dict):
+        for i, spec in entries(study.get(section), dict):
             w = f"{where}.{section}[{i}]"
             if not isinstance(spec.get(name_key), str):
                 continue
             if spec[name_key] not in registry:
-                errors += _choice(f"{w}.{name_key}", spec[name_key], registry)
+                errors += choice_errors(f"{w}.{name_key}", spec[name_key], registry)
             else:
-                errors += _check_params(w, spec, name_key, registry.get(spec[name_key]).params)
-    baseline, models = study.get("baseline_model"), study.get("models")
-    if isinstance(baseline, str) and isinstance(models, list) and baseline not in models:
-        errors.append(
-            f"{where}.baseline_model: {baseline!r} is not one of the study's models; "
-            f"accepted: {', '.join(map(str, models))}"
-        )
+                errors += check_params(w, spec, name_key, registry.get(spec[name_key]).params)
     evaluation = study.get("evaluation") if isinstance(study.get("evaluation"), dict) else {}
-    for i, name in _entries(evaluation.get("corruptions"), str):
-        errors += _choice(f"{where}.evaluation.corruptions[{i}]", name, CORRUPTIONS)
-    for i, spec in _entries(evaluation.get("methods"), dict):
+    for i, name in entries(evaluation.get("corruptions"), str):
+        errors += choice_errors(f"{where}.evaluation.corruptions[{i}]", name, CORRUPTIONS)
+    for i, spec in entries(evaluation.get("methods"), dict):
         w = f"{where}.evaluation.methods[{i}]"
         if isinstance(spec.get("name"), str):
             if spec["name"] not in METHODS:
-                errors += _choice(f"{w}.name", spec["name"], METHODS)
+                errors += choice_errors(f"{w}.name", spec["name"], METHODS)
             else:
-                errors += _check_params(w, spec, "name", METHOD_PARAMS[spec["name"]])
-    errors += _check_ood(where, study)
+                errors += check_params(w, spec, "name", METHOD_PARAMS[spec["name"]])
+    errors += _check_classes(where, study)
     train = study.get("train") if isinstance(study.get("train"), dict) else {}
     per_job, packing = train.get("seeds_per_job"), train.get("packing", "sequential")
-    random_models = [m for _, m in _entries(study.get("models"), str) if m in RANDOM_LAYERS]
+    random_models = [m for _, m in entries(study.get("models"), str) if m in RANDOM_LAYERS]
     if isinstance(per_job, int) and per_job > 1 and packing == "vmap" and random_models:
         errors.append(
             f"{where}.train.packing: vmap with seeds_per_job {per_job}, but "
@@ -214,205 +214,40 @@ def _check_study(where: str, study: dict) -> list[str]:
             "trained together; accepted: packing sequential (or seeds_per_job 1) for a study "
             "with such a model"
         )
+    kind = STUDIES.get(study["kind"]) if study.get("kind") in STUDIES else None
     patience, max_epochs = study.get("patience"), study.get("max_epochs")
-    epochs = [e for _, e in _entries(as_list(max_epochs), int)]
-    ignored = study.get("kind") == "memorization"  # its runs train every epoch
-    if isinstance(patience, int) and epochs and 1 <= min(epochs) < patience and not ignored:
+    epochs = [e for _, e in entries(as_list(max_epochs), int)]
+    uses_patience = kind is None or kind.uses_patience  # else its runs train every epoch
+    if isinstance(patience, int) and epochs and 1 <= min(epochs) < patience and uses_patience:
         errors.append(
             f"{where}.patience: {patience} exceeds max_epochs {min(epochs)}; "
             "accepted: an integer in [1, max_epochs]"
         )
-    errors += _check_memorization(where, study, epochs)
+    if kind is not None:
+        errors += kind.check(where, study)
     return errors
 
 
-def _check_memorization(where: str, study: dict, epochs: list[int]) -> list[str]:
-    mem = study.get("memorization")
-    if not isinstance(mem, dict) or study.get("kind") != "memorization":
-        return []  # other kinds ignore the section
-    late = [e for _, e in _entries(mem.get("csr_epochs"), int) if epochs and e > max(epochs)]
-    if late:
+def _check_classes(where: str, study: dict) -> list[str]:
+    classes = study.get("in_classes")
+    dataset = DATASETS.get(study["dataset"]) if study.get("dataset") in DATASETS else None
+    if not isinstance(classes, list) or dataset is None:
+        return []
+    n = dataset.n_classes
+    bad = [c for c in classes if isinstance(c, int) and c >= n]
+    if bad:
         return [
-            f"{where}.memorization.csr_epochs: {late} beyond max_epochs {max(epochs)}; "
-            "accepted: epochs in 0..max_epochs"
+            f"{where}.in_classes: {bad} are not classes of {dataset.name!r}; "
+            f"accepted: distinct integers in 0..{n - 1}"
+        ]
+    if len(set(classes)) >= n:
+        return [
+            f"{where}.in_classes: every class of {dataset.name!r} is listed; accepted: a "
+            f"proper subset of 0..{n - 1} (the others are held out)"
         ]
     return []
 
 
-def _check_ood(where: str, study: dict) -> list[str]:
-    errors = []
-    ood = study.get("ood") if isinstance(study.get("ood"), dict) else {}
-    for key, registry in (
-        ("synthetic", OOD_SETS),
-        ("corruptions", CORRUPTIONS),
-        ("datasets", DATASETS),
-        ("scores", SCORES),
-    ):
-        for i, name in _entries(ood.get(key), str):
-            errors += _choice(f"{where}.ood.{key}[{i}]", name, registry)
-            if key == "datasets" and name == study.get("dataset"):
-                errors.append(
-                    f"{where}.ood.{key}[{i}]: {name!r} is the study's own dataset; "
-                    f"accepted: another dataset ({', '.join(n for n in DATASETS if n != name)})"
-                )
-    classes = study.get("in_classes")
-    dataset = DATASETS.get(study["dataset"]) if study.get("dataset") in DATASETS else None
-    if isinstance(classes, list) and dataset is not None:
-        n = dataset.n_classes
-        bad = [c for c in classes if isinstance(c, int) and c >= n]
-        if bad:
-            errors.append(
-                f"{where}.in_classes: {bad} are not classes of {dataset.name!r}; "
-                f"accepted: distinct integers in 0..{n - 1}"
-            )
-        elif len(set(classes)) >= n:
-            errors.append(
-                f"{where}.in_classes: every class of {dataset.name!r} is listed; accepted: a "
-                f"proper subset of 0..{n - 1} (the others are held out)"
-            )
-    sets = [ood.get(k) for k in ("synthetic", "corruptions", "datasets")]
-    has_sets = any(isinstance(v, list) and v for v in sets) or bool(classes)
-    if study.get("kind") == "ood" and not has_sets:
-        errors.append(
-            f"{where}.ood: an ood study needs at least one OOD set; accepted: names in "
-            "ood.synthetic, ood.corruptions or ood.datasets, or in_classes (held-out classes)"
-        )
-    if study.get("kind") not in ("ood", None) and any(isinstance(v, list) and v for v in sets):
-        errors.append(
-            f"{where}.ood: OOD sets are scored only by studies of kind 'ood' "
-            f"(this study is {study.get('kind')!r}); accepted: kind: ood, or no ood section"
-        )
-    return errors
-
-
-def _grid(entry: dict, name_key: str, params: tuple[Param, ...]) -> list[dict]:
-    """Expand list-valued parameters into the product of their values (declared order)."""
-    lists = [
-        entry.get(p.name, p.default)
-        if isinstance(entry.get(p.name), list)
-        else [entry.get(p.name, p.default)]
-        for p in params
-    ]
-    return [
-        {
-            name_key: entry[name_key],
-            **{p.name: p.kind(v) for p, v in zip(params, combo, strict=True)},
-        }
-        for combo in itertools.product(*lists)
-    ]
-
-
-def seed_list(seeds: int | list[int]) -> list[int]:
-    return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-
-
-def seed_packs(study: dict) -> list[list[int]]:
-    """The seeds each training job of a (validated) study trains together, in chunks of
-    ``train.seeds_per_job`` of the sorted seeds; [] when every run is a job of its own."""
-    per_job = study.get("train", {}).get("seeds_per_job", 1)
-    if per_job == 1:
-        return []
-    seeds = sorted(seed_list(study["seeds"]))
-    return [seeds[i : i + per_job] for i in range(0, len(seeds), per_job)]
-
-
-def as_list(value: Any) -> list:
-    return value if isinstance(value, list) else [value]
-
-
 def expand_runs(study_name: str, study: dict, config: dict) -> list[dict]:
-    """Every run of a (validated) study, in a stable order."""
-    noises = [
-        n for spec in study["noise"] for n in _grid(spec, "kind", NOISE.get(spec["kind"]).params)
-    ]
-    optims = [
-        o
-        for spec in study["optimizers"]
-        for o in _grid(spec, "name", OPTIMIZERS.get(spec["name"]).params)
-    ]
-    runs = []
-    epoch_grid = isinstance(study["max_epochs"], list)  # then run paths name the epochs
-    memorization = study["kind"] == "memorization"
-    for model, noise, optim, bs, epochs, seed in itertools.product(
-        study["models"],
-        noises,
-        optims,
-        as_list(study["batch_size"]),
-        as_list(study["max_epochs"]),
-        seed_list(study["seeds"]),
-    ):
-        noise_slug = NOISE.get(noise["kind"]).slug(noise)
-        optim_slug = f"{OPTIMIZERS.get(optim['name']).slug(optim)}-bs{fmt_number(bs)}"
-        if epoch_grid:
-            optim_slug += f"-e{epochs}"
-        runs.append(
-            {
-                "study": study_name,
-                "kind": study["kind"],
-                "dataset": study["dataset"],
-                "split_seed": config["data"]["split_seed"],
-                "model": model,
-                "noise": noise,
-                "noise_slug": noise_slug,
-                "optimizer": optim,
-                "optim_slug": optim_slug,
-                "batch_size": bs,
-                "max_epochs": epochs,
-                # memorization runs train every epoch and keep the last weights
-                "patience": epochs if memorization else study["patience"],
-                "seed": seed,
-                "device": config["device"],
-                "run_id": f"{model}/{noise_slug}/{optim_slug}/seed{seed}",
-            }
-        )
-        if study.get("in_classes"):  # only when set: runs of other studies keep their params
-            runs[-1]["in_classes"] = sorted(study["in_classes"])
-        if memorization:
-            runs[-1].update(memorization_params(study, epochs))
-    return runs
-
-
-def memorization_params(study: dict, epochs: int) -> dict:
-    """What a memorization run adds to its run dict: the shared data seed, the last weights
-    instead of the best, and the critical-sample-ratio measurements (``csr``)."""
-    mem = study["memorization"]
-    csr_epochs = sorted(e for e in mem["csr_epochs"] if e <= epochs)
-    params: dict[str, Any] = {"data_seed": mem["data_seed"], "restore_best": False}
-    if csr_epochs:
-        params["csr"] = {
-            "epochs": csr_epochs,
-            "n": mem["csr_examples"],
-            "radius": mem["csr_radius"],
-            "alpha": mem["csr_alpha"],
-            "beta": mem["csr_beta"],
-            "steps": mem["csr_steps"],
-        }
-    return params
-
-
-def eval_methods(study: dict) -> list[dict]:
-    """The (validated) study's test-time adaptation methods, list-valued parameters expanded."""
-    return [
-        m
-        for spec in study["evaluation"]["methods"]
-        for m in _grid(spec, "name", METHOD_PARAMS[spec["name"]])
-    ]
-
-
-def ood_sets(study: dict) -> list[dict]:
-    """The (validated) ood study's OOD sets as corruptlab.eval.evaluation.load_ood_set specs
-    (without file paths, which the workflow adds)."""
-    ood = study["ood"]
-    sets = [{"family": "synthetic", "name": n} for n in ood["synthetic"]]
-    sets += [
-        {"family": "corruption", "name": n, "severity": ood["severity"]} for n in ood["corruptions"]
-    ]
-    sets += [{"family": "dataset", "name": n} for n in ood["datasets"]]
-    if study.get("in_classes"):
-        sets.append({"family": "held_out", "name": "held_out_classes"})
-    return sets
-
-
-def noise_specs(runs: list[dict]) -> dict[str, dict]:
-    """The distinct label-noise specs of a study's runs, by slug."""
-    return {r["noise_slug"]: r["noise"] for r in runs}
+    """Every run of a (validated) study, in a stable order: its kind's expansion."""
+    return STUDIES.get(study["kind"]).expand(study_name, study, config)

@@ -317,3 +317,15 @@ def tent(
         adapted, params = configure_tent(model)
         with _seeded(seed, images.device):
             return adapt_tent(adapted, params, images, batch_size=batch_size, lr=lr, steps=steps)
+
+
+def eval_methods(study: dict) -> list[dict]:
+    """The (validated) study's adaptation method settings in the configured order, list-valued
+    parameters expanded (the order is each method's ``method_order`` in the tables)."""
+    from corruptlab.core.grid import expand_grid
+
+    return [
+        m
+        for spec in study["evaluation"]["methods"]
+        for m in expand_grid(spec, "name", METHOD_PARAMS[spec["name"]])
+    ]

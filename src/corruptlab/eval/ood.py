@@ -274,6 +274,10 @@ def held_out_split(labels: Any, in_classes: Sequence[int]) -> tuple[Any, Any]:
     return in_mask, out_mask
 
 
+# what identifies a row of a run's ood.parquet (besides its run): the set and the score
+OOD_KEYS = ["ood_family", "ood_set", "score"]
+
+
 # --- OOD sets ----------------------------------------------------------------------------------
 
 OOD_FAMILIES = ("synthetic", "corruption", "dataset", "held_out")

@@ -203,15 +203,30 @@ class _RunInputs:
         )
 
     def model(self):
-        """The run's initial model (weights drawn from its seed), on the data's device."""
+        """The run's initial model, on the data's device: weights drawn from its seed, or, for
+        a run whose ``inputs`` name an ``init`` (another run's model.pt), that run's weights."""
+        import torch
+
+        from corruptlab.core.runs import input_paths
         from corruptlab.train.models import build_model
         from corruptlab.train.training import seeded_model
 
         run, n_classes = self.run, self.shared["data"]["n_classes"]
-        return seeded_model(
+        model = seeded_model(
             lambda: build_model(run["model"], self.in_shape, n_classes),
             derive_seed(run["study"], run["seed"], "init"),
-        ).to(self.data.images.device)
+        )
+        init = input_paths(run).get("init")
+        if init is not None:
+            saved = torch.load(init, map_location="cpu", weights_only=True)
+            if saved["model"] != run["model"]:
+                raise ValueError(
+                    f"{run['run_id']} starts from {init}, a {saved['model']!r}; "
+                    f"accepted: a model.pt of a {run['model']!r}"
+                )
+            model.load_state_dict(saved["state_dict"])
+            log.info("%s starts from the weights of %s", run["run_id"], init)
+        return model.to(self.data.images.device)
 
     def write(self, result, out: dict[str, str], device, job_seconds: float, **extra) -> dict:
         from corruptlab.core.io import torch_save, write_json, write_parquet

@@ -1,15 +1,17 @@
-"""The look shared by every figure: rc settings, a fixed colour per model, atomic saving."""
+"""The look shared by every figure: rc settings, a fixed colour per model, panel grids, atomic
+saving. Light at import: matplotlib is imported (with the Agg backend) by the first figure
+drawn, through ``pyplot()``, so the study kinds' modules that define figures stay cheap for the
+Snakefile."""
 
 from __future__ import annotations
 
-import matplotlib
+from typing import TYPE_CHECKING
 
-matplotlib.use("Agg")
+from corruptlab.core.io import atomic_path
+from corruptlab.train.models import MODELS
 
-import matplotlib.pyplot as plt  # noqa: E402
-
-from corruptlab.core.io import atomic_path  # noqa: E402
-from corruptlab.train.models import MODELS  # noqa: E402
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
 STYLE = {
     "font.size": 9,
@@ -27,10 +29,20 @@ STYLE = {
 }
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def model_color(name: str) -> tuple:
     """A fixed colour per registered model, the same in every figure."""
     names = MODELS.names()
-    return plt.get_cmap("tab10")(names.index(name) % 10 if name in names else 9)
+    return pyplot().get_cmap("tab10")(names.index(name) % 10 if name in names else 9)
 
 
 def model_order(names) -> list[str]:
@@ -38,9 +50,24 @@ def model_order(names) -> list[str]:
     return sorted(set(names), key=lambda n: (registered.index(n) if n in registered else 99, n))
 
 
+def panel_grid(n: int, height: float = 2.8):
+    """A row of ``n`` panels sharing the y axis (in the STYLE context); returns (fig, axes)."""
+    plt = pyplot()
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            1,
+            n,
+            figsize=(max(4.2, 3.4 * n + 0.4), height),
+            squeeze=False,
+            sharey=True,
+            layout="constrained",
+        )
+    return fig, axes[0]
+
+
 def save_figure(fig: plt.Figure, png: str, pdf: str) -> None:
     """Write PNG (200 dpi) and PDF atomically, then close the figure."""
     for path, fmt in ((png, "png"), (pdf, "pdf")):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=200)
-    plt.close(fig)
+    pyplot().close(fig)

@@ -1,115 +1,173 @@
-"""Study kinds (a registry). A kind names the tables and figures its aggregation produces and
-which tables each is computed from; the functions themselves are entries of the registries in
-corruptlab.report.tables and corruptlab.report.figures, so this module stays import-light for
-the Snakefile."""
+"""Study kinds (a registry): each kind is one module, ``corruptlab.studies.<kind>``, that owns
+everything particular to it, and the generic code (config validation, run expansion, the rules,
+the trainer, the evaluation loop, the tables and figures machinery) asks it rather than
+branching on its name:
+
+- ``schema``: the JSON schema of its own study keys (e.g. ``memorization:``), merged into the
+  study schema for studies of this kind; ``check`` adds the checks a schema cannot express;
+- ``expand``: its runs (by default the grid models x noise x optimizers x batch sizes x epochs x
+  seeds), each a plain dict; ``run_extras`` adds kind-specific entries to each run (e.g. a
+  measurement during training, or ``inputs``: files of other runs it consumes);
+- ``eval_conditions``: test conditions besides the clean test set and the configured
+  corruptions; ``steps``: per-run steps after training (``evaluate``, and ``ood`` scoring);
+- ``tables``, ``figures``: what its aggregation writes, each a function and what it needs;
+  ``claims``: the paper's claims checked on its numbers.
+
+A kind outside this package registers itself the same way from any module named in the config's
+``study_kinds`` list (a module name or a ``.py`` file), loaded before the config is validated.
+
+This module and the kind modules are light at import (no torch, no matplotlib): the Snakefile
+imports them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from corruptlab.core.registry import Registry
 
+BUILTIN = ("label_noise", "corruption_tta", "ood", "memorization")
+# tables the workflow builds from every run's files (rules runs_table, predictions_table, ...)
+PER_RUN_TABLES = {
+    "runs": "eval.parquet",
+    "predictions": "predictions.parquet",
+    "histories": "history.parquet",
+    "ood_runs": "ood.parquet",
+}
+
 
 @dataclass(frozen=True)
+class Output:
+    """A table or figure of a study: ``fn(tables, study)`` (a figure with ``files`` gets them as
+    a third argument: {"dataset": path, "labels": {noise slug: path}}), computed from the
+    study's tables ``needs`` (its own, or per-run tables such as ``runs``)."""
+
+    fn: Callable[..., Any]
+    needs: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # "dataset": the prepared dataset; "labels": noisy labels
+
+
 class StudyKind:
-    name: str
-    doc: str
-    # results/<study>/tables/<name>.parquet -> the tables it is computed from ("runs" is the
-    # tidy table of every run and condition, built from the run directories)
-    table_needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # results/<study>/figures/<name>.{png,pdf} -> the tables it is drawn from
-    figure_needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """The base of every kind: the defaults a kind overrides (see the module docstring)."""
+
+    name: str = ""
+    doc: str = ""
+    schema: dict = {}
+    tables: dict[str, Output] = {}
+    figures: dict[str, Output] = {}
+    claims: tuple[Callable[..., list[dict]], ...] = ()
+    steps: tuple[str, ...] = ("evaluate",)
+    uses_patience: bool = True  # False: runs train every epoch (patience is not checked)
+
+    def check(self, where: str, study: dict) -> list[str]:
+        """Problems of a study (``where`` names it, e.g. ``studies.quick``), beyond its schema."""
+        return []
+
+    def run_extras(self, study: dict, run: dict) -> dict:
+        """Entries added to one run dict of the grid (its model, noise, optimizer, epochs, seed
+        are set)."""
+        return {}
+
+    def expand(self, name: str, study: dict, config: dict) -> list[dict]:
+        """Every run of a (validated) study, in a stable order."""
+        from corruptlab.core.grid import grid_runs
+
+        return [{**run, **self.run_extras(study, run)} for run in grid_runs(name, study, config)]
+
+    def eval_conditions(self, study: dict) -> list[dict]:
+        """Test conditions besides the clean test set and the study's corruptions: dicts with
+        ``name``, ``severity`` and ``family`` (``train``: the run's own training examples)."""
+        return []
+
+    def ood_sets(self, study: dict) -> list[dict]:
+        """The OOD sets each run is scored against (kinds with the ``ood`` step)."""
+        return []
+
+    def ood_scores(self, study: dict) -> list[str]:
+        return []
 
     @property
-    def tables(self) -> tuple[str, ...]:
-        return ("runs", *self.table_needs)
+    def table_names(self) -> tuple[str, ...]:
+        return ("runs", *self.tables)
 
-    @property
-    def figures(self) -> tuple[str, ...]:
-        return tuple(self.figure_needs)
-
-    def needs(self, target: str) -> tuple[str, ...]:
-        needs = {**self.table_needs, **self.figure_needs}
-        if target not in needs:
+    def output(self, target: str) -> Output:
+        """The table or figure ``target`` of this kind."""
+        outputs = {**self.tables, **self.figures}
+        if target not in outputs:
             raise ValueError(
                 f"study kind {self.name!r} has no table or figure {target!r}; "
-                f"it has: {', '.join([*self.tables, *self.figures])}"
+                f"it has: {', '.join([*self.table_names, *self.figures])}"
             )
-        return needs[target]
+        return outputs[target]
+
+    def needs(self, target: str) -> tuple[str, ...]:
+        return self.output(target).needs
 
 
 STUDIES: Registry[StudyKind] = Registry("study kind")
 
-STUDIES.add(
-    "label_noise",
-    StudyKind(
-        name="label_noise",
-        doc="Rolnick et al. 2017: test accuracy versus noisy labels per clean label (Figure 1)",
-        table_needs={
-            "summary": ("runs",),
-            "selection": ("summary",),
-            "claims": ("runs", "selection"),
-        },
-        figure_needs={
-            "accuracy_vs_alpha": ("selection",),
-            "selected_lr_vs_alpha": ("selection",),
-        },
-    ),
-)
 
-STUDIES.add(
-    "corruption_tta",
-    StudyKind(
-        name="corruption_tta",
-        doc="Wang et al. 2021 (TENT): corruptions at five severities, source / norm / tent",
-        table_needs={
-            "summary": ("runs",),
-            "corruption_errors": ("runs",),
-            "entropy_deciles": ("predictions",),
-            "claims": ("runs", "predictions"),
-        },
-        figure_needs={
-            "corruption_gallery": (),  # drawn from the dataset by the gallery rule
-            "error_by_entropy_decile": ("entropy_deciles",),
-            "loss_entropy_by_severity": ("runs",),
-            "error_by_corruption": ("corruption_errors",),
-            "tent_grid": ("corruption_errors",),
-        },
-    ),
-)
+def register(kind: StudyKind) -> StudyKind:
+    """Register an instance of a ``StudyKind`` subclass under its name (once; registering the
+    same module twice, e.g. a reload, keeps the first)."""
+    if kind.name in STUDIES:
+        if type(STUDIES.get(kind.name)).__qualname__ != type(kind).__qualname__:
+            raise ValueError(f"study kind {kind.name!r} is registered twice")
+        return STUDIES.get(kind.name)
+    return STUDIES.add(kind.name, kind)
 
-STUDIES.add(
-    "ood",
-    StudyKind(
-        name="ood",
-        doc="Hendrycks & Gimpel 2017: max-softmax (and entropy, energy, max-logit) OOD detection",
-        table_needs={
-            "summary": ("runs",),
-            "ood_metrics": ("ood_runs",),
-            "claims": ("runs", "ood_runs"),
-        },
-        figure_needs={
-            "roc_curves": ("ood_runs",),
-            "ood_auroc": ("ood_metrics",),
-        },
-    ),
-)
 
-STUDIES.add(
-    "memorization",
-    StudyKind(
-        name="memorization",
-        doc="Arpit et al. 2017: per-example difficulty over seeds (real / randX / randY), "
-        "critical sample ratio",
-        table_needs={
-            "p_correct": ("predictions",),
-            "csr": ("histories",),
-            "claims": ("runs", "p_correct", "histories"),
-        },
-        figure_needs={
-            "p_correct_sorted": ("p_correct",),
-            "csr_over_epochs": ("csr",),
-            "examples_grid": (),  # drawn with the dataset's images by the examples_grid rule
-        },
-    ),
-)
+def load(modules: Sequence[str] = ()) -> None:
+    """Import the built-in kinds, then each of ``modules`` (a module name, or a path to a
+    ``.py`` file) so that the kinds they define register themselves."""
+    for name in BUILTIN:
+        importlib.import_module(f"corruptlab.studies.{name}")
+    for spec in modules:
+        load_module(spec)
+
+
+def load_kind(kind: str, modules: Sequence[str] = ()) -> StudyKind:
+    """Study kind ``kind``, importing only its own module: a built-in kind's, else the config's
+    ``modules`` (which define the kinds of one's own). A job that computes one study's tables
+    imports no other kind's code (its code fingerprint covers its kind's module alone)."""
+    if kind not in STUDIES:
+        if kind in BUILTIN:
+            importlib.import_module(f"corruptlab.studies.{kind}")
+        else:
+            for spec in modules:
+                load_module(spec)
+    return STUDIES.get(kind)
+
+
+def load_module(spec: str):
+    """Import a module by name or from a ``.py`` file (once); raises ``ImportError`` with the
+    reason."""
+    if not spec.endswith(".py"):
+        return importlib.import_module(spec)
+    path = Path(spec).resolve()
+    name = f"corruptlab_study_kind_{path.stem}_{abs(hash(str(path))) % 10**8}"
+    if name in sys.modules:
+        return sys.modules[name]
+    if not path.is_file():
+        raise ImportError(f"no such file: {spec}")
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def kind_source(kind: str) -> str:
+    """The file defining study kind ``kind`` (for its code fingerprint)."""
+    module = sys.modules[type(STUDIES.get(kind)).__module__]
+    return str(Path(module.__file__).resolve())

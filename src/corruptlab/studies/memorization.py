@@ -24,9 +24,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import yaml
+
+from corruptlab.core.checks import entries
+from corruptlab.core.grid import as_list
+from corruptlab.report.claims import claims_table, row
+from corruptlab.report.stats import diff_ci
+from corruptlab.report.style import STYLE, panel_grid, pyplot
+from corruptlab.report.tables import ci_rows
+from corruptlab.studies import Output, StudyKind, register
+
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
 MIN_EXPECTED = 5.0  # every pooled bin of the goodness-of-fit test expects at least this many
 _EPS = 1e-15  # relative accuracy of the incomplete gamma iterations
@@ -351,12 +364,18 @@ def binomial_gof_by(
 
 
 def hardest_and_easiest(
-    table: pd.DataFrame, k: int, by: str | Sequence[str] = ("variant", "epochs")
+    table: pd.DataFrame,
+    k: int,
+    by: str | Sequence[str] = ("variant", "epochs"),
+    tie_seed: int | None = None,
 ) -> pd.DataFrame:
     """The ``k`` examples with the lowest (``end`` = "hardest") and the highest (``end`` =
     "easiest") P(correct) in each group of a ``per_example_p_correct`` table.
 
-    Ties are broken by the smaller example index at both ends. ``rank`` counts from 0 at the
+    Ties are broken by the smaller example index at both ends, or, with ``tie_seed``, in a
+    random order of the examples drawn from it (the same in every group): with few seeds many
+    examples tie at P(correct) 0 or 1, and splits stored in class order would otherwise show
+    the tied examples of the first classes only. ``rank`` counts from 0 at the
     extreme (rank 0 of "hardest" is the hardest example). A group with fewer than 2k examples
     lists some examples at both ends; one with fewer than k lists all of them at each end.
     Returns the table's columns plus ``end`` and ``rank``, ordered by ``by``, end (hardest
@@ -368,10 +387,16 @@ def hardest_and_easiest(
     for col in [*keys, "example", "p_correct"]:
         if col not in table.columns:
             raise ValueError(f"hardest_and_easiest: table has no column {col!r}")
+    tie = table["example"]
+    if tie_seed is not None:
+        examples = np.unique(table["example"].to_numpy())
+        order = np.random.default_rng(tie_seed).permutation(len(examples))
+        tie = table["example"].map(dict(zip(examples, order, strict=True)))
+    table = table.assign(_tie=tie.to_numpy())
     parts = []
     for end, ascending in (("hardest", True), ("easiest", False)):
         ordered = table.sort_values(
-            [*keys, "p_correct", "example"],
+            [*keys, "p_correct", "_tie"],
             ascending=[True] * len(keys) + [ascending, True],
             kind="stable",
         )
@@ -382,5 +407,411 @@ def hardest_and_easiest(
         parts.append(top)
     out = pd.concat(parts, ignore_index=True)
     out["_end_order"] = (out["end"] == "easiest").astype(int)
-    out = out.sort_values([*keys, "_end_order", "rank"], kind="stable").drop(columns="_end_order")
-    return out.reset_index(drop=True)
+    out = out.sort_values([*keys, "_end_order", "rank"], kind="stable")
+    return out.drop(columns=["_end_order", "_tie"]).reset_index(drop=True)
+
+
+# === the study kind =============================================================================
+
+SCHEMA = yaml.safe_load(
+    """
+memorization:
+  description: what a memorization study (Arpit et al. 2017) measures of every
+    run
+  type: object
+  additionalProperties: false
+  default: {}
+  properties:
+    examples:
+      description: 'whose per-example P(correct) is aggregated over seeds:
+        the training examples as trained (train: randX noise images, randY
+        labels) or the clean test examples (test)'
+      enum:
+      - train
+      - test
+      default: train
+    n_examples:
+      description: 'how many examples P(correct) follows: a random subset
+        of the set drawn with data_seed, the same in every seed (all of them
+        if the set is smaller)'
+      type: integer
+      minimum: 10
+      default: 1000
+    data_seed:
+      description: the seed of the data variant's noise (randX images, randY
+        labels), shared by every run so that example i is the same example
+        in every seed
+      type: integer
+      minimum: 0
+      default: 0
+    csr_epochs:
+      description: epochs (0 = initial weights) at which the critical sample
+        ratio is measured during training
+      type: array
+      items:
+        type: integer
+        minimum: 0
+      uniqueItems: true
+      default: []
+    csr_examples:
+      description: 'validation points the critical sample ratio is measured
+        on: a class-stratified random subset drawn with data_seed, the same
+        in every seed and epoch'
+      type: integer
+      minimum: 10
+      default: 500
+    csr_radius:
+      description: L-infinity radius r of the adversarial search, on the 0..255
+        pixel scale
+      type: number
+      exclusiveMinimum: 0
+      default: 0.3
+    csr_alpha:
+      description: step along the gradient's sign, on the 0..255 pixel scale
+      type: number
+      minimum: 0
+      default: 0.25
+    csr_beta:
+      description: standard deviation of the Langevin noise per step, on the
+        0..255 pixel scale
+      type: number
+      minimum: 0
+      default: 0.2
+    csr_steps:
+      description: search steps per point
+      type: integer
+      minimum: 1
+      default: 20
+"""
+)
+
+# --- tables -------------------------------------------------------------------------------------
+
+
+MEMO_KEYS = ["model", "variant", "max_epochs"]
+
+
+def p_correct(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
+    """P(correct) of each example over the seeds, per (model, data variant, epochs): the
+    training examples as trained (``memorization.examples: train``) or the clean test set."""
+    from corruptlab.data.datasets import example_subset
+
+    mem = study["memorization"]
+    p = tables["predictions"]
+    condition = "train" if mem["examples"] == "train" else "clean"
+    p = p[(p["condition"] == condition) & (p["method"] == "source")]
+    if condition == "clean":  # the evaluation holds every test example: keep the study's subset
+        n_test = int(p["index"].max()) + 1
+        p = p[p["index"].isin(example_subset(n_test, mem["n_examples"], mem["data_seed"]))]
+    frame = p.rename(columns={"index": "example"})[[*MEMO_KEYS, "seed", "example", "correct"]]
+    table = per_example_p_correct(frame, by=MEMO_KEYS)
+    labels = p.drop_duplicates([*MEMO_KEYS, "index"]).rename(columns={"index": "example"})
+    # randY's labels are the same in every seed (one data seed): the label trained on
+    table = table.merge(labels[[*MEMO_KEYS, "example", "label"]], on=[*MEMO_KEYS, "example"])
+    return table.sort_values([*MEMO_KEYS, "example"], ignore_index=True)
+
+
+def csr(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
+    """The critical sample ratio per (model, data variant, epochs, epoch measured at): mean,
+    95% CI and n over seeds."""
+    h = tables["histories"]
+    if "csr" not in h:
+        return pd.DataFrame(columns=[*MEMO_KEYS, "epoch", "mean", "ci95_low", "ci95_high", "n"])
+    h = h[h["csr"].notna()]
+    return pd.DataFrame(ci_rows(h, [*MEMO_KEYS, "epoch"], "csr", {}))
+
+
+# --- claims -------------------------------------------------------------------------------------
+
+
+GOF_LEVEL = 0.05
+
+
+def _gof_rows(tables: dict[str, pd.DataFrame], variant: str, binomial: bool) -> list[dict]:
+    """One row per (model, epochs): is the variant's P(correct) consistent with a Binomial of its
+    own mean (a chi-square goodness-of-fit test over the examples' counts of correct seeds)?"""
+
+    word = "consistent with" if binomial else "unlike"
+    claim = f"{variant} P(correct) is {word} a Binomial (examples alike)"
+    criterion = f"chi-square GOF p-value {'>=' if binomial else '<'} {GOF_LEVEL}"
+    table = tables["p_correct"]
+    at = table[table["variant"] == variant]
+    if at.empty:
+        return [row(claim, "-", {}, criterion, None, f"the study has no {variant} variant")]
+    rows = []
+    for (model, epochs), g in at.groupby(["model", "max_epochs"], sort=True):
+        n_seeds = int(g["n_seeds"].iloc[0])
+        gof = binomial_gof(g["n_correct"].to_numpy(), n_seeds)
+        stats = {"mean": gof["p_value"], "n": gof["n_examples"]}
+        detail = (
+            f"chi2 = {gof['statistic']:.1f}, dof = {gof['dof']}, mean P(correct) = "
+            f"{gof['p']:.3f}, {n_seeds} seeds"
+        )
+        if math.isnan(gof["p_value"]):
+            rows.append(row(claim, f"{model}, {epochs} epochs", {}, criterion, None, detail))
+            continue
+        passed = gof["p_value"] >= GOF_LEVEL if binomial else gof["p_value"] < GOF_LEVEL
+        rows.append(row(claim, f"{model}, {epochs} epochs", stats, criterion, passed, detail))
+    return rows
+
+
+def _randx_binomial(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    return _gof_rows(tables, "randX", binomial=True)
+
+
+def _real_not_binomial(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    return _gof_rows(tables, "real", binomial=False)
+
+
+def _randy_not_binomial(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    return _gof_rows(tables, "randY", binomial=False)
+
+
+def _csr_growth(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    """The CSR's growth from the first to the last epoch it was measured at, randY minus real
+    (per seed pair of means: Welch CI over seeds)."""
+    claim = "the critical sample ratio of randY grows faster than that of real data"
+    criterion = "mean CSR growth (last - first measured epoch): randY - real > 0"
+    h = tables["histories"]
+    if "csr" not in h or h["csr"].notna().sum() == 0:
+        return [row(claim, "-", {}, criterion, None, "no CSR measured (memorization.csr_epochs)")]
+    h = h[h["csr"].notna()]
+    rows = []
+    for (model, epochs), g in h.groupby(["model", "max_epochs"], sort=True):
+        measured = sorted(g["epoch"].unique())
+        if len(measured) < 2 or not {"real", "randY"} <= set(g["variant"]):
+            reason = "needs real and randY runs and two CSR epochs"
+            rows.append(row(claim, f"{model}, {epochs} epochs", {}, criterion, None, reason))
+            continue
+        first, last = measured[0], measured[-1]
+        growth = {}
+        for variant in ("real", "randY"):
+            v = g[g["variant"] == variant].pivot_table(index="seed", columns="epoch", values="csr")
+            growth[variant] = (v[last] - v[first]).to_numpy(float)
+        s = diff_ci(growth["randY"], growth["real"])
+        detail = f"epochs {first} -> {last}; real {growth['real'].mean():+.3f}"
+        rows.append(row(claim, f"{model}, {epochs} epochs", s, criterion, s["mean"] > 0, detail))
+    return rows
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+VARIANT_COLORS = {"real": "tab:blue", "randY": "tab:orange", "randX": "tab:green"}
+
+
+MEMO_BY = ("model", "variant", "max_epochs")
+
+
+def _variant_order(names) -> list[str]:
+    known = list(VARIANT_COLORS)
+    return sorted(set(names), key=lambda v: (known.index(v) if v in known else 9, v))
+
+
+def _memo_panels(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """One panel per (model, epochs)."""
+    return [
+        (f"{model}, {epochs} epoch{'s' if epochs != 1 else ''}", g)
+        for (model, epochs), g in frame.groupby(["model", "max_epochs"], sort=True)
+    ]
+
+
+def p_correct_sorted(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Arpit et al. Figure 1: each example's probability of being classified correctly over the
+    seeds, sorted, per data variant; dashed: the sorted curve expected if every example were
+    alike, Binomial(seeds, mean P(correct) of randX) / seeds."""
+
+    plt = pyplot()
+    table = tables["p_correct"]
+    panels = _memo_panels(table)
+    with plt.rc_context(STYLE):
+        fig, axes = panel_grid(len(panels))
+        for ax, (title, data) in zip(axes, panels, strict=True):
+            for variant in _variant_order(data["variant"]):
+                d = data[data["variant"] == variant]
+                x, y = sorted_curve(d["p_correct"].to_numpy(float))
+                color = VARIANT_COLORS.get(variant, "tab:gray")
+                ax.plot(100 * x, y, color=color, lw=1.6, label=variant)
+            randx = data[data["variant"] == "randX"]
+            if len(randx):
+                n_seeds = int(randx["n_seeds"].iloc[0])
+                p = float(randx["p_correct"].mean())
+                ref = binomial_reference(n_seeds, p, len(randx))
+                x = np.linspace(0, 100, len(ref))
+                ax.plot(x, ref, color="black", ls="--", lw=1, label=f"Binomial({n_seeds}, {p:.2f})")
+            ax.set_title(title)
+            ax.set_xlabel("examples, sorted (%)")
+            ax.set_ylim(-0.02, 1.02)
+        axes[0].set_ylabel("P(correct) over seeds")
+        axes[-1].legend(frameon=False, loc="upper right")
+        seeds = "/".join(map(str, sorted(table["n_seeds"].unique())))
+        fig.suptitle(
+            f"Per-example P(correct) over {seeds} seeds: real data has easy and hard examples,\n"
+            "noise inputs (randX) do not",
+            fontsize=9,
+        )
+    return fig
+
+
+def csr_over_epochs(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Arpit et al.'s critical sample ratio over training, per data variant: mean and 95% CI
+    over seeds."""
+    plt = pyplot()
+    table = tables["csr"]
+    panels = _memo_panels(table) if len(table) else [("no CSR measured", table)]
+    with plt.rc_context(STYLE):
+        fig, axes = panel_grid(len(panels))
+        for ax, (title, data) in zip(axes, panels, strict=True):
+            for variant in _variant_order(data.get("variant", [])):
+                d = data[data["variant"] == variant].sort_values("epoch")
+                color = VARIANT_COLORS.get(variant, "tab:gray")
+                ax.plot(d["epoch"], d["mean"], marker="o", ms=3.5, color=color, label=variant)
+                ax.fill_between(
+                    d["epoch"], d["ci95_low"], d["ci95_high"], color=color, alpha=0.2, lw=0
+                )
+            ax.set_title(title)
+            ax.set_xlabel("epoch")
+        axes[0].set_ylabel("critical sample ratio")
+        if len(table):
+            axes[-1].legend(frameon=False, loc="upper left")
+        fig.suptitle(
+            "Critical sample ratio during training (share of validation points an "
+            "adversarial search within the L-inf ball crosses the boundary from)",
+            fontsize=9,
+        )
+    return fig
+
+
+def examples_grid(
+    table: pd.DataFrame, images: dict[str, Any], k: int = 8, tie_seed: int | None = 0
+) -> plt.Figure:
+    """The ``k`` hardest and easiest examples (lowest and highest P(correct) over seeds) of each
+    variant with image content (randX's inputs are noise), per model and epochs, ties broken in
+    a random order drawn from ``tie_seed``: ``images`` maps a variant to uint8 images
+    [N, H, W] indexed by example."""
+
+    plt = pyplot()
+    table = table[table["variant"].isin(images)]
+    ends = (
+        hardest_and_easiest(table, k, by=list(MEMO_BY), tie_seed=tie_seed) if len(table) else table
+    )
+    groups = list(ends.groupby(list(MEMO_BY), sort=True)) if len(ends) else []
+    n_rows = max(1, 2 * len(groups))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            n_rows, k, figsize=(1.0 * k + 1.6, 1.25 * n_rows + 0.6), squeeze=False
+        )
+        for ax in axes.flat:
+            ax.axis("off")
+        for g_i, (key, g) in enumerate(groups):
+            model, variant, epochs = key
+            for e_i, end in enumerate(("hardest", "easiest")):
+                r = 2 * g_i + e_i
+                rows = g[g["end"] == end].head(k)
+                for c, ex in enumerate(rows.itertuples(index=False)):
+                    ax = axes[r, c]
+                    ax.imshow(images[variant][int(ex.example)], cmap="gray_r", vmin=0, vmax=255)
+                    ax.set_title(f"y={int(ex.label)} p={ex.p_correct:.2f}", fontsize=7)
+                axes[r, 0].text(
+                    -0.35,
+                    0.5,
+                    f"{variant}\n{model}, {epochs} ep.\n{end}",
+                    transform=axes[r, 0].transAxes,
+                    ha="right",
+                    va="center",
+                    fontsize=7,
+                )
+        fig.suptitle(
+            "Hardest and easiest training examples (P(correct) over seeds, ties in random order; "
+            "y = label trained on)",
+            fontsize=9,
+        )
+        fig.tight_layout()
+    return fig
+
+
+def examples_figure(tables: dict[str, pd.DataFrame], study: dict, files: dict) -> Any:
+    """The hardest and easiest examples as images: the training images each variant trained on
+    (its labels file; randX's noise inputs are left out), or the clean test images."""
+    from corruptlab.data.datasets import load_prepared
+    from corruptlab.data.noise import load_noisy_labels, variant_of
+
+    data = load_prepared(files["dataset"])
+    table = tables["p_correct"]
+    images = {}
+    for spec, labels in files["labels"]:  # each data variant's (noise spec, labels file)
+        variant = variant_of(spec)
+        if study["memorization"]["examples"] == "test":
+            images[variant] = data["test_images"].numpy()
+            continue
+        noisy = load_noisy_labels(labels)
+        if noisy.n_synthetic:  # randX trains on noise images: nothing to show
+            continue
+        images[variant] = data["train_images"].numpy()[noisy.indices]  # by training position
+    return examples_grid(table, images, tie_seed=study["memorization"]["data_seed"])
+
+
+class Memorization(StudyKind):
+    name = "memorization"
+    doc = (
+        "Arpit et al. 2017: per-example difficulty over seeds (real / randX / randY), "
+        "critical sample ratio"
+    )
+    schema = SCHEMA
+    uses_patience = False  # its runs train every epoch and keep their last weights
+    tables = {
+        "p_correct": Output(p_correct, ("predictions",)),
+        "csr": Output(csr, ("histories",)),
+        "claims": Output(claims_table, ("runs", "p_correct", "histories")),
+    }
+    figures = {
+        "p_correct_sorted": Output(p_correct_sorted, ("p_correct",)),
+        "csr_over_epochs": Output(csr_over_epochs, ("csr",)),
+        "examples_grid": Output(examples_figure, ("p_correct",), files=("dataset", "labels")),
+    }
+    claims = (_randx_binomial, _real_not_binomial, _randy_not_binomial, _csr_growth)
+
+    def check(self, where: str, study: dict) -> list[str]:
+        mem = study.get("memorization")
+        epochs = [e for _, e in entries(as_list(study.get("max_epochs")), int)]
+        if not isinstance(mem, dict) or not epochs:
+            return []
+        late = [e for _, e in entries(mem.get("csr_epochs"), int) if e > max(epochs)]
+        if late:
+            return [
+                f"{where}.memorization.csr_epochs: {late} beyond max_epochs {max(epochs)}; "
+                "accepted: epochs in 0..max_epochs"
+            ]
+        return []
+
+    def run_extras(self, study: dict, run: dict) -> dict:
+        """Every epoch trained (patience = the epochs), the last weights kept, the variant's
+        noise from the shared data seed, and the critical sample ratio measured at its epochs
+        (``csr``)."""
+        mem, epochs = study["memorization"], run["max_epochs"]
+        csr_epochs = sorted(e for e in mem["csr_epochs"] if e <= epochs)
+        extras: dict[str, Any] = {
+            "patience": epochs,
+            "data_seed": mem["data_seed"],
+            "restore_best": False,
+        }
+        if csr_epochs:
+            extras["csr"] = {
+                "epochs": csr_epochs,
+                "n": mem["csr_examples"],
+                "radius": mem["csr_radius"],
+                "alpha": mem["csr_alpha"],
+                "beta": mem["csr_beta"],
+                "steps": mem["csr_steps"],
+            }
+        return extras
+
+    def eval_conditions(self, study: dict) -> list[dict]:
+        mem = study["memorization"]
+        if mem["examples"] != "train":
+            return []
+        # the run's own training examples as trained (randX inputs, randY labels)
+        return [{"name": "train", "severity": 0, "family": "train", "n": mem["n_examples"]}]
+
+
+register(Memorization())

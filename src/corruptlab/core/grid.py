@@ -1,0 +1,104 @@
+"""Grid expansion, light (no torch): what runs a study's lists of models, noise settings,
+optimizer settings, batch sizes, epochs and seeds make, and the packs of seeds trained in one
+job. A study kind builds its runs from ``grid_runs`` (corruptlab.studies.StudyKind.expand)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from corruptlab.core import runs
+from corruptlab.core.params import Param, fmt_number
+from corruptlab.data.noise import NOISE
+from corruptlab.train.optim import OPTIMIZERS
+
+
+def expand_grid(entry: dict, name_key: str, params: tuple[Param, ...]) -> list[dict]:
+    """Expand list-valued parameters into the product of their values (declared order)."""
+    lists = [
+        entry.get(p.name, p.default)
+        if isinstance(entry.get(p.name), list)
+        else [entry.get(p.name, p.default)]
+        for p in params
+    ]
+    return [
+        {
+            name_key: entry[name_key],
+            **{p.name: p.kind(v) for p, v in zip(params, combo, strict=True)},
+        }
+        for combo in itertools.product(*lists)
+    ]
+
+
+def seed_list(seeds: int | list[int]) -> list[int]:
+    return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+
+
+def seed_packs(study: dict) -> list[list[int]]:
+    """The seeds each training job of a (validated) study trains together, in chunks of
+    ``train.seeds_per_job`` of the sorted seeds; [] when every run is a job of its own."""
+    per_job = study.get("train", {}).get("seeds_per_job", 1)
+    if per_job == 1:
+        return []
+    seeds = sorted(seed_list(study["seeds"]))
+    return [seeds[i : i + per_job] for i in range(0, len(seeds), per_job)]
+
+
+def as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def grid_runs(study_name: str, study: dict, config: dict) -> list[dict]:
+    """The runs of a study's grid: models x noise settings x optimizer settings x batch sizes
+    x epochs x seeds, in that order."""
+    noises = [
+        n
+        for spec in study["noise"]
+        for n in expand_grid(spec, "kind", NOISE.get(spec["kind"]).params)
+    ]
+    optims = [
+        o
+        for spec in study["optimizers"]
+        for o in expand_grid(spec, "name", OPTIMIZERS.get(spec["name"]).params)
+    ]
+    out = []
+    epoch_grid = isinstance(study["max_epochs"], list)  # then run paths name the epochs
+    for model, noise, optim, bs, epochs, seed in itertools.product(
+        study["models"],
+        noises,
+        optims,
+        as_list(study["batch_size"]),
+        as_list(study["max_epochs"]),
+        seed_list(study["seeds"]),
+    ):
+        noise_slug = NOISE.get(noise["kind"]).slug(noise)
+        optim_slug = f"{OPTIMIZERS.get(optim['name']).slug(optim)}-bs{fmt_number(bs)}"
+        if epoch_grid:
+            optim_slug += f"-e{epochs}"
+        out.append(
+            {
+                "study": study_name,
+                "kind": study["kind"],
+                "dataset": study["dataset"],
+                "split_seed": config["data"]["split_seed"],
+                "model": model,
+                "noise": noise,
+                "noise_slug": noise_slug,
+                "optimizer": optim,
+                "optim_slug": optim_slug,
+                "batch_size": bs,
+                "max_epochs": epochs,
+                "patience": study["patience"],
+                "seed": seed,
+                "device": config["device"],
+                "run_id": runs.run_id(runs.config_id(model, noise_slug, optim_slug), seed),
+            }
+        )
+        if study.get("in_classes"):  # only when set: runs of other studies keep their params
+            out[-1]["in_classes"] = sorted(study["in_classes"])
+    return out
+
+
+def noise_specs(runs: list[dict]) -> dict[str, dict]:
+    """The distinct label-noise specs of a study's runs, by slug."""
+    return {r["noise_slug"]: r["noise"] for r in runs}
