@@ -190,3 +190,31 @@ def test_module_imports_without_torch(module):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"importing {module} imported {proc.stdout.strip()}"
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_each_models_facts_hold_for_the_built_model(name):
+    """family, batchnorm and stochastic, declared on the registry entry, against the layers."""
+    from torch import nn
+
+    entry = MODELS.get(name)
+    layers = list(build_model(name, (1, 28, 28), 10).modules())
+    kinds = {type(m) for m in layers}
+    assert entry.batchnorm == any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in layers)
+    assert entry.stochastic == any(isinstance(m, nn.modules.dropout._DropoutNd) for m in layers)
+    convolutional = any(isinstance(m, nn.Conv2d) for m in layers)
+    n_linear = sum(isinstance(m, nn.Linear) for m in layers)
+    expected = "conv" if convolutional else ("mlp" if n_linear > 1 else "linear")
+    assert entry.family == expected, kinds
+
+
+def test_models_where_selects_by_facts():
+    from corruptlab.train.models import models_where
+
+    assert models_where(batchnorm=True) == ["conv4_bn", "mlp_bn"]
+    assert models_where(family="mlp", batchnorm=False) == ["mlp1", "mlp2", "mlp4", "mlp2_4096"]
+    assert models_where(family="linear") == ["perceptron"]
+    with pytest.raises(ValueError, match="family 'rnn'; accepted: linear, mlp, conv"):
+        from corruptlab.train.models import model
+
+        model("x", family="rnn")

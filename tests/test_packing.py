@@ -15,7 +15,7 @@ from test_training import cfg, tiny_model, toy_data, without_seconds
 from torch import nn
 
 from corruptlab.train import packing
-from corruptlab.train.models import MODELS, RANDOM_LAYERS, build_model
+from corruptlab.train.models import MODELS, build_model, models_where
 from corruptlab.train.packing import PACKED_TOLERANCE, train_packed
 from corruptlab.train.training import TrainData, seeded_model, train
 
@@ -187,7 +187,7 @@ def test_a_pack_that_cannot_be_trained_together_is_refused(change, message):
         train_packed(models, datas, cfgs)
 
 
-def test_random_layers_lists_exactly_the_models_with_dropout():
+def test_the_stochastic_fact_names_exactly_the_models_with_dropout():
     with_dropout = {
         name
         for name in MODELS.names()
@@ -196,7 +196,7 @@ def test_random_layers_lists_exactly_the_models_with_dropout():
             for m in build_model(name, (1, 28, 28), 10).modules()
         )
     }
-    assert set(RANDOM_LAYERS) == with_dropout
+    assert set(models_where(stochastic=True)) == with_dropout == {"net"}
 
 
 # --- the workflow: train.seeds_per_job -------------------------------------------------------

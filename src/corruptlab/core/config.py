@@ -24,7 +24,7 @@ from corruptlab.data.datasets import DATASETS
 from corruptlab.data.noise import NOISE
 from corruptlab.eval.adaptation import METHOD_PARAMS, METHODS
 from corruptlab.studies import STUDIES
-from corruptlab.train.models import MODELS, RANDOM_LAYERS
+from corruptlab.train.models import MODELS
 from corruptlab.train.optim import OPTIMIZERS
 
 SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
@@ -206,7 +206,9 @@ def _check_study(where: str, study: dict) -> list[str]:
     errors += _check_classes(where, study)
     train = study.get("train") if isinstance(study.get("train"), dict) else {}
     per_job, packing = train.get("seeds_per_job"), train.get("packing", "sequential")
-    random_models = [m for _, m in entries(study.get("models"), str) if m in RANDOM_LAYERS]
+    random_models = [
+        m for _, m in entries(study.get("models"), str) if m in MODELS and MODELS.get(m).stochastic
+    ]
     if isinstance(per_job, int) and per_job > 1 and packing == "vmap" and random_models:
         errors.append(
             f"{where}.train.packing: vmap with seeds_per_job {per_job}, but "

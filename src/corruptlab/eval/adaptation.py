@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 
 from corruptlab.core.params import Param
 from corruptlab.core.registry import Registry
+from corruptlab.train.models import models_where
 from corruptlab.train.optim import build_optimizer
 
 if TYPE_CHECKING:
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
 Method = Callable[..., "torch.Tensor"]
 METHODS: Registry[Method] = Registry("adaptation method")
 
-BN_MODELS = ("conv4_bn", "mlp_bn")  # registered models with batch-norm layers
 
 LR = Param(
     "lr", "lr", float, 0.0, None, default=1e-3, doc="adaptation learning rate", low_open=True
@@ -150,7 +150,7 @@ def _require_batchnorm(model: nn.Module, method: str) -> None:
         raise ValueError(
             f"test-time adaptation {method!r} needs a model with batch-norm layers (norm and tent "
             f"adapt batch norm), but this {type(model).__name__} has none; models with batch "
-            f"norm: {', '.join(BN_MODELS)}"
+            f"norm: {', '.join(models_where(batchnorm=True))}"
         )
 
 
@@ -184,7 +184,8 @@ def configure_tent(model: nn.Module) -> tuple[nn.Module, list[nn.Parameter]]:
     if not params:
         raise ValueError(
             "tent adapts the batch-norm affine parameters, but the model's batch-norm layers "
-            f"have none (affine=False); models with batch norm: {', '.join(BN_MODELS)}"
+            "have none (affine=False); models with batch norm: "
+            + ", ".join(models_where(batchnorm=True))
         )
     for p in params:
         p.requires_grad_(True)

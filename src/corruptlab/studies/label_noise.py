@@ -14,6 +14,7 @@ from corruptlab.report.stats import diff_ci, mean_ci
 from corruptlab.report.style import STYLE, model_color, model_order, panel_grid, pyplot
 from corruptlab.report.tables import CONFIG_COLUMNS, OPTIM_COLUMNS, PROVENANCE_COLUMNS, summary
 from corruptlab.studies import Output, StudyKind, register
+from corruptlab.train.models import models_where
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
@@ -58,9 +59,6 @@ def selection(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
 
 
 # --- claims -------------------------------------------------------------------------------------
-
-
-MLPS = ("mlp1", "mlp2", "mlp4")
 
 
 def selected_seed_values(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -120,8 +118,9 @@ def _ranking(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     for label, fam in _families(selected_seed_values(tables)):
         top = fam[fam["alpha_axis"] == fam["alpha_axis"].max()]
         models = set(top["model"])
-        pairs = [("conv4", m) for m in MLPS if m in models and "conv4" in models]
-        pairs += [(m, "perceptron") for m in MLPS if m in models and "perceptron" in models]
+        mlps = [m for m in models_where(family="mlp") if m in models]  # registry order
+        pairs = [("conv4", m) for m in mlps if "conv4" in models]
+        pairs += [(m, "perceptron") for m in mlps if "perceptron" in models]
         if not pairs and {"conv4", "perceptron"} <= models:
             pairs = [("conv4", "perceptron")]
         alpha = top["alpha_axis"].max()

@@ -1,4 +1,11 @@
-"""Model registry. Each entry builds an ``nn.Module`` for inputs of shape [N, C, H, W].
+"""Model registry. Each entry builds an ``nn.Module`` for inputs of shape [N, C, H, W] and
+carries the facts other code asks of a model (``model(name, family=..., batchnorm=...,
+stochastic=...)``), so that no other module or test keeps a side list of names:
+
+- ``family``: ``linear`` (no hidden layer), ``mlp`` or ``conv``;
+- ``batchnorm``: it has batch-norm layers (what test-time adaptation adapts);
+- ``stochastic``: it has random layers (dropout), whose draws differ when seeds are trained
+  together (``train.packing: vmap`` is refused for it).
 
 Builders import torch themselves so that this module (and the names it registers) can be
 imported by the Snakefile for config validation without paying for torch.
@@ -16,9 +23,27 @@ if TYPE_CHECKING:
 
 Builder = Callable[[tuple[int, int, int], int], "nn.Module"]
 MODELS: Registry[Builder] = Registry("model")
-# models with random layers (dropout): vmap would draw their masks differently, so their seeds
-# are not trained together (``train.packing: vmap``); tests check this against the built models
-RANDOM_LAYERS = frozenset({"net"})
+FAMILIES = ("linear", "mlp", "conv")
+
+
+def model(
+    name: str, *, family: str, batchnorm: bool = False, stochastic: bool = False
+) -> Callable[[Builder], Builder]:
+    """Register a builder as model ``name`` with its facts (see the module docstring; a test
+    holds each to the built model)."""
+    if family not in FAMILIES:
+        raise ValueError(f"model {name!r}: family {family!r}; accepted: {', '.join(FAMILIES)}")
+
+    def decorate(build: Builder) -> Builder:
+        build.family, build.batchnorm, build.stochastic = family, batchnorm, stochastic
+        return MODELS.register(name)(build)
+
+    return decorate
+
+
+def models_where(**facts) -> list[str]:
+    """The registered models whose facts equal ``facts`` (e.g. ``batchnorm=True``)."""
+    return [n for n, b in MODELS.items() if all(getattr(b, k) == v for k, v in facts.items())]
 
 
 def build_model(name: str, in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
@@ -39,31 +64,31 @@ def _mlp(in_shape: tuple[int, int, int], n_classes: int, hidden: list[int]) -> n
     return nn.Sequential(*layers)
 
 
-@MODELS.register("perceptron")
+@model("perceptron", family="linear")
 def perceptron(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """A single linear layer (multinomial logistic regression)."""
     return _mlp(in_shape, n_classes, [])
 
 
-@MODELS.register("mlp1")
+@model("mlp1", family="mlp")
 def mlp1(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """MLP with one hidden ReLU layer of 256 units."""
     return _mlp(in_shape, n_classes, [256])
 
 
-@MODELS.register("mlp2")
+@model("mlp2", family="mlp")
 def mlp2(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """MLP with two hidden ReLU layers of 256 units."""
     return _mlp(in_shape, n_classes, [256, 256])
 
 
-@MODELS.register("mlp4")
+@model("mlp4", family="mlp")
 def mlp4(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """MLP with four hidden ReLU layers of 256 units."""
     return _mlp(in_shape, n_classes, [256, 256, 256, 256])
 
 
-@MODELS.register("conv4")
+@model("conv4", family="conv")
 def conv4(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """Rolnick et al.'s 4-layer ConvNet: four 3x3 conv layers (16, 32, 32, 64 channels), each
     followed by 2x2 max-pooling and ReLU, then two linear layers (128 hidden units).
@@ -96,7 +121,7 @@ def _channels_last(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
-@MODELS.register("net")
+@model("net", family="conv", stochastic=True)
 def net(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """The PyTorch MNIST example CNN: two conv layers, max-pooling, dropout 0.25 / 0.5."""
     from torch import nn
@@ -117,7 +142,7 @@ def net(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     )
 
 
-@MODELS.register("conv4_bn")
+@model("conv4_bn", family="conv", batchnorm=True)
 def conv4_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """conv4 with batch norm: conv -> BatchNorm2d -> pool -> ReLU, and BatchNorm1d after the
     hidden linear layer (the layers a test-time adaptation method such as TENT adapts).
@@ -147,7 +172,7 @@ def conv4_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     )
 
 
-@MODELS.register("mlp_bn")
+@model("mlp_bn", family="mlp", batchnorm=True)
 def mlp_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """MLP with two hidden layers of 256 units: linear -> BatchNorm1d -> ReLU.
 
@@ -164,7 +189,7 @@ def mlp_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-@MODELS.register("mlp2_4096")
+@model("mlp2_4096", family="mlp")
 def mlp2_4096(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """Arpit et al. 2017's MLP: two hidden ReLU layers of 4096 units."""
     return _mlp(in_shape, n_classes, [4096, 4096])

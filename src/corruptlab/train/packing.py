@@ -10,7 +10,8 @@ member's own update; a member that stops leaves the stack with its state.
 
 A member's result agrees with its unpacked twin up to floating-point rounding: a batched matrix
 product sums in another order than K separate ones (see ``PACKED_TOLERANCE``). Models with
-dropout are not packed (their masks would be drawn differently): see ``models.RANDOM_LAYERS``.
+dropout are not packed (their masks would be drawn differently): a model's ``stochastic``
+fact (corruptlab.train.models).
 """
 
 from __future__ import annotations
