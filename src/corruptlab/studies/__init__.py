@@ -22,6 +22,7 @@ imports them.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -151,7 +152,8 @@ def load_module(spec: str):
     if not spec.endswith(".py"):
         return importlib.import_module(spec)
     path = Path(spec).resolve()
-    name = f"corruptlab_study_kind_{path.stem}_{abs(hash(str(path))) % 10**8}"
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    name = f"corruptlab_study_kind_{path.stem}_{digest}"  # one per file
     if name in sys.modules:
         return sys.modules[name]
     if not path.is_file():

@@ -14,7 +14,7 @@ import yaml
 from corruptlab.report.claims import claims_table, row
 from corruptlab.report.stats import diff_ci, mean_ci, spearman
 from corruptlab.report.style import STYLE, model_color, model_order, pyplot
-from corruptlab.report.tables import CONFIG_COLUMNS, ci_rows, summary
+from corruptlab.report.tables import CONFIG_COLUMNS, EVAL_KEYS, ci_rows, summary
 from corruptlab.studies import Output, StudyKind, register
 
 if TYPE_CHECKING:
@@ -32,15 +32,8 @@ baseline_model:
 # --- tables -------------------------------------------------------------------------------------
 
 
-METHOD_KEYS = [
-    "method",
-    "method_id",
-    "method_order",
-    "tta_lr",
-    "tta_batch_size",
-    "tta_steps",
-    "tta_stream",
-]
+# what identifies an adaptation method setting: the evaluation keys but the test condition
+METHOD_KEYS = [k for k in EVAL_KEYS if k not in ("condition", "severity")]
 
 
 def first_settings(frame: pd.DataFrame) -> pd.DataFrame:
