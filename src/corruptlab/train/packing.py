@@ -121,15 +121,19 @@ class _Stack:
     def select(self, keep: list[int]) -> _Stack:
         """A stack of the rows ``keep`` (positions in this stack), optimizer state included."""
         rows = torch.tensor(keep, dtype=torch.long, device=next(iter(self.params.values())).device)
+        # torch.optim's state dict: per parameter index, its state tensors (a stacked moment
+        # has the stack's rows first; "step" is a scalar shared by the rows)
         state = self.optimizer.state_dict()
         n = len(self.members)
-        state["state"] = [
-            {
-                k: v.index_select(0, rows.to(v.device)) if v.dim() > 0 and v.shape[0] == n else v
+        state["state"] = {
+            i: {
+                k: v.index_select(0, rows.to(v.device))
+                if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n
+                else v
                 for k, v in s.items()
             }
-            for s in state["state"]
-        ]
+            for i, s in state["state"].items()
+        }
         out = _Stack(
             {k: v.index_select(0, rows) for k, v in self.params.items()},
             {k: v.index_select(0, rows) for k, v in self.buffers.items()},

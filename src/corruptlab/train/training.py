@@ -27,6 +27,11 @@ from corruptlab.core.seeding import derive_seed
 from corruptlab.train.optim import build_optimizer
 
 EVAL_BATCH = 1024
+# The version of what a checkpoint holds; it is part of every checkpoint's key, so that a
+# checkpoint of another version is not resumed: it is ignored and training starts afresh (and
+# overwrites it). Version 1 held the optimizer state of corruptlab's former FunctionalOptimizer,
+# which torch.optim's load_state_dict cannot read; version 2 holds torch.optim state dicts.
+CHECKPOINT_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,10 @@ class TrainConfig:
     restore_best: bool = True  # False: the result holds the last epoch's weights, not the best
 
     def key(self) -> str:
-        """Identifies the configuration; a checkpoint is resumed only under the same key."""
-        text = json.dumps(self.__dict__, sort_keys=True, default=str)
+        """Identifies the configuration and the checkpoint format; a checkpoint is resumed only
+        under the same key."""
+        identity = {**self.__dict__, "checkpoint_format": CHECKPOINT_FORMAT}
+        text = json.dumps(identity, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
