@@ -37,8 +37,10 @@ from corruptlab.train.training import (
     TrainConfig,
     TrainData,
     TrainResult,
+    check_objective,
     epoch_progress,
     resume_progress,
+    set_lr,
 )
 
 # How far a packed member may drift from its unpacked twin (float32 rounding, amplified a little
@@ -148,6 +150,7 @@ def train_packed(
     (given a module holding that member's current weights).
     """
     _check_pack(models, data, cfgs)
+    check_objective(cfgs[0], data)
     device = data[0].images.device
     names = list(models[0].state_dict().keys())
     base = copy.deepcopy(models[0]).to("meta")
@@ -182,6 +185,7 @@ def train_packed(
         if not any(r.training for r in records):
             break
         t0 = time.perf_counter()
+        set_lr(stack.optimizer, cfgs[0], epoch)
         base.train()
         losses = _packed_epoch(forward, stack, records, data, epoch, progress)
         val_losses, val_accs = _packed_validate(base, stack, data[0])
@@ -240,6 +244,10 @@ def _packed_epoch(forward, stack: _Stack, records, data, epoch: int, progress) -
     shared = all(data[i].images is data[rows[0]].images for i in rows)
     indices = torch.stack([data[i].indices for i in rows])
     labels = torch.stack([data[i].labels for i in rows])
+    objective = records[rows[0]].cfg.loss()
+    soft = None
+    if data[rows[0]].soft_targets is not None:  # [K, M, C]
+        soft = torch.stack([data[i].soft_targets for i in rows])
     shape = data[rows[0]].images.shape[1:]
     total = torch.zeros(len(rows), dtype=torch.float64, device=device)
     for start in range(0, n, batch):
@@ -252,8 +260,10 @@ def _packed_epoch(forward, stack: _Stack, records, data, epoch: int, progress) -
             x = torch.stack([data[i].images.index_select(0, idx[r]) for r, i in enumerate(rows)])
         y = labels.gather(1, sel)
         logits = forward(stack.params, stack.buffers, x)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.reshape(-1), reduction="none")
-        loss = loss.view(len(rows), b).mean(1)
+        soft_batch = None
+        if soft is not None:
+            soft_batch = soft.gather(1, sel.unsqueeze(-1).expand(-1, -1, soft.shape[-1]))
+        loss = objective.per_member(logits, y, soft_batch)  # each member's mean loss, [K]
         stack.optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
         stack.optimizer.step()

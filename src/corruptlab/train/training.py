@@ -38,7 +38,9 @@ from torch import nn
 
 from corruptlab.core.io import torch_save
 from corruptlab.core.seeding import derive_seed
+from corruptlab.train.objectives import DEFAULT_OBJECTIVE, OBJECTIVES, build_objective
 from corruptlab.train.optim import build_optimizer
+from corruptlab.train.schedules import lr_at
 
 EVAL_BATCH = 1024
 # The version of what a checkpoint holds; it is part of every checkpoint's key, so that a
@@ -60,11 +62,21 @@ class TrainConfig:
     patience: int = 3  # epochs without a better validation accuracy before stopping
     seed: int = 0  # the run's seed; data order and dropout draws derive from it
     restore_best: bool = True  # False: the result holds the last epoch's weights, not the best
+    # the loss (corruptlab.train.objectives): {"name": ..., **params}
+    objective: dict = field(default_factory=lambda: dict(DEFAULT_OBJECTIVE))
 
     def key(self) -> str:
         """Identifies the configuration; a checkpoint is resumed only under the same key."""
         text = json.dumps(self.__dict__, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def lr(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (from 1) under the optimizer's schedule."""
+        return lr_at(self.optimizer, epoch, self.max_epochs)
+
+    def loss(self):
+        """The objective's loss of a batch (``corruptlab.train.objectives``)."""
+        return build_objective(self.objective)
 
 
 @dataclass
@@ -76,12 +88,41 @@ class TrainData:
     labels: torch.Tensor  # int64 [M]
     val_images: torch.Tensor
     val_labels: torch.Tensor
+    # a teacher's logits for each training example (float [M, C], aligned with indices and
+    # labels), for objectives that train on soft targets; None: there are none
+    soft_targets: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.indices.shape != self.labels.shape:
             raise ValueError("indices and labels must have the same shape")
         if len(self.indices) == 0:
             raise ValueError("the training set is empty")
+        soft = self.soft_targets
+        if soft is not None and (
+            soft.dim() != 2 or len(soft) != len(self.indices) or not soft.is_floating_point()
+        ):
+            raise ValueError(
+                "soft_targets must be a float [M, C] tensor aligned with the M training "
+                f"examples (M = {len(self.indices)}), got {soft.dtype} {tuple(soft.shape)}"
+            )
+
+
+def check_objective(cfg: TrainConfig, data: list[TrainData]) -> None:
+    """Refuse an objective that trains on soft targets for data without them."""
+    name = cfg.objective["name"]
+    if OBJECTIVES.get(name).soft_targets and any(d.soft_targets is None for d in data):
+        raise ValueError(
+            f"objective {name!r} trains on soft targets (a teacher's logits for every training "
+            "example, TrainData.soft_targets), and this training set has none"
+        )
+
+
+def set_lr(optimizer, cfg: TrainConfig, epoch: int) -> None:
+    """Set the optimizer's learning rate to that of ``epoch`` (the schedule's; a function of
+    the epoch alone, so a resumed run follows the same schedule)."""
+    lr = cfg.lr(epoch)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 @dataclass
@@ -329,6 +370,7 @@ def train(
     that epoch's history row (a measurement during training, checkpointed with the history).
     """
     device = data.images.device
+    check_objective(cfg, [data])
     optimizer = build_optimizer(model.parameters(), cfg.optimizer)
     record = RunRecord(cfg)
     ckpt = Checkpoint(checkpoint, cfg.key())
@@ -354,6 +396,7 @@ def train(
         if not record.training:
             break
         t0 = time.perf_counter()
+        set_lr(optimizer, cfg, epoch)
         train_loss = _train_epoch(model, optimizer, data, cfg, epoch, progress)
         # a diverged epoch is not validated (RunRecord.end_epoch ends the run)
         finite = math.isfinite(train_loss)
@@ -375,12 +418,14 @@ def _train_epoch(
     # dropout and any other stochastic layer draw from the global generators, reseeded per epoch
     torch.manual_seed(derive_seed(cfg.seed, "dropout", epoch))
     model.train()
+    objective = cfg.loss()
+    soft = data.soft_targets
     total = torch.zeros((), dtype=torch.float64, device=device)
     for start in range(0, n, cfg.batch_size):
         sel = perm[start : start + cfg.batch_size]
         x = data.images.index_select(0, data.indices.index_select(0, sel))
         y = data.labels.index_select(0, sel)
-        loss = F.cross_entropy(model(x), y)
+        loss = objective(model(x), y, None if soft is None else soft.index_select(0, sel))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
