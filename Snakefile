@@ -27,7 +27,7 @@ wildcard_constraints:
     dataset=_alternatives(DATASETS),
     model=_alternatives(MODELS),
     noise=f"(?:{_alternatives(NOISE)}){_PARAM_CODES}",
-    optim=f"(?:{_alternatives(OPTIMIZERS)}){_PARAM_CODES}-bs[0-9]+(?:-e[0-9]+)?",
+    optim=OPTIM_SLUG,
     seed=r"[0-9]+",
 
 

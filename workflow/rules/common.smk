@@ -14,7 +14,9 @@ from corruptlab.data.datasets import DATASETS, is_downloadable
 from corruptlab.core.fingerprint import script_fingerprint
 from corruptlab.train.models import MODELS
 from corruptlab.data.noise import NOISE, variant_of
+from corruptlab.train.objectives import OBJECTIVES
 from corruptlab.train.optim import OPTIMIZERS
+from corruptlab.train.schedules import SCHEDULES
 from corruptlab.studies import STUDIES
 
 try:
@@ -108,6 +110,14 @@ def _alternatives(names):
 
 
 _PARAM_CODES = r"(?:-[a-z]+[0-9][0-9.e+-]*)*"
+# a run path's optimizer part: the optimizer's slug, a non-constant lr schedule's, a
+# non-default objective's (by its code), the batch size and, for an epoch grid, the epochs
+OPTIM_SLUG = (
+    f"(?:{_alternatives(OPTIMIZERS)}){_PARAM_CODES}"
+    f"(?:-(?:{_alternatives(SCHEDULES)}){_PARAM_CODES})?"
+    f"(?:-(?:{_alternatives(OBJECTIVES.get(n).code for n in OBJECTIVES)}){_PARAM_CODES})?"
+    "-bs[0-9]+(?:-e[0-9]+)?"
+)
 
 
 def run_of(wildcards, seed=None):

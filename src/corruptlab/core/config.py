@@ -1,10 +1,11 @@
 """Config validation and grid expansion. Light: the Snakefile imports this at parse time.
 
 ``validate_config`` checks a config against workflow/schemas/config.schema.yaml (filling its
-defaults) and then against the registries (models, datasets, noise kinds, optimizers, study
-kinds), collecting every problem into one ``ConfigError`` that names each key at fault and what
-would be accepted. ``expand_runs`` turns a study into its runs (model x noise x optimizer x
-batch size x seed); each run is a plain dict that reaches the rules through ``params:``.
+defaults) and then against the registries (models, datasets, noise kinds, optimizers and their
+lr schedules, objectives, study kinds), collecting every problem into one ``ConfigError`` that
+names each key at fault and what would be accepted. ``expand_runs`` turns a study into its runs
+(model x noise x optimizer x objective x batch size x seed); each run is a plain dict that
+reaches the rules through ``params:``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from corruptlab.eval.adaptation import METHOD_PARAMS, METHODS
 from corruptlab.eval.ood import OOD_SETS, SCORES
 from corruptlab.studies import STUDIES
 from corruptlab.train.models import MODELS, RANDOM_LAYERS
+from corruptlab.train.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
 from corruptlab.train.optim import OPTIMIZERS
+from corruptlab.train.schedules import DEFAULT_SCHEDULE, SCHEDULES
 
 SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -157,6 +160,16 @@ def _check_params(where: str, entry: dict, name_key: str, params: tuple[Param, .
     return errors
 
 
+def _check_entry(where: str, entry: dict, name_key: str, registry) -> list[str]:
+    """A registry entry's spec (``{name_key: <name>, <param>: <value or list>, ...}``): a
+    known name and acceptable parameters."""
+    if not isinstance(entry.get(name_key), str):
+        return []  # the schema reports it
+    if entry[name_key] not in registry:
+        return _choice(f"{where}.{name_key}", entry[name_key], registry)
+    return _check_params(where, entry, name_key, registry.get(entry[name_key]).params)
+
+
 def _entries(value: Any, of: type) -> list[tuple[int, Any]]:
     """(index, item) of a list's items of type ``of``; the schema reports anything else."""
     return (
@@ -175,18 +188,15 @@ def _check_study(where: str, study: dict) -> list[str]:
             errors += _choice(f"{where}.{key}", study[key], registry)
     for i, model in _entries(study.get("models"), str):
         errors += _choice(f"{where}.models[{i}]", model, MODELS)
-    for section, name_key, registry in (
-        ("noise", "kind", NOISE),
-        ("optimizers", "name", OPTIMIZERS),
-    ):
-        for i, spec in _entries(study.get(section), dict):
-            w = f"{where}.{section}[{i}]"
-            if not isinstance(spec.get(name_key), str):
-                continue
-            if spec[name_key] not in registry:
-                errors += _choice(f"{w}.{name_key}", spec[name_key], registry)
-            else:
-                errors += _check_params(w, spec, name_key, registry.get(spec[name_key]).params)
+    for i, spec in _entries(study.get("noise"), dict):
+        errors += _check_entry(f"{where}.noise[{i}]", spec, "kind", NOISE)
+    for i, spec in _entries(study.get("optimizers"), dict):
+        w = f"{where}.optimizers[{i}]"
+        optimizer = {k: v for k, v in spec.items() if k != "schedule"}
+        errors += _check_entry(w, optimizer, "name", OPTIMIZERS)
+        if isinstance(spec.get("schedule"), dict):
+            errors += _check_entry(f"{w}.schedule", spec["schedule"], "name", SCHEDULES)
+    errors += _check_objective(where, study)
     baseline, models = study.get("baseline_model"), study.get("models")
     if isinstance(baseline, str) and isinstance(models, list) and baseline not in models:
         errors.append(
@@ -223,6 +233,30 @@ def _check_study(where: str, study: dict) -> list[str]:
             "accepted: an integer in [1, max_epochs]"
         )
     errors += _check_memorization(where, study, epochs)
+    return errors
+
+
+def _check_objective(where: str, study: dict) -> list[str]:
+    spec = study.get("objective")
+    if not isinstance(spec, dict):
+        return []
+    errors = _check_entry(f"{where}.objective", spec, "name", OBJECTIVES)
+    name, kind = spec.get("name"), study.get("kind")
+    if name not in OBJECTIVES or kind not in STUDIES or not OBJECTIVES.get(name).soft_targets:
+        return errors
+    if not STUDIES.get(kind).soft_targets:
+        providers = [k for k in STUDIES if STUDIES.get(k).soft_targets]
+        hard = [n for n in OBJECTIVES if not OBJECTIVES.get(n).soft_targets]
+        where_else = (
+            f", or {name!r} in a study of kind {' or '.join(map(repr, providers))}"
+            if providers
+            else " (no study kind provides soft targets yet; a distillation study kind will)"
+        )
+        errors.append(
+            f"{where}.objective.name: {name!r} trains on soft targets (a teacher's logits for "
+            f"every training example), which the runs of a {kind!r} study do not have; "
+            f"accepted: {', '.join(hard)}{where_else}"
+        )
     return errors
 
 
@@ -320,29 +354,59 @@ def as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def optimizer_grid(spec: dict) -> list[dict]:
+    """A (validated) optimizer spec's settings: its list-valued parameters expanded, then its
+    lr schedule's. A setting carries ``schedule`` only when it is not ``constant``, so that runs
+    without a schedule keep the run dicts (and paths) they always had."""
+    settings = _grid(spec, "name", OPTIMIZERS.get(spec["name"]).params)
+    schedule = spec.get("schedule", DEFAULT_SCHEDULE)
+    schedules = _grid(schedule, "name", SCHEDULES.get(schedule["name"]).params)
+    return [
+        o if s["name"] == DEFAULT_SCHEDULE["name"] else {**o, "schedule": s}
+        for o in settings
+        for s in schedules
+    ]
+
+
+def objective_grid(study: dict) -> list[dict]:
+    """A (validated) study's objective settings, list-valued parameters expanded (the default:
+    cross-entropy)."""
+    spec = study.get("objective", DEFAULT_OBJECTIVE)
+    return _grid(spec, "name", OBJECTIVES.get(spec["name"]).params)
+
+
+def optimizer_slug(optim: dict, objective: dict | None = None) -> str:
+    """The optimizer part of a run path, before ``-bs``: the optimizer's slug, then a
+    non-constant schedule's (``adadelta-lr1-wd0-step-g0.7``) and a non-default objective's
+    (``-kd-t4-a0.5``)."""
+    out = OPTIMIZERS.get(optim["name"]).slug(optim)
+    if "schedule" in optim:
+        out += "-" + SCHEDULES.get(optim["schedule"]["name"]).slug(optim["schedule"])
+    if objective is not None and objective["name"] != DEFAULT_OBJECTIVE["name"]:
+        out += "-" + OBJECTIVES.get(objective["name"]).slug(objective)
+    return out
+
+
 def expand_runs(study_name: str, study: dict, config: dict) -> list[dict]:
     """Every run of a (validated) study, in a stable order."""
     noises = [
         n for spec in study["noise"] for n in _grid(spec, "kind", NOISE.get(spec["kind"]).params)
     ]
-    optims = [
-        o
-        for spec in study["optimizers"]
-        for o in _grid(spec, "name", OPTIMIZERS.get(spec["name"]).params)
-    ]
+    optims = [o for spec in study["optimizers"] for o in optimizer_grid(spec)]
     runs = []
     epoch_grid = isinstance(study["max_epochs"], list)  # then run paths name the epochs
     memorization = study["kind"] == "memorization"
-    for model, noise, optim, bs, epochs, seed in itertools.product(
+    for model, noise, optim, objective, bs, epochs, seed in itertools.product(
         study["models"],
         noises,
         optims,
+        objective_grid(study),
         as_list(study["batch_size"]),
         as_list(study["max_epochs"]),
         seed_list(study["seeds"]),
     ):
         noise_slug = NOISE.get(noise["kind"]).slug(noise)
-        optim_slug = f"{OPTIMIZERS.get(optim['name']).slug(optim)}-bs{fmt_number(bs)}"
+        optim_slug = f"{optimizer_slug(optim, objective)}-bs{fmt_number(bs)}"
         if epoch_grid:
             optim_slug += f"-e{epochs}"
         runs.append(
@@ -365,6 +429,8 @@ def expand_runs(study_name: str, study: dict, config: dict) -> list[dict]:
                 "run_id": f"{model}/{noise_slug}/{optim_slug}/seed{seed}",
             }
         )
+        if objective["name"] != DEFAULT_OBJECTIVE["name"]:  # the default leaves run dicts be
+            runs[-1]["objective"] = objective
         if study.get("in_classes"):  # only when set: runs of other studies keep their params
             runs[-1]["in_classes"] = sorted(study["in_classes"])
         if memorization:

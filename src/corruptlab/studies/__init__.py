@@ -19,6 +19,9 @@ class StudyKind:
     table_needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # results/<study>/figures/<name>.{png,pdf} -> the tables it is drawn from
     figure_needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # its runs have soft targets (a teacher's logits per training example), which objectives
+    # such as distillation train on; no kind provides them yet
+    soft_targets: bool = False
 
     @property
     def tables(self) -> tuple[str, ...]:
