@@ -246,7 +246,7 @@ def _packed_epoch(forward, stack: _Stack, records, data, epoch: int, progress) -
     labels = torch.stack([data[i].labels for i in rows])
     objective = records[rows[0]].cfg.loss()
     soft = None
-    if data[rows[0]].soft_targets is not None:  # [K, M, C]
+    if objective.soft_targets:  # [K, M, C] (check_objective made sure each member has them)
         soft = torch.stack([data[i].soft_targets for i in rows])
     shape = data[rows[0]].images.shape[1:]
     total = torch.zeros(len(rows), dtype=torch.float64, device=device)
