@@ -90,6 +90,21 @@ SCRIPTS = {
             ),
         ],
     ),
+    "optim_import": (
+        ["--quick"],
+        [
+            *MACHINE_ROWS,
+            *TORCH_ROWS,
+            r"^\| no optimizer \(import torch, model, forward/backward\) \| -\s+\| [0-9.]+\s+\|",
+            *(
+                rf"^\| {re.escape(label)}\s+\| {name}\s+\| [0-9.]+\s+\|.*\| {dynamo}\s+\|"
+                r".*\| yes\s+\|$"
+                for name in ("adam", "sgd", "adadelta")
+                for label, dynamo in (("torch.optim", "yes"), ("corruptlab.train.optim", "no"))
+            ),
+            *(rf"^\| {name}\s+\| [+-][0-9.]+\s+\| [+-][0-9.]+\s+\|$" for name in ("adam", "sgd")),
+        ],
+    ),
     "packing": (
         ["--quick"],
         [

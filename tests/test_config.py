@@ -281,8 +281,8 @@ NOISE0 = (*Q, "noise", 0)
 OPT0 = (*Q, "optimizers", 0)
 MODELS = "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096"
 STUDY_KEYS = (  # of a label_noise study; other kinds add their own (memorization:, ood:, ...)
-    "batch_size, dataset, evaluation, in_classes, kind, max_epochs, models, noise, optimizers, "
-    "patience, resources, seeds, train"
+    "batch_size, dataset, evaluation, in_classes, kind, max_epochs, models, noise, objective, "
+    "optimizers, patience, resources, seeds, train"
 )
 
 BAD = [
@@ -499,6 +499,62 @@ BAD = [
         id="duplicate-noise-spec",
     ),
     pytest.param(
+        _set(*OPT0, "schedule", {"name": "step", "gamma": 2}),
+        ["studies.quick.optimizers[0].schedule.gamma: got 2; accepted: a number in (0, 1]"],
+        id="schedule-gamma-above-1",
+    ),
+    pytest.param(
+        _set(*OPT0, "schedule", {"name": "step", "gamma": [0.5, 0]}),
+        ["studies.quick.optimizers[0].schedule.gamma: got 0; accepted: a number in (0, 1]"],
+        id="schedule-gamma-list-entry-0",
+    ),
+    pytest.param(
+        _set(*OPT0, "schedule", {"name": "linear"}),
+        [
+            "studies.quick.optimizers[0].schedule.name: unknown lr schedule 'linear'; "
+            "accepted: constant, step, cosine"
+        ],
+        id="unknown-schedule",
+    ),
+    pytest.param(
+        _set(*OPT0, "schedule", {"name": "cosine", "gamma": 0.5}),
+        ["studies.quick.optimizers[0].schedule.gamma: not a parameter of 'cosine'; accepted: no "],
+        id="param-not-of-schedule",
+    ),
+    pytest.param(
+        _set(*OPT0, "schedule", "step"),
+        ["studies.quick.optimizers[0].schedule: 'step' is not of type 'object'"],
+        id="schedule-not-a-mapping",
+    ),
+    pytest.param(
+        _set(*OPT0, "schedule", {"gamma": 0.5}),
+        ["studies.quick.optimizers[0].schedule: 'name' is a required property"],
+        id="schedule-without-name",
+    ),
+    pytest.param(
+        _set(*Q, "objective", {"name": "mse"}),
+        ["studies.quick.objective.name: unknown objective 'mse'; accepted: cross_entropy, distil"],
+        id="unknown-objective",
+    ),
+    pytest.param(
+        _set(*Q, "objective", {"name": "cross_entropy", "temperature": 2}),
+        [
+            "studies.quick.objective.temperature: not a parameter of 'cross_entropy'; "
+            "accepted: no parameters"
+        ],
+        id="param-not-of-objective",
+    ),
+    pytest.param(
+        _set(*Q, "objective", {"name": "distillation", "temperature": 4, "alpha": 0.5}),
+        [
+            "studies.quick.objective.name: 'distillation' trains on soft targets (a teacher's "
+            "logits for every training example), which the runs of a 'label_noise' study do not "
+            "have; accepted: cross_entropy (no study kind provides soft targets yet; a "
+            "distillation study kind will)"
+        ],
+        id="distillation-without-soft-targets",
+    ),
+    pytest.param(
         _set(*OPT0, "lr", [1, 1.0]),
         ["studies.quick: the grid repeats runs: mlp1/uniform-a0/adadelta-lr1-wd0-bs128/seed0"],
         id="duplicate-lr-value",
@@ -665,3 +721,105 @@ def test_readme_lists_every_registry_entry():
     params = {p.name for reg in (NOISE, OPTIMIZERS) for _, k in reg.items() for p in k.params}
     assert params == {"alpha", "delta", "p", "lr", "weight_decay", "momentum"}
     assert [p for p in params if f"`{p}` (`" not in text] == []
+
+
+# ------------------------------------------------------------- lr schedules and objectives
+
+
+def test_a_schedule_names_its_runs_and_reaches_their_optimizer():
+    config = minimal()
+    study(config)["optimizers"] = [
+        {"name": "adadelta", "lr": 1.0, "schedule": {"name": "step", "gamma": [0.7, 0.5]}},
+        {"name": "sgd", "lr": 0.1, "momentum": 0.9, "schedule": {"name": "cosine"}},
+        {"name": "adam", "lr": 0.001},
+    ]
+    study(config)["seeds"] = 1
+    runs = [r for r in runs_of(config) if r["noise"]["alpha"] == 0]
+    assert [r["optim_slug"] for r in runs] == [
+        "adadelta-lr1-wd0-step-g0.7-bs128",
+        "adadelta-lr1-wd0-step-g0.5-bs128",
+        "sgd-lr0.1-m0.9-wd0-cosine-bs128",
+        "adam-lr0.001-wd0-bs128",
+    ]
+    assert runs[0]["run_id"] == "mlp1/uniform-a0/adadelta-lr1-wd0-step-g0.7-bs128/seed0"
+    assert runs[0]["optimizer"] == {
+        "name": "adadelta",
+        "lr": 1.0,
+        "weight_decay": 0.0,
+        "schedule": {"name": "step", "gamma": 0.7},
+    }
+    assert runs[2]["optimizer"]["schedule"] == {"name": "cosine"}
+    assert "schedule" not in runs[3]["optimizer"]
+    # a step schedule without gamma takes the PyTorch MNIST example's 0.7
+    study(config)["optimizers"] = [{"name": "adadelta", "lr": 1.0, "schedule": {"name": "step"}}]
+    assert runs_of(config)[0]["optim_slug"] == "adadelta-lr1-wd0-step-g0.7-bs128"
+
+
+def test_a_constant_schedule_and_the_default_objective_leave_runs_as_they_were():
+    plain = runs_of(minimal())
+    config = minimal()
+    study(config)["optimizers"][0]["schedule"] = {"name": "constant"}
+    study(config)["objective"] = {"name": "cross_entropy"}
+    assert runs_of(config) == plain
+    assert all("schedule" not in r["optimizer"] and "objective" not in r for r in plain)
+    # listing a setting with and without the constant schedule repeats its runs
+    config = minimal()
+    study(config)["optimizers"].append(
+        {"name": "adadelta", "lr": 0.1, "schedule": {"name": "constant"}}
+    )
+    assert (
+        "the grid repeats runs: mlp1/uniform-a0/adadelta-lr0.1-wd0-bs128/seed0"
+        in (problems(config)[0])
+    )
+
+
+def test_an_objective_expands_into_the_grid_and_names_its_runs(monkeypatch):
+    """No study kind provides soft targets yet: with a kind that does (as a distillation kind
+    will), a distillation objective's list-valued parameters expand into the grid, its slug
+    follows the optimizer's (and schedule's), and the run dict carries it."""
+    import copy
+
+    from corruptlab.studies import STUDIES
+
+    kind = copy.copy(STUDIES.get("label_noise"))
+    kind.soft_targets = True
+    monkeypatch.setitem(STUDIES._entries, "label_noise", kind)
+    config = minimal()
+    study(config).update(
+        optimizers=[{"name": "adadelta", "lr": 1.0, "schedule": {"name": "step"}}],
+        objective={"name": "distillation", "temperature": [2, 4], "alpha": 0.5},
+        seeds=1,
+    )
+    runs = [r for r in runs_of(config) if r["noise"]["alpha"] == 0]
+    assert [r["run_id"] for r in runs] == [
+        f"mlp1/uniform-a0/adadelta-lr1-wd0-step-g0.7-kd-t{t}-a0.5-bs128/seed0" for t in (2, 4)
+    ]
+    assert runs[1]["objective"] == {"name": "distillation", "temperature": 4.0, "alpha": 0.5}
+    # the run's identity: the training job's configuration follows the run dict
+    from corruptlab.train.training import TrainConfig
+
+    assert TrainConfig(optimizer=runs[1]["optimizer"], objective=runs[1]["objective"]).lr(2) == 0.7
+
+
+def test_objective_parameters_are_required_and_checked(monkeypatch):
+    config = minimal()
+    study(config)["objective"] = {"name": "distillation", "alpha": [0.5, 1.5]}
+    found = problems(config)
+    assert found[:2] == [
+        "studies.quick.objective: missing 'temperature' (softmax temperature T of both teacher "
+        "and student; a number in (0, inf])",
+        "studies.quick.objective.alpha: got 1.5; accepted: a number in [0, 1]",
+    ]
+    assert found[2].startswith("studies.quick.objective.name: 'distillation' trains on soft")
+
+
+def test_readme_lists_every_schedule_and_objective_with_its_parameters():
+    from corruptlab.train.objectives import OBJECTIVES
+    from corruptlab.train.schedules import SCHEDULES
+
+    text = (ROOT / "config" / "README.md").read_text()
+    assert [n for reg in (SCHEDULES, OBJECTIVES) for n in reg if f"| `{n}` |" not in text] == []
+    params = {p for reg in (SCHEDULES, OBJECTIVES) for _, k in reg.items() for p in k.params}
+    assert {p.name for p in params} == {"gamma", "temperature", "alpha"}
+    assert [p.name for p in params if f"`{p.name}` (`{p.code}`: " not in text] == []
+    assert "| `schedule` |" in text and "| `objective` |" in text

@@ -173,6 +173,8 @@ LIGHT_MODULES = [
     "corruptlab.studies",
     "corruptlab.core.fingerprint",
     "corruptlab.train.optim",
+    "corruptlab.train.schedules",
+    "corruptlab.train.objectives",
     "corruptlab.core.registry",
     "corruptlab.core.params",
 ]

@@ -246,3 +246,16 @@ def test_building_and_stepping_does_not_import_dynamo():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("setting", STATEFUL)
+def test_builds_subclasses_of_the_torch_optim_classes(setting):
+    spec, torch_optimizer = SETTINGS[setting]
+    ours = build_optimizer(mlp().parameters(), spec)
+    ref = torch_optimizer(mlp().parameters())
+    assert isinstance(ours, type(ref)) and type(ours).__name__ == type(ref).__name__
+    # the same hyper-parameters as the torch.optim class with corruptlab's settings
+    assert ours.param_groups[0].keys() == ref.param_groups[0].keys()
+    for key, value in ref.param_groups[0].items():
+        if key != "params":
+            assert ours.param_groups[0][key] == value, key

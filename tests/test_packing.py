@@ -154,6 +154,60 @@ def test_a_diverging_member_does_not_disturb_the_others():
     assert_twins([packed[0], packed[2]], [alone[0], alone[2]])
 
 
+def test_both_trainers_share_the_epoch_end_decision(monkeypatch):
+    """One bookkeeping (corruptlab.train.core.RunRecord) decides for both trainers. With the last
+    weights kept (restore_best False), early stopping still counts epochs since the best
+    validation accuracy, not since the previous epoch's: 0.4 then 0.45 after 0.5 stop the run
+    at epoch 2 with patience 2, and the result is that last epoch's."""
+    from corruptlab.train import training
+
+    script = [0.5, 0.4, 0.45, 0.42, 0.6]
+    alone_acc, packed_acc = iter(script), iter(script)
+    monkeypatch.setattr(training, "_validate", lambda model, data: (1.0, next(alone_acc)))
+
+    def packed_validate(base, stack, data):
+        acc = next(packed_acc)
+        return [1.0] * len(stack.members), [acc] * len(stack.members)
+
+    monkeypatch.setattr(packing, "_packed_validate", packed_validate)
+    data = toy_data(n=64)
+    cfgs = [cfg(seed=s, restore_best=False, patience=2, max_epochs=4) for s in SEEDS]
+    alone = train(tiny_model(SEEDS[0]), data, cfgs[0])
+    packed = train_packed([tiny_model(s) for s in SEEDS], [data] * len(SEEDS), cfgs)
+    for result in [alone, *packed]:
+        assert (result.status, result.stopped_by) == ("ok", "patience")
+        assert (result.best_epoch, result.best_val_accuracy) == (2, 0.45)
+        assert [r["val_accuracy"] for r in result.history] == script[:3]
+    assert not torch.equal(packed[0].best_state["1.weight"], tiny_model(SEEDS[0])[1].weight)
+
+
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_a_diverging_member_keeps_what_its_twin_keeps(restore_best):
+    """Divergence is decided once for both trainers: the diverged epoch's row, status diverged,
+    and the best weights (or, keeping the last weights, those of the diverged epoch)."""
+    shared = toy_data(n=128)
+    cfgs = [cfg(seed=s, max_epochs=3, restore_best=restore_best) for s in SEEDS]
+    datas = [noisy_data(s, shared) for s in SEEDS]
+    poisoned = datas[1].images.clone()
+    poisoned[5, 0, 0, 0] = math.nan  # member 1's first epoch has a NaN loss
+    datas[1] = TrainData(
+        poisoned, datas[1].indices, datas[1].labels, shared.val_images, shared.val_labels
+    )
+    packed = train_packed([tiny_model(s) for s in SEEDS], datas, cfgs)
+    alone = train(tiny_model(SEEDS[1]), datas[1], cfgs[1])
+    for result in (packed[1], alone):
+        assert (result.status, result.stopped_by, result.best_epoch) == (
+            "diverged",
+            "nonfinite_loss",
+            1 if not restore_best else 0,
+        )
+        assert [r["epoch"] for r in result.history] == [0, 1]
+        assert math.isnan(result.history[-1]["train_loss"])
+        assert math.isnan(result.history[-1]["val_accuracy"])
+        finite = all(torch.isfinite(v).all() for v in result.best_state.values())
+        assert finite == restore_best
+
+
 @pytest.mark.parametrize(
     "change, message",
     [

@@ -123,9 +123,10 @@ def test_a_kind_from_a_module_of_ones_own_runs_end_to_end(toy):
     record = json.loads((wd / f"results/toy/runs/{STAGE1}/stage2/seed1/run.json").read_text())
     assert record["run"]["inputs"] == {"init": f"{STAGE1}/seed1/model.pt"}
     assert record["epochs_trained"] == 2
-    assert "starts from the weights of" in (
-        wd / f"results/toy/runs/{STAGE1}/stage2/seed1/train.log"
-    ).read_text()
+    assert (
+        "starts from the weights of"
+        in (wd / f"results/toy/runs/{STAGE1}/stage2/seed1/train.log").read_text()
+    )
 
 
 @pytest.mark.e2e

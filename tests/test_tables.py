@@ -99,6 +99,43 @@ def test_flatten_run_columns_and_values():
         assert flatten_run(record)["packing"] == packing
 
 
+def test_a_schedule_and_an_objective_are_columns_only_where_runs_have_them():
+    """A run with a non-constant lr schedule or a non-default objective gets their slugs as
+    columns, which keep runs that differ only in them apart in the summary; the selection
+    picks the best optimizer setting (lr and schedule) per setting of the rest, objective
+    included. Other runs' rows (and so their tables) have neither column."""
+    plain = make_record("mlp1", NONE, 0.1, 0)
+    assert "lr_schedule" not in flatten_run(plain) and "objective" not in flatten_run(plain)
+    step = {"name": "step", "gamma": 0.5}
+    kd = {"name": "distillation", "temperature": 4.0, "alpha": 0.5}
+    rows = []
+    for schedule, objective, val, acc in [
+        (None, None, 0.6, 0.9),
+        (step, None, 0.7, 0.8),
+        (step, kd, 0.5, 0.7),
+    ]:
+        for seed in range(3):
+            record = make_record("mlp1", NONE, 0.1, seed, best_val=val)
+            if schedule:
+                record["run"]["optimizer"]["schedule"] = schedule
+            if objective:
+                record["run"]["objective"] = objective
+            rows.append(runs_row(record, acc + seed / 100, "clean"))
+    runs = pd.DataFrame(rows)
+    assert list(runs["lr_schedule"].fillna("-")) == ["-"] * 3 + ["step-g0.5"] * 6
+    assert list(runs["objective"].fillna("-")) == ["-"] * 6 + ["kd-t4-a0.5"] * 3
+    summary = output("label_noise", "summary")({"runs": runs}, {})
+    accuracy = summary[summary["metric"] == "accuracy"]
+    assert len(accuracy) == 3 and list(accuracy["n"]) == [3, 3, 3]
+    sel = selection_table(runs)
+    assert len(sel) == 2
+    # cross-entropy: the step schedule has the better validation accuracy
+    ce = sel[sel["objective"].isna()].iloc[0]
+    assert ce["lr_schedule"] == "step-g0.5" and ce["test_accuracy"] == pytest.approx(0.81)
+    distilled = sel[sel["objective"] == "kd-t4-a0.5"].iloc[0]
+    assert distilled["test_accuracy"] == pytest.approx(0.71)
+
+
 # ---------------------------------------------------------------------------------- runs_table
 
 

@@ -182,3 +182,39 @@ def test_normalize_and_predict_shapes():
     model = tiny_model()
     logits = predict(model, torch.randn(2500, 1, 2, 2))
     assert logits.shape == (2500, 2) and model.training
+
+
+def test_a_checkpoint_of_the_former_format_is_ignored(tmp_path):
+    """A checkpoint written before the optimizers were torch.optim subclasses (format 1: the
+    key of the configuration alone, FunctionalOptimizer's optimizer state) is not resumed:
+    the run trains afresh, to the result of a run without a checkpoint."""
+    import hashlib
+    import json
+
+    c = cfg(max_epochs=3)
+    old_key = hashlib.sha256(json.dumps(c.__dict__, sort_keys=True, default=str).encode())
+    model = tiny_model()
+    old = {
+        "key": old_key.hexdigest()[:16],
+        "epoch": 2,
+        "model": model.state_dict(),
+        "optimizer": {
+            "optimizer": "sgd",
+            "hyperparameters": {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.0},
+            "state": [{"momentum_buffer": torch.zeros_like(p)} for p in model.parameters()],
+        },
+        "best_state": model.state_dict(),
+        "best_epoch": 0,
+        "best_val_accuracy": 0.5,
+        "bad_epochs": 2,
+        "history": [],
+        "stopped_by": None,
+    }
+    ckpt = tmp_path / "old.pt"
+    torch.save(old, ckpt)
+    result = train(tiny_model(), toy_data(), c, checkpoint=ckpt)
+    fresh = train(tiny_model(), toy_data(), c)
+    assert result.resumed_from_epoch == 0
+    assert without_seconds(result.history) == without_seconds(fresh.history)
+    assert same_state(result.best_state, fresh.best_state)
+    assert torch.load(ckpt, weights_only=True)["key"] != old["key"]  # overwritten

@@ -274,6 +274,27 @@ def test_changing_a_hyper_parameter_reruns_only_affected_runs(workdir):
     assert jobs["train"] == 4 and jobs["evaluate"] == 4 and jobs["labels"] == 2
 
 
+def test_an_lr_schedule_adds_runs_of_its_own_and_a_constant_one_changes_nothing(workdir):
+    constant = json.loads(json.dumps(TINY))
+    constant["studies"]["tiny"]["optimizers"][0]["schedule"] = {"name": "constant"}
+    constant["studies"]["tiny"]["objective"] = {"name": "cross_entropy"}
+    (workdir / "constant.yaml").write_text(yaml.safe_dump(constant))
+    out = snakemake(workdir, "-n", "--configfile", "constant.yaml").stdout
+    # the same runs: nothing to label, train or evaluate again (the derived tables' jobs take the
+    # study's config as a param, so its new keys replan them and the figures drawn from them)
+    assert set(planned_jobs(out)) <= {"table", "figure", "all"}
+    assert "mlp1/none/adadelta-lr1-wd0-bs128/seed0" not in out
+    step = json.loads(json.dumps(TINY))
+    step["studies"]["tiny"]["optimizers"].append(
+        {"name": "adadelta", "lr": 1.0, "schedule": {"name": "step", "gamma": 0.7}}
+    )
+    (workdir / "step.yaml").write_text(yaml.safe_dump(step))
+    out = snakemake(workdir, "-n", "--configfile", "step.yaml").stdout
+    jobs = planned_jobs(out)
+    assert jobs["train"] == N_RUNS == jobs["evaluate"] and "labels" not in jobs
+    assert "results/tiny/runs/mlp1/none/adadelta-lr1-wd0-step-g0.7-bs128/seed0/model.pt" in out
+
+
 def test_a_bad_config_fails_before_any_job(tmp_path):
     wd = copy_workflow(tmp_path)
     bad = json.loads(json.dumps(TINY))

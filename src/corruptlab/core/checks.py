@@ -45,3 +45,13 @@ def entries(value: Any, of: type) -> list[tuple[int, Any]]:
         if isinstance(value, list)
         else []
     )
+
+
+def check_entry(where: str, entry: dict, name_key: str, registry) -> list[str]:
+    """A registry entry's spec (``{name_key: <name>, <param>: <value or list>, ...}``): a
+    known name and acceptable parameters."""
+    if not isinstance(entry.get(name_key), str):
+        return []  # the schema reports it
+    if entry[name_key] not in registry:
+        return choice_errors(f"{where}.{name_key}", entry[name_key], registry)
+    return check_params(where, entry, name_key, registry.get(entry[name_key]).params)

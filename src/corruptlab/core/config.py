@@ -3,11 +3,11 @@
 ``validate_config`` loads the study kinds (built-in, and any modules the config's
 ``study_kinds`` names), checks a config against workflow/schemas/config.schema.yaml merged with
 each study's kind's own schema (filling defaults), then against the registries (models,
-datasets, noise kinds, optimizers) and the kind's own checks, collecting every problem into one
-``ConfigError`` that names each key at fault and what would be accepted. ``expand_runs`` turns a
-study into its runs (the kind's ``expand``: by default ``grid_runs``, model x noise x optimizer x
-batch size x epochs x seed); each run is a plain dict that reaches the rules through
-``params:``.
+datasets, noise kinds, optimizers and their lr schedules, objectives) and the kind's own checks,
+collecting every problem into one ``ConfigError`` that names each key at fault and what would be
+accepted. ``expand_runs`` turns a study into its runs (the kind's ``expand``: by default
+``corruptlab.core.grid.grid_runs``, model x noise x optimizer x objective x batch size x epochs x
+seed); each run is a plain dict that reaches the rules through ``params:``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from corruptlab import studies as study_kinds
-from corruptlab.core.checks import check_params, choice_errors, entries
+from corruptlab.core.checks import check_entry, check_params, choice_errors, entries
 from corruptlab.core.grid import as_list
 from corruptlab.data.corruptions import CORRUPTIONS
 from corruptlab.data.datasets import DATASETS
@@ -25,7 +25,9 @@ from corruptlab.data.noise import NOISE
 from corruptlab.eval.adaptation import METHOD_PARAMS, METHODS
 from corruptlab.studies import STUDIES
 from corruptlab.train.models import MODELS
+from corruptlab.train.objectives import OBJECTIVES
 from corruptlab.train.optim import OPTIMIZERS
+from corruptlab.train.schedules import SCHEDULES
 
 SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -181,18 +183,15 @@ def _check_study(where: str, study: dict) -> list[str]:
             errors += choice_errors(f"{where}.{key}", study[key], registry)
     for i, model in entries(study.get("models"), str):
         errors += choice_errors(f"{where}.models[{i}]", model, MODELS)
-    for section, name_key, registry in (
-        ("noise", "kind", NOISE),
-        ("optimizers", "name", OPTIMIZERS),
-    ):
-        for i, spec in entries(study.get(section), dict):
-            w = f"{where}.{section}[{i}]"
-            if not isinstance(spec.get(name_key), str):
-                continue
-            if spec[name_key] not in registry:
-                errors += choice_errors(f"{w}.{name_key}", spec[name_key], registry)
-            else:
-                errors += check_params(w, spec, name_key, registry.get(spec[name_key]).params)
+    for i, spec in entries(study.get("noise"), dict):
+        errors += check_entry(f"{where}.noise[{i}]", spec, "kind", NOISE)
+    for i, spec in entries(study.get("optimizers"), dict):
+        w = f"{where}.optimizers[{i}]"
+        optimizer = {k: v for k, v in spec.items() if k != "schedule"}
+        errors += check_entry(w, optimizer, "name", OPTIMIZERS)
+        if isinstance(spec.get("schedule"), dict):
+            errors += check_entry(f"{w}.schedule", spec["schedule"], "name", SCHEDULES)
+    errors += _check_objective(where, study)
     evaluation = study.get("evaluation") if isinstance(study.get("evaluation"), dict) else {}
     for i, name in entries(evaluation.get("corruptions"), str):
         errors += choice_errors(f"{where}.evaluation.corruptions[{i}]", name, CORRUPTIONS)
@@ -227,6 +226,30 @@ def _check_study(where: str, study: dict) -> list[str]:
         )
     if kind is not None:
         errors += kind.check(where, study)
+    return errors
+
+
+def _check_objective(where: str, study: dict) -> list[str]:
+    spec = study.get("objective")
+    if not isinstance(spec, dict):
+        return []
+    errors = check_entry(f"{where}.objective", spec, "name", OBJECTIVES)
+    name, kind = spec.get("name"), study.get("kind")
+    if name not in OBJECTIVES or kind not in STUDIES or not OBJECTIVES.get(name).soft_targets:
+        return errors
+    if not STUDIES.get(kind).soft_targets:
+        providers = [k for k in STUDIES if STUDIES.get(k).soft_targets]
+        hard = [n for n in OBJECTIVES if not OBJECTIVES.get(n).soft_targets]
+        where_else = (
+            f", or {name!r} in a study of kind {' or '.join(map(repr, providers))}"
+            if providers
+            else " (no study kind provides soft targets yet; a distillation study kind will)"
+        )
+        errors.append(
+            f"{where}.objective.name: {name!r} trains on soft targets (a teacher's logits for "
+            f"every training example), which the runs of a {kind!r} study do not have; "
+            f"accepted: {', '.join(hard)}{where_else}"
+        )
     return errors
 
 

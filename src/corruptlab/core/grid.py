@@ -10,7 +10,9 @@ from typing import Any
 from corruptlab.core import runs
 from corruptlab.core.params import Param, fmt_number
 from corruptlab.data.noise import NOISE
+from corruptlab.train.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
 from corruptlab.train.optim import OPTIMIZERS
+from corruptlab.train.schedules import DEFAULT_SCHEDULE, SCHEDULES
 
 
 def expand_grid(entry: dict, name_key: str, params: tuple[Param, ...]) -> list[dict]:
@@ -48,31 +50,61 @@ def as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def optimizer_grid(spec: dict) -> list[dict]:
+    """A (validated) optimizer spec's settings: its list-valued parameters expanded, then its
+    lr schedule's. A setting carries ``schedule`` only when it is not ``constant``, so that runs
+    without a schedule keep the run dicts (and paths) they always had."""
+    settings = expand_grid(spec, "name", OPTIMIZERS.get(spec["name"]).params)
+    schedule = spec.get("schedule", DEFAULT_SCHEDULE)
+    schedules = expand_grid(schedule, "name", SCHEDULES.get(schedule["name"]).params)
+    return [
+        o if s["name"] == DEFAULT_SCHEDULE["name"] else {**o, "schedule": s}
+        for o in settings
+        for s in schedules
+    ]
+
+
+def objective_grid(study: dict) -> list[dict]:
+    """A (validated) study's objective settings, list-valued parameters expanded (the default:
+    cross-entropy)."""
+    spec = study.get("objective", DEFAULT_OBJECTIVE)
+    return expand_grid(spec, "name", OBJECTIVES.get(spec["name"]).params)
+
+
+def optimizer_slug(optim: dict, objective: dict | None = None) -> str:
+    """The optimizer part of a run path, before ``-bs``: the optimizer's slug, then a
+    non-constant schedule's (``adadelta-lr1-wd0-step-g0.7``) and a non-default objective's
+    (``-kd-t4-a0.5``)."""
+    out = OPTIMIZERS.get(optim["name"]).slug(optim)
+    if "schedule" in optim:
+        out += "-" + SCHEDULES.get(optim["schedule"]["name"]).slug(optim["schedule"])
+    if objective is not None and objective["name"] != DEFAULT_OBJECTIVE["name"]:
+        out += "-" + OBJECTIVES.get(objective["name"]).slug(objective)
+    return out
+
+
 def grid_runs(study_name: str, study: dict, config: dict) -> list[dict]:
-    """The runs of a study's grid: models x noise settings x optimizer settings x batch sizes
-    x epochs x seeds, in that order."""
+    """The runs of a study's grid: models x noise settings x optimizer settings (with their lr
+    schedules) x objectives x batch sizes x epochs x seeds, in that order."""
     noises = [
         n
         for spec in study["noise"]
         for n in expand_grid(spec, "kind", NOISE.get(spec["kind"]).params)
     ]
-    optims = [
-        o
-        for spec in study["optimizers"]
-        for o in expand_grid(spec, "name", OPTIMIZERS.get(spec["name"]).params)
-    ]
+    optims = [o for spec in study["optimizers"] for o in optimizer_grid(spec)]
     out = []
     epoch_grid = isinstance(study["max_epochs"], list)  # then run paths name the epochs
-    for model, noise, optim, bs, epochs, seed in itertools.product(
+    for model, noise, optim, objective, bs, epochs, seed in itertools.product(
         study["models"],
         noises,
         optims,
+        objective_grid(study),
         as_list(study["batch_size"]),
         as_list(study["max_epochs"]),
         seed_list(study["seeds"]),
     ):
         noise_slug = NOISE.get(noise["kind"]).slug(noise)
-        optim_slug = f"{OPTIMIZERS.get(optim['name']).slug(optim)}-bs{fmt_number(bs)}"
+        optim_slug = f"{optimizer_slug(optim, objective)}-bs{fmt_number(bs)}"
         if epoch_grid:
             optim_slug += f"-e{epochs}"
         out.append(
@@ -94,6 +126,8 @@ def grid_runs(study_name: str, study: dict, config: dict) -> list[dict]:
                 "run_id": runs.run_id(runs.config_id(model, noise_slug, optim_slug), seed),
             }
         )
+        if objective["name"] != DEFAULT_OBJECTIVE["name"]:  # the default leaves run dicts be
+            out[-1]["objective"] = objective
         if study.get("in_classes"):  # only when set: runs of other studies keep their params
             out[-1]["in_classes"] = sorted(study["in_classes"])
     return out

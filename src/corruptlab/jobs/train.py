@@ -163,6 +163,7 @@ class _RunInputs:
 
         from corruptlab.data.datasets import load_prepared, normalization_stats, normalize
         from corruptlab.data.noise import load_noisy_labels, synthetic_inputs
+        from corruptlab.train.objectives import DEFAULT_OBJECTIVE
         from corruptlab.train.training import TrainConfig, TrainData
 
         shared = {} if shared is None else shared
@@ -200,6 +201,8 @@ class _RunInputs:
             patience=run["patience"],
             seed=derive_seed(run["study"], run["seed"], "train"),
             restore_best=run.get("restore_best", True),
+            # only a non-default objective is in the run dict (corruptlab.core.config)
+            objective=run.get("objective", DEFAULT_OBJECTIVE),
         )
 
     def model(self):

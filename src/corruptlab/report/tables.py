@@ -16,11 +16,16 @@ from corruptlab.core.io import read_json
 from corruptlab.data.noise import NOISE, variant_of
 from corruptlab.eval.metrics import METRICS
 from corruptlab.report.stats import mean_ci
+from corruptlab.train.objectives import OBJECTIVES
 from corruptlab.train.optim import OPTIMIZERS
+from corruptlab.train.schedules import SCHEDULES
 
 NOISE_PARAMS = list(dict.fromkeys(p.name for k in NOISE.items() for p in k[1].params))
 OPTIM_PARAMS = list(dict.fromkeys(p.name for k in OPTIMIZERS.items() for p in k[1].params))
-OPTIM_COLUMNS = ["optimizer", *OPTIM_PARAMS]
+# lr_schedule and objective (their slugs) are columns only of studies whose runs have a
+# non-constant schedule or a non-default objective (elsewhere: NaN), so that other studies'
+# tables keep their columns
+OPTIM_COLUMNS = ["optimizer", *OPTIM_PARAMS, "lr_schedule"]
 CONFIG_COLUMNS = [
     "study",
     "kind",
@@ -30,6 +35,7 @@ CONFIG_COLUMNS = [
     "noise_kind",
     *NOISE_PARAMS,
     *OPTIM_COLUMNS,
+    "objective",
     "batch_size",
     "max_epochs",
     "patience",
@@ -60,6 +66,11 @@ def flatten_run(record: dict) -> dict:
     row.update({p: run["noise"].get(p, np.nan) for p in NOISE_PARAMS})
     row["optimizer"] = run["optimizer"]["name"]
     row.update({p: run["optimizer"].get(p, np.nan) for p in OPTIM_PARAMS})
+    if "schedule" in run["optimizer"]:
+        schedule = run["optimizer"]["schedule"]
+        row["lr_schedule"] = SCHEDULES.get(schedule["name"]).slug(schedule)
+    if "objective" in run:
+        row["objective"] = OBJECTIVES.get(run["objective"]["name"]).slug(run["objective"])
     row.update({k: run[k] for k in ("batch_size", "max_epochs", "patience", "seed", "run_id")})
     classes = run.get("in_classes")
     row["in_classes"] = "all" if classes is None else ",".join(map(str, classes))

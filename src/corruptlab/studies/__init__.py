@@ -65,6 +65,9 @@ class StudyKind:
     claims: tuple[Callable[..., list[dict]], ...] = ()
     steps: tuple[str, ...] = ("evaluate",)
     uses_patience: bool = True  # False: runs train every epoch (patience is not checked)
+    # its runs have soft targets (a teacher's logits per training example), which objectives
+    # such as distillation train on; no built-in kind provides them yet
+    soft_targets: bool = False
 
     def check(self, where: str, study: dict) -> list[str]:
         """Problems of a study (``where`` names it, e.g. ``studies.quick``), beyond its schema."""

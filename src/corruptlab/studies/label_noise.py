@@ -37,7 +37,7 @@ def selection(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
     val = s[s["metric"] == "best_val_accuracy"]
     test = s[s["metric"] == "accuracy"]
     keys = [c for c in CONFIG_COLUMNS if c not in OPTIM_COLUMNS and c in s]
-    config = keys + OPTIM_COLUMNS
+    config = keys + [c for c in OPTIM_COLUMNS if c in s]
     best = (
         val.sort_values("mean", ascending=False, kind="stable")
         .groupby(keys, dropna=False, sort=True)

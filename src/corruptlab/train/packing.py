@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,40 +28,25 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from corruptlab.core.io import torch_save
 from corruptlab.core.seeding import derive_seed
 from corruptlab.train.optim import build_optimizer
 from corruptlab.train.training import (
     EVAL_BATCH,
+    Checkpoint,
+    RunRecord,
+    StateFn,
     TrainConfig,
     TrainData,
     TrainResult,
-    _load_checkpoint,
-    _row,
+    check_objective,
+    epoch_progress,
+    resume_progress,
+    set_lr,
 )
 
 # How far a packed member may drift from its unpacked twin (float32 rounding, amplified a little
 # by training): tests/test_packing.py holds members to these over a few epochs.
 PACKED_TOLERANCE = {"rtol": 1e-3, "atol": 1e-4}
-
-
-class _Member:
-    """The per-seed bookkeeping of ``training.train``, for one member of a pack."""
-
-    def __init__(self, cfg: TrainConfig) -> None:
-        self.cfg = cfg
-        self.history: list[dict[str, Any]] = []
-        self.best_state: dict[str, torch.Tensor] = {}
-        self.best_epoch = 0
-        self.best_acc = -math.inf
-        self.bad_epochs = 0
-        self.stopped_by = "max_epochs"
-
-    def record(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "cfg"}
-
-    def restore(self, record: dict[str, Any]) -> None:
-        self.__dict__.update(record)
 
 
 def _check_pack(models: list[nn.Module], data: list[TrainData], cfgs: list[TrainConfig]) -> None:
@@ -122,15 +106,19 @@ class _Stack:
     def select(self, keep: list[int]) -> _Stack:
         """A stack of the rows ``keep`` (positions in this stack), optimizer state included."""
         rows = torch.tensor(keep, dtype=torch.long, device=next(iter(self.params.values())).device)
+        # torch.optim's state dict: per parameter index, its state tensors (a stacked moment
+        # has the stack's rows first; "step" is a scalar shared by the rows)
         state = self.optimizer.state_dict()
         n = len(self.members)
-        state["state"] = [
-            {
-                k: v.index_select(0, rows.to(v.device)) if v.dim() > 0 and v.shape[0] == n else v
+        state["state"] = {
+            i: {
+                k: v.index_select(0, rows.to(v.device))
+                if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n
+                else v
                 for k, v in s.items()
             }
-            for s in state["state"]
-        ]
+            for i, s in state["state"].items()
+        }
         out = _Stack(
             {k: v.index_select(0, rows) for k, v in self.params.items()},
             {k: v.index_select(0, rows) for k, v in self.buffers.items()},
@@ -163,117 +151,92 @@ def train_packed(
     (given a module holding that member's current weights).
     """
     _check_pack(models, data, cfgs)
+    check_objective(cfgs[0], data)
     device = data[0].images.device
     names = list(models[0].state_dict().keys())
     base = copy.deepcopy(models[0]).to("meta")
-    members = [_Member(cfg) for cfg in cfgs]
-    n = len(data[0].indices)
-    key = _pack_key(cfgs)
+    records = [RunRecord(cfg) for cfg in cfgs]
+    ckpt = Checkpoint(checkpoint, _pack_key(cfgs))
 
-    start_epoch = 1
-    ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    state = _load_checkpoint(ckpt_path, key, device)
-    if state is not None:
-        for m, record in zip(members, state["members"], strict=True):
-            m.restore(record)
-        stack = _Stack(state["params"], state["buffers"], cfgs[0].optimizer, state["active"])
-        stack.optimizer.load_state_dict(state["optimizer"])
-        start_epoch = state["epoch"] + 1
-        if progress is not None:  # the examples already seen
-            progress.update(n * sum(row["epoch"] > 0 for m in members for row in m.history))
+    def state(row: int) -> StateFn:
+        return lambda: stack.state_of(row, names)
+
+    def extra(epoch: int, row: int) -> Callable[[], dict] | None:
+        if on_epoch is None:
+            return None
+        return lambda: _measure(on_epoch, epoch, models[0], stack, row, names)
+
+    saved = ckpt.load(device)
+    if saved is not None:
+        start_epoch = Checkpoint.restore(saved, records) + 1
+        stack = _Stack(saved["params"], saved["buffers"], cfgs[0].optimizer, saved["active"])
+        stack.optimizer.load_state_dict(saved["optimizer"])
+        resume_progress(progress, records, len(data[0].indices))
     else:
+        start_epoch = 1
         params, buffers = stack_module_state(models)
         stack = _Stack(params, buffers, cfgs[0].optimizer, list(range(len(models))))
         val_losses, val_accs = _packed_validate(base, stack, data[0])
-        for row, m in enumerate(members):  # epoch 0: the initial weights, as training.train
-            m.history.append(_row(0, math.nan, val_losses[row], val_accs[row], 0.0))
-            m.history[-1].update(_measure(on_epoch, 0, models[0], stack, row, names))
-            m.best_state, m.best_acc = stack.state_of(row, names), val_accs[row]
+        for row, record in enumerate(records):  # epoch 0: the initial weights
+            record.start(val_losses[row], val_accs[row], state(row), extra(0, row))
     resumed_from = start_epoch - 1
 
     forward = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))
     for epoch in range(start_epoch, cfgs[0].max_epochs + 1):
-        if not stack.members:
+        if not any(r.training for r in records):
             break
         t0 = time.perf_counter()
+        set_lr(stack.optimizer, cfgs[0], epoch)
         base.train()
-        losses = _packed_epoch(forward, stack, members, data, epoch, progress)
+        losses = _packed_epoch(forward, stack, records, data, epoch, progress)
         val_losses, val_accs = _packed_validate(base, stack, data[0])
         seconds = (time.perf_counter() - t0) / len(stack.members)
-        keep = []
-        for row, i in enumerate(stack.members):
-            m = members[i]
-            if not math.isfinite(losses[row]):
-                m.history.append(_row(epoch, losses[row], math.nan, math.nan, seconds))
-                m.stopped_by = "nonfinite_loss"
-                continue
-            m.history.append(_row(epoch, losses[row], val_losses[row], val_accs[row], seconds))
-            m.history[-1].update(_measure(on_epoch, epoch, models[0], stack, row, names))
-            if val_accs[row] > m.best_acc:
-                m.best_state = stack.state_of(row, names)
-                m.best_epoch, m.best_acc, m.bad_epochs = epoch, val_accs[row], 0
-            else:
-                m.bad_epochs += 1
-            if not m.cfg.restore_best:  # the last weights stand in for the best
-                m.best_state = stack.state_of(row, names)
-                m.best_epoch, m.best_acc = epoch, val_accs[row]
-            if m.bad_epochs >= m.cfg.patience:
-                m.stopped_by = "patience"
-                continue
-            keep.append(row)
-        if len(keep) < len(stack.members):
-            stack = stack.select(keep)
-        if progress is not None:
-            progress.set_postfix(epoch=epoch, training=len(stack.members))
-        if ckpt_path is not None:
-            torch_save(
-                {
-                    "key": key,
-                    "epoch": epoch,
-                    "params": stack.params,
-                    "buffers": stack.buffers,
-                    "active": stack.members,
-                    "optimizer": stack.optimizer.state_dict(),
-                    "members": [m.record() for m in members],
-                },
-                ckpt_path,
+        keep = [
+            row
+            for row, i in enumerate(stack.members)
+            if records[i].end_epoch(
+                epoch,
+                losses[row],
+                val_losses[row],
+                val_accs[row],
+                seconds,
+                state(row),
+                extra(epoch, row),
             )
-
-    return [
-        TrainResult(
-            status="diverged" if m.stopped_by == "nonfinite_loss" else "ok",
-            stopped_by=m.stopped_by,
-            best_epoch=m.best_epoch,
-            best_val_accuracy=m.best_acc,
-            best_state=m.best_state,
-            history=m.history,
-            resumed_from_epoch=resumed_from,
+        ]
+        if keep and len(keep) < len(stack.members):  # the stopped members leave the stack
+            stack = stack.select(keep)
+        epoch_progress(progress, epoch, records)
+        ckpt.save(
+            epoch,
+            records,
+            params=stack.params,
+            buffers=stack.buffers,
+            active=stack.members,
+            optimizer=stack.optimizer.state_dict(),
         )
-        for m in members
-    ]
+    return [record.result(resumed_from) for record in records]
 
 
 def _measure(on_epoch, epoch: int, template: nn.Module, stack: _Stack, row: int, names) -> dict:
     """``on_epoch`` for the member in ``row`` of the stack, on a module holding its weights."""
-    if on_epoch is None:
-        return {}
     model = copy.deepcopy(template)
     model.load_state_dict(stack.state_of(row, names))
     return on_epoch(epoch, model, stack.members[row])
 
 
-def _packed_epoch(forward, stack: _Stack, members, data, epoch: int, progress) -> list[float]:
+def _packed_epoch(forward, stack: _Stack, records, data, epoch: int, progress) -> list[float]:
     """One epoch of every active member; returns their mean training losses."""
     device = data[0].images.device
     rows = stack.members
-    batch = members[rows[0]].cfg.batch_size
+    batch = records[rows[0]].cfg.batch_size
     n = len(data[rows[0]].indices)
     perms = torch.stack(
         [
             torch.randperm(
                 n,
                 generator=torch.Generator().manual_seed(
-                    derive_seed(members[i].cfg.seed, "order", epoch)
+                    derive_seed(records[i].cfg.seed, "order", epoch)
                 ),
             )
             for i in rows
@@ -282,6 +245,10 @@ def _packed_epoch(forward, stack: _Stack, members, data, epoch: int, progress) -
     shared = all(data[i].images is data[rows[0]].images for i in rows)
     indices = torch.stack([data[i].indices for i in rows])
     labels = torch.stack([data[i].labels for i in rows])
+    objective = records[rows[0]].cfg.loss()
+    soft = None
+    if objective.soft_targets:  # [K, M, C] (check_objective made sure each member has them)
+        soft = torch.stack([data[i].soft_targets for i in rows])
     shape = data[rows[0]].images.shape[1:]
     total = torch.zeros(len(rows), dtype=torch.float64, device=device)
     for start in range(0, n, batch):
@@ -294,8 +261,10 @@ def _packed_epoch(forward, stack: _Stack, members, data, epoch: int, progress) -
             x = torch.stack([data[i].images.index_select(0, idx[r]) for r, i in enumerate(rows)])
         y = labels.gather(1, sel)
         logits = forward(stack.params, stack.buffers, x)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.reshape(-1), reduction="none")
-        loss = loss.view(len(rows), b).mean(1)
+        soft_batch = None
+        if soft is not None:
+            soft_batch = soft.gather(1, sel.unsqueeze(-1).expand(-1, -1, soft.shape[-1]))
+        loss = objective.per_member(logits, y, soft_batch)  # each member's mean loss, [K]
         stack.optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
         stack.optimizer.step()
