@@ -154,7 +154,10 @@ def variants(optimizers: list[str], candidates: bool) -> list[tuple]:
 
 def measure(child: Path, variant: str, name: str, env: dict) -> dict:
     spec = json.dumps(SPECS[name]) if name in SPECS else "{}"
-    full_env = {**_common.workflow_env(_common.REPO), **env}
+    # one thread and MKL's reproducible mode, so that the parameters of two processes compare
+    # bit for bit (threads and memory alignment may otherwise change the sums' rounding)
+    repro = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MKL_CBWR": "COMPATIBLE"}
+    full_env = {**_common.workflow_env(_common.REPO), **repro, **env}
     seconds, proc = _common.run([sys.executable, str(child), variant, spec], env=full_env)
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), "wall": seconds}
 
