@@ -294,6 +294,24 @@ def test_a_derived_fingerprint_changes_with_a_module_reached_late(fake_package, 
     assert fp.script_fingerprint(script) == after
 
 
+def test_a_module_imported_by_name_adds_its_text_and_its_reach(fake_package, tmp_path_factory):
+    """A job that imports a module at run time (a study kind's) fingerprints its file too."""
+    folder = tmp_path_factory.mktemp("kind")
+    script, kind = folder / "job.py", folder / "kind.py"
+    script.write_text("import corruptlab.sub.beta\n")
+    kind.write_text("from corruptlab import alpha\n")
+    alone = fp.script_fingerprint(script)
+    with_kind = fp.script_fingerprint(script, kind)
+    assert with_kind != alone
+    kind.write_text("from corruptlab import alpha  # edited\n")
+    assert fp.script_fingerprint(script, kind) != with_kind  # its own text
+    edited = fp.script_fingerprint(script, kind)
+    (fake_package / "alpha.py").write_text("X = 3\n")  # a module only the kind reaches
+    fp._module_digest.cache_clear()
+    assert fp.script_fingerprint(script, kind) != edited
+    assert fp.script_fingerprint(script) == alone
+
+
 def test_an_import_of_a_missing_module_is_an_error(fake_package):
     with pytest.raises(FileNotFoundError, match=r"no module corruptlab\.nothing"):
         fp.reached_modules("import corruptlab.nothing\n")

@@ -6,7 +6,7 @@ from corruptlab.eval.adaptation import eval_methods
 from corruptlab.data.corruptions import CORRUPTIONS
 from corruptlab.data.datasets import DATASETS, is_downloadable
 from corruptlab.core import runs
-from corruptlab.core.fingerprint import fingerprint, reached_modules, script_modules
+from corruptlab.core.fingerprint import script_fingerprint
 from corruptlab.studies import PER_RUN_TABLES, STUDIES, kind_source
 
 try:
@@ -89,7 +89,7 @@ def pack_log(step, seeds, suffix="log"):
 # Fingerprints of the library code behind each rule's script (every corruptlab module it
 # reaches, read from the source): an edit reruns that step and what follows.
 CODE = {
-    script.stem: fingerprint(*script_modules(script))
+    script.stem: script_fingerprint(script)
     for script in sorted(Path(workflow.basedir, "scripts").glob("*.py"))
     if not script.stem.startswith("_")
 }
@@ -99,20 +99,10 @@ def kind_code(script):
     """The fingerprint of an aggregation script together with its study's kind module (which
     the job imports by name): editing a kind's module redraws that kind's tables and figures.
     """
-
-    def code(wildcards):
-        source = Path(kind_source(config["studies"][wildcards.study]["kind"]))
-        text = source.read_text()
-        modules = set(script_modules(Path(workflow.basedir, "scripts", f"{script}.py")))
-        return fingerprint(*modules, *reached_modules(text)) + sha256(text)
-
-    return code
-
-
-def sha256(text):
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = Path(workflow.basedir, "scripts", f"{script}.py")
+    return lambda w: script_fingerprint(
+        path, kind_source(config["studies"][w.study]["kind"])
+    )
 
 
 def _alternatives(names):

@@ -142,6 +142,19 @@ def script_modules(script: str | Path) -> list[str]:
     return reached_modules(Path(script).read_text())
 
 
-def script_fingerprint(script: str | Path) -> str:
-    """The fingerprint of every corruptlab module a rule's script reaches."""
-    return fingerprint(*script_modules(script))
+def script_fingerprint(script: str | Path, *sources: str | Path) -> str:
+    """The fingerprint of a rule's script: every corruptlab module it reaches, and, for a job
+    that imports modules by name at run time (a study kind's, see corruptlab.studies), those
+    modules' files ``sources``: their text and every corruptlab module they reach."""
+    modules = set(script_modules(script))
+    texts = []
+    for source in sources:
+        text = Path(source).read_text()
+        modules |= set(reached_modules(text))
+        texts.append(text)
+    if not texts:
+        return fingerprint(*modules)
+    h = hashlib.sha256(fingerprint(*modules).encode())
+    for text in texts:
+        h.update(b"\0" + text.encode())
+    return h.hexdigest()[:16]
