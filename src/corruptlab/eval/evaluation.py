@@ -98,7 +98,7 @@ def adapt(method: dict, model, x, labels, *, seed: int, stream_seed: int):
 
     from corruptlab.eval.adaptation import METHODS, stream_order
 
-    params = {k: method[k] for k in ("lr", "batch_size", "steps") if k in method}
+    params = {k: method[k] for k in METHOD_COLUMNS if k in method and k != "stream"}
     fn = METHODS.get(method["name"])
     kwargs = {"batch_size": 1000, "lr": 1e-3, "steps": 1, **params}
     if "stream" not in method:

@@ -35,12 +35,7 @@ from corruptlab.core.registry import Registry
 
 BUILTIN = ("label_noise", "corruption_tta", "ood", "memorization")
 # tables the workflow builds from every run's files (rules runs_table, predictions_table, ...)
-PER_RUN_TABLES = {
-    "runs": "eval.parquet",
-    "predictions": "predictions.parquet",
-    "histories": "history.parquet",
-    "ood_runs": "ood.parquet",
-}
+PER_RUN_TABLES = ("runs", "predictions", "histories", "ood_runs")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import yaml
 
 from corruptlab.report.claims import claims_table, row
 from corruptlab.report.stats import diff_ci, mean_ci, spearman
-from corruptlab.report.style import STYLE, model_color, model_order, pyplot
+from corruptlab.report.style import STYLE, model_color, model_order, plot_band, pyplot
 from corruptlab.report.tables import CONFIG_COLUMNS, EVAL_KEYS, ci_rows, summary
 from corruptlab.studies import Output, StudyKind, register
 
@@ -293,22 +293,15 @@ def error_by_entropy_decile(tables: dict[str, pd.DataFrame]) -> plt.Figure:
                 label = f"each of {len(sets)} test sets" if i == 0 else None
                 ax.plot(g["decile"], 100 * g["error_mean"], color="0.6", lw=0.6, label=label)
             m = d[d["condition"] == "mean"].sort_values("decile")
-            color = model_color(model)
-            ax.plot(
+            plot_band(
+                ax,
                 m["decile"],
-                100 * m["error_mean"],
-                marker="o",
-                ms=3.5,
-                color=color,
-                label="mean over the sets (95% CI)",
-            )
-            ax.fill_between(
-                m["decile"],
-                100 * m["error_ci95_low"],
-                100 * m["error_ci95_high"],
-                color=color,
-                alpha=0.2,
-                lw=0,
+                m["error_mean"],
+                m["error_ci95_low"],
+                m["error_ci95_high"],
+                model_color(model),
+                "mean over the sets (95% CI)",
+                scale=100,
             )
             ax.set_title(model)
             ax.set_xlabel("entropy decile within a test set (1 = most confident)")
@@ -345,21 +338,14 @@ def loss_entropy_by_severity(tables: dict[str, pd.DataFrame]) -> plt.Figure:
                         for s, g in per_seed.groupby("severity")
                     ]
                 )
-                ax.plot(
+                plot_band(
+                    ax,
                     stats["severity"],
                     stats["mean"],
-                    marker="o",
-                    ms=3.5,
-                    color=model_color(model),
-                    label=model,
-                )
-                ax.fill_between(
-                    stats["severity"],
                     stats["ci95_low"],
                     stats["ci95_high"],
-                    color=model_color(model),
-                    alpha=0.2,
-                    lw=0,
+                    model_color(model),
+                    model,
                 )
             ax.set_xlabel("severity (0 = clean; mean over corruptions)")
             ax.set_ylabel(label)

@@ -11,7 +11,14 @@ import pandas as pd
 
 from corruptlab.report.claims import claims_table, row
 from corruptlab.report.stats import diff_ci, mean_ci
-from corruptlab.report.style import STYLE, model_color, model_order, panel_grid, pyplot
+from corruptlab.report.style import (
+    STYLE,
+    model_color,
+    model_order,
+    panel_grid,
+    plot_band,
+    pyplot,
+)
 from corruptlab.report.tables import CONFIG_COLUMNS, OPTIM_COLUMNS, PROVENANCE_COLUMNS, summary
 from corruptlab.studies import Output, StudyKind, register
 from corruptlab.train.models import models_where
@@ -212,22 +219,15 @@ def accuracy_vs_alpha(tables: dict[str, pd.DataFrame]) -> plt.Figure:
         for ax, (title, data) in zip(axes, panels, strict=True):
             for model in model_order(data["model"]):
                 d = data[data["model"] == model].sort_values("alpha_axis")
-                color = model_color(model)
-                ax.plot(
+                plot_band(
+                    ax,
                     d["alpha_axis"],
-                    100 * d["test_accuracy"],
-                    marker="o",
-                    ms=3.5,
-                    color=color,
-                    label=model,
-                )
-                ax.fill_between(
-                    d["alpha_axis"],
-                    100 * d["test_accuracy_ci95_low"],
-                    100 * d["test_accuracy_ci95_high"],
-                    color=color,
-                    alpha=0.2,
-                    lw=0,
+                    d["test_accuracy"],
+                    d["test_accuracy_ci95_low"],
+                    d["test_accuracy_ci95_high"],
+                    model_color(model),
+                    model,
+                    scale=100,
                 )
             ax.set_title(title)
             ax.set_xlabel(r"noisy labels per clean label ($\alpha$)")

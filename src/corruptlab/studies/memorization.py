@@ -34,7 +34,7 @@ from corruptlab.core.checks import entries
 from corruptlab.core.grid import as_list
 from corruptlab.report.claims import claims_table, row
 from corruptlab.report.stats import diff_ci
-from corruptlab.report.style import STYLE, panel_grid, pyplot
+from corruptlab.report.style import STYLE, panel_grid, plot_band, pyplot
 from corruptlab.report.tables import ci_rows
 from corruptlab.studies import Output, StudyKind, register
 
@@ -665,10 +665,7 @@ def csr_over_epochs(tables: dict[str, pd.DataFrame]) -> plt.Figure:
             for variant in _variant_order(data.get("variant", [])):
                 d = data[data["variant"] == variant].sort_values("epoch")
                 color = VARIANT_COLORS.get(variant, "tab:gray")
-                ax.plot(d["epoch"], d["mean"], marker="o", ms=3.5, color=color, label=variant)
-                ax.fill_between(
-                    d["epoch"], d["ci95_low"], d["ci95_high"], color=color, alpha=0.2, lw=0
-                )
+                plot_band(ax, d["epoch"], d["mean"], d["ci95_low"], d["ci95_high"], color, variant)
             ax.set_title(title)
             ax.set_xlabel("epoch")
         axes[0].set_ylabel("critical sample ratio")
