@@ -51,3 +51,19 @@ rule all:
     default_target: True
     input:
         all_targets(),
+
+
+# When a run ends: per study, how many of its paper's claims its numbers support, contradict or
+# leave open, and where the claims table is (pandas is imported only here, at the end).
+onsuccess:
+    from corruptlab.report.claims import verdict_summary
+
+    summary = verdict_summary(
+        {
+            study: f"results/{study}/tables/claims.parquet"
+            for study in config["studies"]
+            if "claims" in KIND[study].table_names
+        }
+    )
+    if summary:
+        print(summary, flush=True)

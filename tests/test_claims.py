@@ -16,7 +16,7 @@ from corruptlab.report.tables import show
 from corruptlab.studies import STUDIES
 
 STUDY = "ln_test"
-RESULTS = {"pass", "fail", "not applicable"}
+VERDICTS = {"supported", "contradicted", "inconclusive", "not applicable"}
 FALLS, RANKING, ABOVE_90 = "accuracy falls", "conv4 >= MLPs >= perceptron", "above 90%"
 
 # test accuracy per (model, alpha) over three seeds: every model falls with alpha and
@@ -98,8 +98,31 @@ def welch(a, b) -> tuple[float, float, float]:
 
 def test_label_noise_claims_are_registered_and_needed_tables_declared():
     claims = STUDIES.get("label_noise").claims
-    assert [c.__name__ for c in claims] == ["_accuracy_falls", "_ranking", "_conv4_above_90"]
+    assert [c.__name__ for c in claims] == [
+        "_learns_without_noise", "_accuracy_falls", "_ranking", "_conv4_above_90"]
     assert STUDIES.get("label_noise").needs("claims") == ("runs", "selection")
+
+
+# ------------------------------------------------------------- sanity: alpha 0 learns
+
+
+LEARNS = "every model learns from clean labels"
+
+
+def test_every_model_learns_at_alpha_0_from_the_selected_lr():
+    claims = claims_for(BASE)
+    learned = rows_of(claims, LEARNS)
+    assert learned["subject"].tolist() == ["conv4", "mlp1", "perceptron"]
+    assert set(learned["verdict"]) == {"supported"}
+    # the selected lr's accuracies, not the decoy lr's (1 - a)
+    assert one(claims, LEARNS, "perceptron")["value"] == pytest.approx(0.89)
+    assert (learned["criterion"] == "clean test accuracy > 0.5").all()
+
+
+def test_a_model_that_does_not_learn_is_contradicted():
+    acc = {**BASE, ("mlp1", 0): [0.11, 0.09, 0.10]}  # chance on 10 classes
+    got = one(claims_for(acc), LEARNS, "mlp1")
+    assert got["verdict"] == "contradicted" and got["ci95_high"] < 0.5
 
 
 # -------------------------------------------------------------------- (a) accuracy falls: pass
@@ -112,7 +135,8 @@ def test_accuracy_falls_passes_for_every_model_with_the_difference_of_means():
     for model in ("perceptron", "mlp1", "conv4"):
         got = one(claims, FALLS, f"{model} (uniform)")
         diff, low, high = welch(BASE[(model, 5)], BASE[(model, 0)])
-        assert got["result"] == "pass"
+        assert got["verdict"] == "supported"
+        assert got["reason"].startswith("the whole 95% CI") and got["ci95_high"] < 0
         assert got["value"] == pytest.approx(diff, abs=1e-12)
         assert got["ci95_low"] == pytest.approx(low, abs=1e-12)
         assert got["ci95_high"] == pytest.approx(high, abs=1e-12)
@@ -131,25 +155,37 @@ def test_accuracy_rising_with_alpha_fails_that_model_only():
     acc = {**BASE, ("perceptron", 5): [0.92, 0.93, 0.91]}
     claims = claims_for(acc)
     perceptron = one(claims, FALLS, "perceptron")
-    assert perceptron["result"] == "fail"
+    # the whole CI is above 0: the data contradict "falls"
+    assert perceptron["verdict"] == "contradicted"
+    assert perceptron["ci95_low"] > 0
     assert perceptron["value"] == pytest.approx(0.92 - 0.89, abs=1e-12)
-    assert one(claims, FALLS, "mlp1")["result"] == "pass"
-    assert one(claims, FALLS, "conv4")["result"] == "pass"
+    assert one(claims, FALLS, "mlp1")["verdict"] == "supported"
+    assert one(claims, FALLS, "conv4")["verdict"] == "supported"
 
 
-def test_unchanged_accuracy_does_not_count_as_falling():
-    # the criterion is strict: equal means at both ends of the alpha range fail
+def test_unchanged_accuracy_is_inconclusive():
+    # equal means at both ends of the alpha range: the CI straddles 0
     acc = {**BASE, ("mlp1", 5): BASE[("mlp1", 0)]}
     got = one(claims_for(acc), FALLS, "mlp1")
     assert got["value"] == 0.0
-    assert got["result"] == "fail"
+    assert got["ci95_low"] < 0 < got["ci95_high"]
+    assert got["verdict"] == "inconclusive"
+    assert "straddles 0" in got["reason"]
+
+
+def test_one_seed_is_inconclusive_whatever_its_value():
+    acc = {key: values[:1] for key, values in BASE.items()}
+    got = one(claims_for(acc), FALLS, "perceptron")
+    assert got["value"] == pytest.approx(0.70 - 0.88, abs=1e-12)  # far below 0, but one seed
+    assert got["verdict"] == "inconclusive"
+    assert "fewer than two seeds" in got["reason"]
 
 
 def test_model_without_noisy_runs_is_not_applicable():
     acc = {**BASE, ("mlp2", 0): [0.97, 0.96, 0.95]}
     got = one(claims_for(acc), FALLS, "mlp2")
-    assert got["result"] == "not applicable"
-    assert "fewer than two alphas" in got["detail"]
+    assert got["verdict"] == "not applicable"
+    assert "fewer than two alphas" in got["reason"]
     assert math.isnan(got["value"])
 
 
@@ -164,10 +200,10 @@ def test_structured_noise_is_its_own_family():
     assert len(rows_of(claims, FALLS)) == 6
     got = one(claims, FALLS, "mlp1 (structured, delta=0.5)")
     assert got["value"] == pytest.approx(0.62 - 0.96, abs=1e-12)
-    assert got["result"] == "pass"
+    assert got["verdict"] == "supported"
     # conv4 under structured noise: 0.98 vs 0.98666.. at alpha 0 still falls (slightly)
     assert one(claims, FALLS, "conv4 (structured")["value"] == pytest.approx(0.98 - 2.96 / 3)
-    assert one(claims, FALLS, "conv4 (uniform)")["result"] == "pass"
+    assert one(claims, FALLS, "conv4 (uniform)")["verdict"] == "supported"
     assert len(rows_of(claims, RANKING)) == 4  # two pairs per family
 
 
@@ -186,26 +222,40 @@ def test_ranking_rows_at_the_largest_alpha():
     assert top["value"] == pytest.approx(diff, abs=1e-12)
     assert (top["ci95_low"], top["ci95_high"]) == (pytest.approx(lo), pytest.approx(hi))
     assert low["value"] == pytest.approx(2.57 / 3 - 0.71, abs=1e-12)
-    assert top["result"] == "pass" and low["result"] == "pass"
+    assert top["verdict"] == "supported" and low["verdict"] == "supported"
 
 
-def test_ranking_fails_when_conv4_is_below_the_mlp():
-    acc = {**BASE, ("conv4", 5): [0.80, 0.82, 0.81]}
+def test_ranking_is_contradicted_when_conv4_is_clearly_below_the_mlp():
+    acc = {**BASE, ("conv4", 5): [0.70, 0.72, 0.71]}
     claims = claims_for(acc)
     top = one(claims, RANKING, "conv4 - mlp1")
-    assert top["value"] == pytest.approx(0.81 - 2.57 / 3, abs=1e-12)
-    assert top["result"] == "fail"
-    assert one(claims, RANKING, "mlp1 - perceptron")["result"] == "pass"
+    assert top["value"] == pytest.approx(0.71 - 2.57 / 3, abs=1e-12)
+    assert top["ci95_high"] < 0
+    assert top["verdict"] == "contradicted"
+    assert one(claims, RANKING, "mlp1 - perceptron")["verdict"] == "supported"
 
 
-def test_ranking_tie_passes():
+def test_ranking_slightly_below_with_overlapping_seeds_is_inconclusive():
+    # conv4 below mlp1 (0.85, 0.88, 0.84) by 0.017 on average, but the seeds overlap
+    acc = {**BASE, ("conv4", 5): [0.82, 0.86, 0.84]}
+    top = one(claims_for(acc), RANKING, "conv4 - mlp1")
+    assert top["value"] < 0 and top["ci95_low"] < 0 < top["ci95_high"]
+    assert top["verdict"] == "inconclusive"
+
+
+def test_ranking_tie_with_spread_is_inconclusive_and_exact_tie_supported():
     same = [0.85, 0.80, 0.90]
     acc = {**BASE, ("conv4", 5): same, ("mlp1", 5): same, ("perceptron", 5): same}
     claims = claims_for(acc)
     for subject in ("conv4 - mlp1", "mlp1 - perceptron"):
         got = one(claims, RANKING, subject)
         assert got["value"] == 0.0
-        assert got["result"] == "pass"
+        assert got["verdict"] == "inconclusive"
+    flat = [0.85, 0.85, 0.85]  # every seed equal: a zero-width CI at 0, which is >= 0
+    acc = {**BASE, ("conv4", 5): flat, ("mlp1", 5): flat, ("perceptron", 5): flat}
+    got = one(claims_for(acc), RANKING, "conv4 - mlp1")
+    assert (got["value"], got["ci95_low"], got["ci95_high"]) == (0.0, 0.0, 0.0)
+    assert got["verdict"] == "supported"
 
 
 # ---------------------------------------------------------------------- (d) conv4 above 90%
@@ -213,21 +263,23 @@ def test_ranking_tie_passes():
 
 def test_conv4_above_90_not_applicable_off_mnist():
     got = one(claims_for(BASE, "mnist5k"), ABOVE_90, "conv4")
-    assert got["result"] == "not applicable"
-    assert "mnist5k" in got["detail"]
+    assert got["verdict"] == "not applicable"
+    assert "mnist5k" in got["reason"]
     assert math.isnan(got["value"]) and got["n"] == 0
 
 
 def test_conv4_above_90_not_applicable_without_alpha_100():
     got = one(claims_for(BASE, "mnist"), ABOVE_90, "conv4")
-    assert got["result"] == "not applicable"
-    assert "alpha = 100" in got["detail"]
+    assert got["verdict"] == "not applicable"
+    assert "alpha = 100" in got["reason"]
+    assert got["paper_value"] == 0.90 and "Rolnick" in got["paper_source"]
     assert math.isnan(got["value"])
 
 
 @pytest.mark.parametrize(
     ("conv4_at_100", "expected"),
-    [([0.94, 0.95, 0.96], "pass"), ([0.84, 0.85, 0.86], "fail")],
+    [([0.94, 0.95, 0.96], "supported"), ([0.84, 0.85, 0.86], "contradicted"),
+     ([0.86, 0.90, 0.94], "inconclusive")],
 )
 def test_conv4_above_90_on_mnist_at_alpha_100(conv4_at_100, expected):
     acc = {
@@ -239,7 +291,9 @@ def test_conv4_above_90_on_mnist_at_alpha_100(conv4_at_100, expected):
     claims = claims_for(acc, "mnist")
     got = one(claims, ABOVE_90, "conv4")
     ci = sps.ttest_1samp(conv4_at_100, 0.0).confidence_interval(0.95)
-    assert got["result"] == expected
+    assert got["verdict"] == expected
+    assert got["paper_value"] == 0.90 and "Rolnick" in got["paper_source"]
+    assert "conv4" in got["paper_differs"]
     assert got["value"] == pytest.approx(np.mean(conv4_at_100), abs=1e-12)
     assert got["ci95_low"] == pytest.approx(ci.low, abs=1e-12)
     assert got["ci95_high"] == pytest.approx(ci.high, abs=1e-12)
@@ -257,15 +311,16 @@ def test_conv4_above_90_on_mnist_at_alpha_100(conv4_at_100, expected):
 def test_every_row_has_study_provenance_and_a_valid_result():
     commits = {("mlp1", 2): "aaa111"}  # one run on another commit
     claims = claims_for(BASE, commits=commits)
-    assert len(claims) == 3 + 2 + 1
+    assert len(claims) == 3 + 3 + 2 + 1
     assert list(claims.columns[:1]) == ["study"]
     assert (claims["study"] == STUDY).all()
     for col, value in PROVENANCE.items():
         assert (claims[col] == value).all(), col
     assert (claims["git_commit"] == "aaa111;c0ffee").all()
-    assert set(claims["result"]) <= RESULTS
-    assert set(claims["result"]) == {"pass", "not applicable"}
-    for col in ("claim", "subject", "value", "ci95_low", "ci95_high", "n", "criterion", "detail"):
+    assert set(claims["verdict"]) <= VERDICTS
+    assert set(claims["verdict"]) == {"supported", "not applicable"}
+    for col in ("claim", "subject", "value", "ci95_low", "ci95_high", "n", "criterion", "detail",
+                "test", "reason", "paper_value", "paper_setting", "paper_source"):
         assert col in claims, col
 
 
@@ -284,8 +339,9 @@ def test_show_renders_each_claim():
     assert isinstance(text, str)
     for claim in claims["claim"].unique():
         assert claim in text
-    for fragment in (FALLS, RANKING, ABOVE_90, "pass", "fail", "not applicable", "conv4 - mlp1"):
+    for fragment in (FALLS, RANKING, ABOVE_90, "supported", "contradicted", "not applicable",
+                     "conv4 - mlp1"):
         assert fragment in text
     header = text.splitlines()[0].split()
-    assert header == ["claim", "subject", "value", "ci95_low", "ci95_high", "result"]
+    assert header == ["verdict", "claim", "subject", "value", "ci95_low", "ci95_high"]
     assert len(text.splitlines()) == len(claims) + 1

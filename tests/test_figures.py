@@ -169,8 +169,9 @@ def expected_accuracy(grid: dict, model: str, keys) -> tuple[list, list, list]:
         accs = grid[(model, key)][1]
         ci = sps.ttest_1samp(accs, 0.0).confidence_interval(0.95)
         means.append(100 * np.mean(accs))
-        lows.append(100 * ci.low)
-        highs.append(100 * ci.high)
+        # the t interval clipped to the accuracy's range [0, 1]
+        lows.append(100 * max(ci.low, 0.0))
+        highs.append(100 * min(ci.high, 1.0))
     return means, lows, highs
 
 
@@ -185,7 +186,7 @@ def test_accuracy_lines_are_selected_test_accuracy_in_percent(uniform_sel):
         means, lows, highs = expected_accuracy(UNIFORM, model, (0, 5, 10))
         assert list(line.get_xdata()) == [0.0, 5.0, 10.0]
         np.testing.assert_allclose(line.get_ydata(), means, atol=1e-9)
-        # the band spans [low, high] of the 95% CI at each alpha
+        # the band spans [low, high] of the 95% CI at each alpha, never above 100%
         verts = band.get_paths()[0].vertices
         for x, low, high in zip((0, 5, 10), lows, highs, strict=True):
             ys = verts[np.isclose(verts[:, 0], x), 1]

@@ -171,8 +171,12 @@ def test_p_correct_csr_and_claims_tables():
     claims = check_claims(
         "memorization", {"runs": runs, "p_correct": p, "histories": histories()}, study
     )
-    result = dict(zip(claims["claim"].str.split(" ").str[0], claims["result"], strict=True))
-    assert result == {"randX": "pass", "real": "pass", "randY": "pass", "the": "pass"}
+    verdicts = dict(zip(claims["claim"].str.split(" ").str[0], claims["verdict"], strict=True))
+    assert verdicts == {
+        "randX": "supported", "real": "supported", "randY": "supported", "the": "supported"}
+    gof = claims[claims["claim"].str.contains("Binomial")]
+    assert (gof["test"] == "chi-square goodness of fit to Binomial(seeds, mean P(correct)), "
+            "level 0.05").all()
     csr_row = claims[claims["claim"].str.startswith("the critical")].iloc[0]
     assert csr_row["value"] == pytest.approx(0.10 - (-0.05))  # growth randY - real
 
@@ -187,8 +191,9 @@ def test_claims_fail_when_randx_examples_differ():
     claims = check_claims(
         "memorization", {"runs": runs, "p_correct": p, "histories": histories()}, study
     )
-    by = dict(zip(claims["claim"].str.split(" ").str[0], claims["result"], strict=True))
-    assert by["randX"] == "fail" and by["randY"] == "fail"
+    by = dict(zip(claims["claim"].str.split(" ").str[0], claims["verdict"], strict=True))
+    # randX rejected: contradicted; randY not rejected: "unlike" cannot be shown, inconclusive
+    assert by["randX"] == "contradicted" and by["randY"] == "inconclusive"
 
 
 @pytest.mark.parametrize("name", ["p_correct_sorted", "csr_over_epochs"])
@@ -237,7 +242,8 @@ def test_a_memorization_study_runs_end_to_end(memo_run):
     csr = pd.read_parquet(tables / "csr.parquet")
     assert set(csr["epoch"]) == {0, 2} and csr["mean"].between(0, 1).all()
     claims = pd.read_parquet(tables / "claims.parquet")
-    assert len(claims) == 2 * 3 + 2 and set(claims["result"]) <= {"pass", "fail", "not applicable"}
+    assert len(claims) == 2 + 2 * 3 + 2 and set(claims["verdict"]) <= (
+        {"supported", "contradicted", "inconclusive", "not applicable"})
     for figure in ("p_correct_sorted", "csr_over_epochs", "examples_grid"):
         assert (wd / f"results/memo/figures/{figure}.png").stat().st_size > 10_000
     run = wd / "results/memo/runs/mlp1/flip-p1/sgd-lr0.01-m0.9-wd0-bs128-e2/seed1"

@@ -47,7 +47,8 @@ def test_import_does_not_load_torch_or_sklearn():
 
 def test_registries():
     assert SCORES.names() == ["msp", "entropy", "energy", "max_logit"]
-    assert OOD_SETS.names() == ["gaussian_noise", "uniform_noise"]
+    assert OOD_SETS.names() == [
+        "gaussian_noise", "uniform_noise", "hendrycks_gaussian", "hendrycks_uniform"]
     assert TPR_LEVEL == 0.95
     with pytest.raises(UnknownNameError, match="accepted: msp, entropy, energy, max_logit"):
         SCORES.get("odin")
@@ -236,11 +237,15 @@ def test_pixel_stats_match_numpy(data):
     assert std == pytest.approx(x.std(), rel=1e-12)
 
 
-@pytest.mark.parametrize("name", ["gaussian_noise", "uniform_noise"])
-def test_ood_sets_shape_dtype_determinism(data, name):
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    [("gaussian_noise", torch.uint8), ("uniform_noise", torch.uint8),
+     ("hendrycks_gaussian", torch.float64), ("hendrycks_uniform", torch.float64)],
+)
+def test_ood_sets_shape_dtype_determinism(data, name, dtype):
     fn = OOD_SETS.get(name)
     x = fn(data, 16, 3)
-    assert x.shape == (16, 28, 28) and x.dtype == torch.uint8
+    assert x.shape == (16, 28, 28) and x.dtype == dtype
     assert torch.equal(x, fn(data, 16, 3))
     assert not torch.equal(x, fn(data, 16, 4))
     # a private generator: the global torch RNG is untouched
@@ -263,6 +268,34 @@ def test_uniform_noise_covers_the_range(data):
     assert x.min().item() == 0 and x.max().item() == 255
     assert x.double().mean().item() == pytest.approx(127.5, abs=1.0)
     assert x.double().std().item() == pytest.approx(math.sqrt((256**2 - 1) / 12), abs=1.0)
+
+
+def test_hendrycks_sets_are_the_papers_distributions_on_the_0_1_scale(data):
+    # Hendrycks & Gimpel's code: np.random.normal(size=...) and np.random.uniform(size=...) on
+    # MNIST pixels in [0, 1]; ours are the same draws times 255 (our images' scale)
+    g = OOD_SETS.get("hendrycks_gaussian")(data, 2000, 0) / 255.0
+    assert g.mean().item() == pytest.approx(0.0, abs=0.01)
+    assert g.std().item() == pytest.approx(1.0, abs=0.01)
+    assert (g < 0).double().mean().item() == pytest.approx(0.5, abs=0.01)  # not clipped
+    u = OOD_SETS.get("hendrycks_uniform")(data, 2000, 0) / 255.0
+    assert 0.0 <= u.min().item() < 1e-4 and 1 - 1e-4 < u.max().item() <= 1.0
+    assert u.mean().item() == pytest.approx(0.5, abs=0.005)
+    assert u.std().item() == pytest.approx(math.sqrt(1 / 12), abs=0.005)
+    assert len(u.unique()) > 256 * 10  # not rounded to 8 bits
+
+
+def test_normalize_standardises_float_sets_like_uint8_and_leaves_them_intact():
+    from corruptlab.data.datasets import normalize
+
+    u8 = torch.tensor([[[0, 51], [204, 255]]], dtype=torch.uint8)
+    as_float = u8.double()
+    kept = as_float.clone()
+    out = normalize(as_float, 0.5, 0.25)
+    assert torch.equal(as_float, kept)  # the input is not modified in place
+    assert torch.allclose(out, normalize(u8, 0.5, 0.25))
+    f32 = u8.float()
+    normalize(f32, 0.5, 0.25)
+    assert torch.equal(f32, u8.float())
 
 
 def test_ood_sets_follow_the_image_size():

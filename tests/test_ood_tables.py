@@ -88,16 +88,27 @@ def test_ood_metrics_table():
 
 def test_ood_claims():
     claims = check_claims("ood", {"runs": ood_runs(), "ood_runs": ood_runs()}, {})
+    learned = claims[claims["claim"] == "the classifier learns its in-distribution classes"]
+    assert learned["subject"].tolist() == ["conv4", "mlp1"]  # one row per run's accuracy
+    assert learned["value"].tolist() == pytest.approx([0.91, 0.91])  # seeds 0.90, 0.91, 0.92
+    assert set(learned["verdict"]) == {"supported"} and (learned["n"] == 3).all()
     uniform = claims[claims["claim"].str.startswith("max-softmax AUROC above 0.9")]
-    assert dict(zip(uniform["subject"], uniform["result"], strict=True)) == {
-        "conv4": "pass",
-        "mlp1": "fail",
+    assert dict(zip(uniform["subject"], uniform["verdict"], strict=True)) == {
+        "conv4 vs uniform_noise": "supported",  # seeds 0.95, 0.96, 0.97
+        "mlp1 vs uniform_noise": "contradicted",  # seeds 0.80, 0.81, 0.82
     }
     assert uniform["value"].tolist() == pytest.approx([0.96, 0.81])
+    # Hendrycks & Gimpel's number beside ours, with how our uniform set differs from theirs
+    assert (uniform["paper_value"] == 0.99).all()
+    assert uniform["paper_source"].str.contains("Hendrycks & Gimpel 2017").all()
+    assert uniform["paper_differs"].str.contains("integers 0..255").all()
     chance = claims[claims["claim"].str.startswith("max-softmax detects every OOD set")]
     assert len(chance) == 2 * len(SETS)
-    failed = chance[chance["result"] == "fail"]
+    assert set(chance["verdict"]) == {"supported", "contradicted"}
+    failed = chance[chance["verdict"] == "contradicted"]
     assert failed["subject"].tolist() == ["mlp1 vs fog_s5"]
+    assert failed["ci95_high"].iloc[0] < 0.5
+    assert chance[chance["subject"].str.endswith("fog_s5")]["paper_value"].isna().all()
     assert failed["value"].iloc[0] == pytest.approx(0.46)
 
 
@@ -106,10 +117,12 @@ def test_ood_claims_not_applicable_without_uniform_noise_or_msp():
     no_uniform = runs[runs["ood_set"] != "uniform_noise"]
     claims = check_claims("ood", {"runs": runs, "ood_runs": no_uniform}, {})
     row = claims[claims["claim"].str.startswith("max-softmax AUROC above 0.9")].iloc[0]
-    assert row["result"] == "not applicable" and "uniform_noise" in row["detail"]
+    assert row["verdict"] == "not applicable" and "uniform_noise" in row["reason"]
     no_msp = runs[runs["score"] != "msp"]
     claims = check_claims("ood", {"runs": runs, "ood_runs": no_msp}, {})
-    assert set(claims["result"]) == {"not applicable"}
+    msp_claims = claims[claims["claim"].str.startswith("max-softmax")]
+    assert len(msp_claims) == 2 and set(msp_claims["verdict"]) == {"not applicable"}
+    assert "msp is not among ood.scores" in msp_claims["reason"].tolist()
 
 
 @pytest.mark.parametrize("name", ["roc_curves", "ood_auroc"])

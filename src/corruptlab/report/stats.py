@@ -1,4 +1,16 @@
-"""Confidence intervals over seeds (Student t), used by every summary and claim."""
+"""Confidence intervals over seeds, used by every summary, figure band and claim.
+
+The interval of a mean over seeds is Student's t interval, intersected with the range the
+metric can take (``RANGES``): an accuracy's interval never leaves [0, 1], a rank correlation's
+never leaves [-1, 1]. The true mean lies in the range, so the intersection covers it exactly as
+often as the t interval does (same 95% coverage under t's assumptions); it is only shorter.
+Edge cases: all seeds equal gives the zero-width interval at their value; one seed (or none)
+gives NaN bounds; with n = 2 the t quantile is 12.7 and the interval of a bounded metric is
+often its whole range — which is what two seeds can tell.
+
+A difference of two metrics' means (``diff_ci``: Welch's t) is bounded by the difference of
+their ranges ([-1, 1] for two accuracies).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +20,58 @@ from collections.abc import Sequence
 import numpy as np
 
 LEVEL = 0.95
+INTERVAL = "Student t over seeds, clipped to the metric's range"
+
+UNBOUNDED = (-math.inf, math.inf)
+# The range of every metric the tables summarise, by column name: (low, high). A metric not
+# listed is unbounded. One entry per metric; the docs (config/README.md, "Confidence
+# intervals") list the same.
+RANGES: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0),
+    "error": (0.0, 1.0),
+    "ece": (0.0, 1.0),
+    "nll": (0.0, math.inf),
+    "entropy": (0.0, math.inf),
+    "auroc": (0.0, 1.0),
+    "fpr95": (0.0, 1.0),
+    "aupr_in": (0.0, 1.0),
+    "aupr_out": (0.0, 1.0),
+    "in_accuracy": (0.0, 1.0),
+    "best_val_accuracy": (0.0, 1.0),
+    "csr": (0.0, 1.0),
+    "p_correct": (0.0, 1.0),
+    "spearman": (-1.0, 1.0),
+    "mce": (0.0, math.inf),
+    "epochs_trained": (0.0, math.inf),
+    "best_epoch": (0.0, math.inf),
+    "train_seconds": (0.0, math.inf),
+}
+
+
+def bounds_of(metric: str) -> tuple[float, float]:
+    """The range of ``metric`` (``RANGES``), or (-inf, inf) for a metric not listed."""
+    return RANGES.get(metric, UNBOUNDED)
+
+
+def difference_bounds(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    """The range of x - y for x in range ``a`` and y in range ``b``."""
+    return (a[0] - b[1], a[1] - b[0])
+
+
+def _check_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
+    low, high = (float(b) for b in bounds)
+    if not low < high:
+        raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}")
+    return low, high
+
+
+def _clip(interval: dict[str, float], bounds: tuple[float, float]) -> dict[str, float]:
+    low, high = bounds
+    out = dict(interval)
+    for key in ("ci95_low", "ci95_high"):
+        if not math.isnan(out[key]):
+            out[key] = min(max(out[key], low), high)
+    return out
 
 
 def _t(df: float, level: float = LEVEL) -> float:
@@ -19,11 +83,18 @@ def _t(df: float, level: float = LEVEL) -> float:
     return float(stdtrit(df, 0.5 + level / 2))
 
 
-def mean_ci(values: Sequence[float], level: float = LEVEL) -> dict[str, float]:
-    """n, mean, sample std and the two-sided t confidence interval of the mean (NaN if n < 2)."""
+def mean_ci(
+    values: Sequence[float], level: float = LEVEL, bounds: tuple[float, float] = UNBOUNDED
+) -> dict[str, float]:
+    """n, mean, sample std and the two-sided t confidence interval of the mean, clipped to
+    ``bounds`` (the metric's range; NaN bounds if n < 2). Values outside ``bounds`` are an
+    error: they mean the wrong range was given."""
+    low, high = _check_bounds(bounds)
     x = np.asarray(values, dtype=float)
     x = x[~np.isnan(x)]
     n = len(x)
+    if n and (x.min() < low or x.max() > high):
+        raise ValueError(f"values in [{x.min():g}, {x.max():g}] outside the range {bounds!r}")
     if n == 0:
         return {
             "n": 0,
@@ -37,11 +108,20 @@ def mean_ci(values: Sequence[float], level: float = LEVEL) -> dict[str, float]:
         return {"n": 1, "mean": mean, "std": math.nan, "ci95_low": math.nan, "ci95_high": math.nan}
     std = float(x.std(ddof=1))
     half = _t(n - 1, level) * std / math.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}
+    out = {"n": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}
+    return _clip(out, (low, high))
 
 
-def diff_ci(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> dict[str, float]:
-    """mean(a) - mean(b) with a Welch t confidence interval (NaN bounds if either n < 2)."""
+def diff_ci(
+    a: Sequence[float],
+    b: Sequence[float],
+    level: float = LEVEL,
+    bounds: tuple[float, float] = UNBOUNDED,
+) -> dict[str, float]:
+    """mean(a) - mean(b) with a Welch t confidence interval clipped to ``bounds`` (the range
+    of the difference, e.g. ``difference_bounds(RANGES['accuracy'], RANGES['accuracy'])``;
+    NaN bounds if either n < 2)."""
+    low, high = _check_bounds(bounds)
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]
@@ -55,7 +135,7 @@ def diff_ci(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> dic
         return {**out, "ci95_low": diff, "ci95_high": diff}
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = _t(df, level) * se
-    return {**out, "ci95_low": diff - half, "ci95_high": diff + half}
+    return _clip({**out, "ci95_low": diff - half, "ci95_high": diff + half}, (low, high))
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:

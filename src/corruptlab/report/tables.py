@@ -15,7 +15,7 @@ import pandas as pd
 from corruptlab.core.io import read_json
 from corruptlab.data.noise import NOISE, variant_of
 from corruptlab.eval.metrics import METRICS
-from corruptlab.report.stats import mean_ci
+from corruptlab.report.stats import bounds_of, mean_ci
 from corruptlab.train.objectives import OBJECTIVES
 from corruptlab.train.optim import OPTIMIZERS
 from corruptlab.train.schedules import SCHEDULES
@@ -140,7 +140,8 @@ def summary(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
         base["n_diverged"] = int((group["status"] == "diverged").sum())
         base.update(provenance(group))
         for metric in metrics:
-            rows.append({**base, "metric": metric, **mean_ci(group[metric].to_numpy(float))})
+            values = group[metric].to_numpy(float)
+            rows.append({**base, "metric": metric, **mean_ci(values, bounds=bounds_of(metric))})
     return pd.DataFrame(rows)
 
 
@@ -149,7 +150,7 @@ def show(table: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
     if columns is None:
         columns = [
             c
-            for c in ("claim", "subject", "value", "ci95_low", "ci95_high", "result")
+            for c in ("verdict", "claim", "subject", "value", "ci95_low", "ci95_high")
             if c in table
         ]
     with pd.option_context(
@@ -165,16 +166,20 @@ def show(table: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
         return table[list(columns)].to_string(index=False)
 
 
-def ci_rows(frame: pd.DataFrame, keys: list[str], value: str, extra: dict) -> list[dict]:
+def ci_rows(
+    frame: pd.DataFrame, keys: list[str], value: str, extra: dict, metric: str | None = None
+) -> list[dict]:
     """Per group of ``keys``: the keys, ``extra``, provenance and the mean and 95% CI of
-    ``value`` over the group's rows (seeds)."""
+    ``value`` over the group's rows (seeds), clipped to the range of ``metric`` (default: the
+    column's own name, corruptlab.report.stats.RANGES)."""
+    bounds = bounds_of(metric or value)
     keys, grouped = groups(frame, keys)
     return [
         {
             **dict(zip(keys, key, strict=True)),
             **extra,
             **provenance(g),
-            **mean_ci(g[value].to_numpy(float)),
+            **mean_ci(g[value].to_numpy(float), bounds=bounds),
         }
         for key, g in grouped
     ]
