@@ -95,10 +95,11 @@ def test_without_a_verdict_column_the_result_column_comes_first():
 
 
 def test_a_verdict_the_same_in_every_row_stays_a_column_and_constant_columns_are_listed_once():
-    table = claims(verdict=["supported"] * 3)
+    table = claims(verdict=["supported"] * 3, detail=[""] * 3)
     text = table_html(table, verdict="verdict")
     assert parse(text).tables[0][0][0] == "verdict"
     assert re.search(r"Same in every row: <code>study</code> = s\.", text)
+    assert "Empty in every row: <code>detail</code>." in text
 
 
 def test_long_tables_show_their_first_rows_and_say_so():
@@ -181,3 +182,12 @@ def test_every_figure_and_table_has_a_caption_that_renders_as_rst(kind):
         caption = output.caption
         assert caption and "\n" not in caption, (kind, name)
         assert not _rst_messages(caption), (kind, name, caption)
+
+
+def test_a_value_repeated_in_the_grouping_column_is_greyed():
+    table = claims(verdict=["supported", "supported", "inconclusive"])
+    cells = parse(table_html(table, verdict="verdict"))
+    # the claim column (the first after the verdict): "a falls" twice, then "b beats c"
+    width = len(cells.tables[0][0])
+    claim_classes = [cells.classes[width * row + 1] for row in (1, 2, 3)]
+    assert claim_classes == ["", "repeat", ""]

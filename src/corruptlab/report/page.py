@@ -116,15 +116,24 @@ def table_html(table: pd.DataFrame, verdict: str | None = None, max_rows: int = 
     head = "".join(
         f'<th class="{"num" if c in numeric else ""}">{html.escape(str(c))}</th>' for c in columns
     )
-    rows = []
+    # the first column after the verdict groups the rows: a value repeated from the row
+    # above is greyed, so that each group's start stands out
+    group = next((c for c in columns if c != verdict), None)
+    rows, previous = [], None
     for _, row in table.head(max_rows).iterrows():
         cells = []
         for c in columns:
+            text = format_value(row[c])
             if c == verdict:
                 cells.append(_verdict_cell(row[c]))
-            else:
-                cls = ' class="num"' if c in numeric else ""
-                cells.append(f"<td{cls}>{html.escape(format_value(row[c]))}</td>")
+                continue
+            classes = ["num"] if c in numeric else []
+            if c == group:
+                if text == previous:
+                    classes.append("repeat")
+                previous = text
+            cls = f' class="{" ".join(classes)}"' if classes else ""
+            cells.append(f"<td{cls}>{html.escape(text)}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     parts = [
         f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
@@ -135,12 +144,17 @@ def table_html(table: pd.DataFrame, verdict: str | None = None, max_rows: int = 
             f'<p class="note">The first {max_rows} of {len(table)} rows; '
             "the parquet file has them all.</p>"
         )
-    if constant:
-        same = "; ".join(
-            f"<code>{html.escape(str(c))}</code> = {html.escape(format_value(table[c].iloc[0]))}"
-            for c in constant
-        )
+    empty = [c for c in constant if format_value(table[c].iloc[0]) == ""]
+    same = "; ".join(
+        f"<code>{html.escape(str(c))}</code> = {html.escape(format_value(table[c].iloc[0]))}"
+        for c in constant
+        if c not in empty
+    )
+    if same:
         parts.append(f'<p class="note">Same in every row: {same}.</p>')
+    if empty:
+        names = ", ".join(f"<code>{html.escape(str(c))}</code>" for c in empty)
+        parts.append(f'<p class="note">Empty in every row: {names}.</p>')
     return "\n".join(parts)
 
 
@@ -175,11 +189,12 @@ h3 { font-size: 1em; margin: 1.5em 0 0.3em; }
 p.lead, p.note { color: #475569; font-size: 0.9em; }
 p.note { margin: 0.3em 0; }
 nav a { margin-right: 1em; }
-.scroll { overflow-x: auto; }
+.scroll { overflow: auto; max-height: 75vh; }
 table { border-collapse: collapse; font-size: 0.8em; margin: 0.3em 0; }
 th, td { border: 1px solid #e2e8f0; padding: 0.25em 0.5em; text-align: left;
          vertical-align: top; max-width: 32em; }
 th { background: #f1f5f9; position: sticky; top: 0; }
+td.repeat { color: #94a3b8; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tbody tr:nth-child(even) { background: #f8fafc; }
 td.verdict { font-weight: 600; white-space: nowrap; }
@@ -189,7 +204,7 @@ td.bad span { background: #fee2e2; color: #991b1b; }
 td.unsure span { background: #fef9c3; color: #854d0e; }
 td.na span, td.other span { background: #e2e8f0; color: #334155; }
 figure { margin: 1em 0 2em; }
-figure img { max-width: 100%; height: auto; border: 1px solid #e2e8f0; }
+figure img { max-width: 100%; max-height: 85vh; border: 1px solid #e2e8f0; }
 figcaption { font-size: 0.9em; color: #334155; max-width: 60em; }
 code { font-size: 0.95em; background: #f1f5f9; padding: 0 0.2em; }
 details pre { font-size: 0.8em; background: #f8fafc; padding: 0.5em; overflow-x: auto; }
