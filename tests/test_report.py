@@ -148,14 +148,16 @@ def _study_page(driver, study: str) -> dict:
 
 
 FIGURE_SHOWN = """
-const uri = results[arguments[0]].data_uri;
+const result = results[arguments[0]];
+if (result === undefined) return null;
 return Array.from(document.images)
-  .filter(i => i.src === uri && i.complete).map(i => i.naturalWidth);
+  .filter(i => i.src === result.data_uri && i.complete).map(i => i.naturalWidth);
 """
 
 
 def _figure(driver, path: str) -> int:
-    """The decoded width of figure ``path`` as the report's content pane shows it."""
+    """The decoded width of figure ``path`` (the report's key for it) as the report's content
+    pane shows it."""
     widths = _wait(driver, lambda d: d.execute_script(FIGURE_SHOWN, path), f"figure {path}")
     return widths[0]
 
@@ -165,10 +167,10 @@ def visit(report, browser):
     """Click through the report as a person would: each study under Results, its page, then
     each of its figures. Returns what was seen, per study, and every console message."""
     driver = browser
-    studies = yaml.safe_load((report / "config" / "config.yaml").read_text())["studies"]
+    names = yaml.safe_load((report / "config" / "config.yaml").read_text())["studies"]
     driver.get((report / "report.html").as_uri())
     seen, console = {}, []
-    for study in studies:
+    for study in names:
         _menu_item(driver, study).click()
         rows = _wait(driver, lambda d: _rows(d) or False, f"{study}'s results")
         page = next(row for (section, _), row in rows.items() if section.endswith("study page"))
@@ -205,7 +207,10 @@ def test_each_study_page_shows_its_claims_with_verdicts_first_then_figures_then_
     studies.load()
     for study, page in seen.items():
         assert page["title"] == study
+        # the report lists the page first, then the figures, then the parquet tables
+        assert [section for section, _ in page["rows"]][0] == "1 study page", page["rows"]
         assert page["sections"][:3] == ["claims", "figures", "tables"], study
+        assert "verdicts" in page, f"{study}: the claims table is not displayed"
         claims = _claims(report, study)
         verdict = "verdict" if "verdict" in claims else "result"
         assert page["claims_header"][0] == verdict, study
