@@ -36,6 +36,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
 
 
+# the landing text of `snakemake --report report.html`
+report: "workflow/report/workflow.rst"
+
+
 # Run by the Snakemake process itself, also under a cluster executor: downloads need the
 # internet of the login node; tables and figures take seconds and are not worth a queue wait.
 localrules:
@@ -45,12 +49,15 @@ localrules:
     ood_runs_table,
     table,
     figure,
+    study_page,
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        # each study's page: its claims, figures and tables in one HTML file
+        expand("results/{study}/{study}.html", study=config["studies"]),
 
 
 # When a run ends: per study, how many of its paper's claims its numbers support, contradict or

@@ -61,3 +61,12 @@ def planned_jobs(output: str) -> dict[str, int]:
                 jobs[parts[0]] = int(parts[1])
             break
     return jobs
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """The README's first command on the default config (config/config.yaml: the four quick
+    studies) in a copy of the workflow, once per session: (its directory, its log)."""
+    wd = copy_workflow(tmp_path_factory.mktemp("default"))
+    result = snakemake(wd)
+    return wd, result.stdout

@@ -68,6 +68,7 @@ TABLES_AND_FIGURES = {
     "ood_runs_table": 1,
     "table": 3 + 4 + 3,
     "figure": 2 + 4 + 2,
+    "study_page": 3,  # each study's page shows its tables and figures
 }
 
 
@@ -220,13 +221,14 @@ def test_a_second_run_does_nothing(workdir):
 @pytest.mark.parametrize(
     ("module", "expected"),
     [
-        ("studies/label_noise", {"table": 3, "figure": 2}),  # the label-noise study alone
+        # the label-noise study alone
+        ("studies/label_noise", {"table": 3, "figure": 2, "study_page": 1}),
         # every study kind's module uses the claims machinery: their tables and figures (the
         # gallery too), not the per-run tables
-        ("report/claims", {"table": 3 + 4 + 3, "figure": 2 + 5 + 2}),
+        ("report/claims", {"table": 3 + 4 + 3, "figure": 2 + 5 + 2, "study_page": 3}),
         ("eval/evaluation", {"evaluate": N_RUNS + 4, "ood": 2, **TABLES_AND_FIGURES}),
         # the OOD scores, and the ood kind's tables (its module names the OOD sets and scores)
-        ("eval/ood", {"ood": 2, "ood_runs_table": 1, "table": 3, "figure": 2}),
+        ("eval/ood", {"ood": 2, "ood_runs_table": 1, "table": 3, "figure": 2, "study_page": 1}),
         (
             "train/training",
             {"train": N_RUNS + 4, "evaluate": N_RUNS + 4, "ood": 2, **TABLES_AND_FIGURES},
@@ -253,6 +255,7 @@ def test_a_second_run_does_nothing(workdir):
                 "ood_runs_table": 1,
                 "table": 4 + 3,  # the ood kind's module checks corruption names
                 "figure": 4 + 2 + 1,  # and the gallery
+                "study_page": 2,
             },
         ),
     ],
@@ -286,7 +289,7 @@ def test_an_lr_schedule_adds_runs_of_its_own_and_a_constant_one_changes_nothing(
     out = snakemake(workdir, "-n", "--configfile", "constant.yaml").stdout
     # the same runs: nothing to label, train or evaluate again (the derived tables' jobs take the
     # study's config as a param, so its new keys replan them and the figures drawn from them)
-    assert set(planned_jobs(out)) <= {"table", "figure", "all"}
+    assert set(planned_jobs(out)) <= {"table", "figure", "study_page", "all"}
     assert "mlp1/none/adadelta-lr1-wd0-bs128/seed0" not in out
     step = json.loads(json.dumps(TINY))
     step["studies"]["tiny"]["optimizers"].append(
@@ -362,7 +365,8 @@ def test_every_job_ran_only_modules_its_code_fingerprint_covers(workdir):
             # scripts/<name>.py (or a copy of it named .snakemake/scripts/tmp<x>.<name>.py)
             name = re.fullmatch(r"(?:tmp[^.]+\.)?([a-z_]+)\.py", Path(main.strip()).name).group(1)
             covered = set(fp.script_modules(workdir / "scripts" / f"{name}.py"))
-            if name in ("table", "figure"):  # these also load their study's kind module
+            # these also load their study's kind module
+            if name in ("table", "figure", "study_page"):
                 kind = TINY["studies"][log.relative_to(workdir / "results").parts[0]]["kind"]
                 covered |= set(fp.reached_modules(f"import corruptlab.studies.{kind}"))
             ran = {m.removeprefix("corruptlab").removeprefix(".") for m in loaded.split()}
@@ -370,4 +374,4 @@ def test_every_job_ran_only_modules_its_code_fingerprint_covers(workdir):
             checked.add(name)
     # every kind of job of the three studies was checked
     assert {"prepare", "labels", "train", "evaluate", "ood", "testset", "table"} <= checked
-    assert {"figure", "runs_table", "ood_runs_table", "predictions_table"} <= checked
+    assert {"figure", "runs_table", "ood_runs_table", "predictions_table", "study_page"} <= checked

@@ -1,4 +1,11 @@
-# Aggregation: the tidy runs table, then the study's tables and figures from it.
+# Aggregation: the tidy runs table, then the study's tables and figures from it, then the
+# study's page. Everything marked report() goes into `snakemake --report report.html`: per
+# study (a category), its page first, then its figures and its parquet tables (labels order
+# them).
+import mimetypes
+
+# parquet files in the report download as what they are (not as text/plain)
+mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
 
 
 rule runs_table:
@@ -73,7 +80,7 @@ rule table:
             "results/{study}/tables/{table}.parquet",
             caption="../report/table.rst",
             category="{study}",
-            subcategory="tables",
+            labels={"section": "3 table (parquet)", "name": "{table}"},
         ),
     log:
         "results/{study}/logs/tables/{table}.log",
@@ -97,7 +104,7 @@ rule figure:
             "results/{study}/figures/{figure}.png",
             caption="../report/figure.rst",
             category="{study}",
-            subcategory="figures",
+            labels={"section": "2 figure", "name": "{figure}"},
         ),
         pdf="results/{study}/figures/{figure}.pdf",
     log:
@@ -111,5 +118,29 @@ rule figure:
         files=output_files,
         kinds=config["study_kinds"],
         code=kind_code("figure"),
+        # what it shows (its function's docstring), for the report's caption
+        caption=lambda w: KIND[w.study].output(w.figure).caption,
     script:
         "../../scripts/figure.py"
+
+
+rule study_page:
+    input:
+        unpack(page_inputs),
+    output:
+        report(
+            "results/{study}/{study}.html",
+            caption="../report/study_page.rst",
+            category="{study}",
+            labels={"section": "1 study page", "name": "claims, figures and tables"},
+        ),
+    log:
+        "results/{study}/logs/study_page.log",
+    conda:
+        "../../envs/corruptlab.yaml"
+    params:
+        study=lambda w: config["studies"][w.study],
+        kinds=config["study_kinds"],
+        code=kind_code("study_page"),
+    script:
+        "../../scripts/study_page.py"

@@ -193,6 +193,16 @@ def output_files(wildcards):
     return files
 
 
+def page_inputs(wildcards):
+    """A study page's inputs: the study's own tables (parquet) and figures (PNG)."""
+    kind = KIND[wildcards.study]
+    base = f"results/{wildcards.study}"
+    return {
+        "tables": [f"{base}/tables/{t}.parquet" for t in kind.tables],
+        "figures": [f"{base}/figures/{f}.png" for f in kind.figures],
+    }
+
+
 def variant_labels(wildcards):
     """(noise spec, labels file) of each noise setting of a study, for its first run's data
     seed (a memorization study's shared one)."""

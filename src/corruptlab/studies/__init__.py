@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,13 @@ class Output:
     fn: Callable[..., Any]
     needs: tuple[str, ...] = ()
     files: tuple[str, ...] = ()  # "dataset": the prepared dataset; "labels": noisy labels
+
+    @property
+    def caption(self) -> str:
+        """What it shows (the report's caption): the first paragraph of ``fn``'s docstring, on
+        one line ("" without one)."""
+        doc = inspect.getdoc(self.fn)
+        return " ".join(doc.split("\n\n")[0].split()) if doc else ""
 
 
 class StudyKind:

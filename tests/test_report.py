@@ -1,0 +1,232 @@
+"""`snakemake --report report.html` on the default run, opened in a real headless Chromium
+(Debian's chromium and chromium-driver, driven by selenium): a person clicks each study under
+Results, opens its page (the claims with their verdicts, the figures, the tables) and each
+figure.
+
+Off CI these tests skip when chromium or chromedriver is missing (`sudo .ci/chromium` installs
+them on Debian); under CI (the CI environment variable set) that fails them. The browser is
+checked before the default run starts, so a skip costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import snakemake
+
+from corruptlab import studies
+
+pytestmark = pytest.mark.e2e
+
+BROWSER = ("chromium", "chromedriver")
+VERDICTS = {"supported", "contradicted", "inconclusive", "not applicable", "pass", "fail"}
+WAIT = 60  # seconds a page may take to render (an upper bound, not a timing)
+
+
+def require_browser() -> None:
+    missing = [b for b in BROWSER if shutil.which(b) is None]
+    if not missing:
+        return
+    why = f"{' and '.join(missing)} not installed"
+    how = "`sudo .ci/chromium` installs Debian's chromium and chromium-driver"
+    if os.environ.get("CI"):
+        pytest.fail(f"no browser under CI: {why}; .ci/run should have installed it ({how})")
+    pytest.skip(f"no headless browser here ({why}); {how}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",  # as root (CI)
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1000",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(
+        options=options, service=Service(executable_path=shutil.which("chromedriver"))
+    )
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def report(browser, request):
+    """The default run's report.html and its directory (the browser checked first)."""
+    wd, _ = request.getfixturevalue("default_run")
+    snakemake(wd, "--report", "report.html")
+    return wd
+
+
+def _wait(driver, condition, what: str):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT).until(condition, message=f"waited for {what}")
+
+
+def _menu_item(driver, text: str):
+    from selenium.webdriver.common.by import By
+
+    xpath = f"//li/a[span[normalize-space()='{text}']]"
+    return _wait(driver, lambda d: d.find_element(By.XPATH, xpath), f"menu item {text}")
+
+
+def _rows(driver) -> dict[tuple[str, str], object]:
+    """The results listed for the category shown: (section, name) -> its row."""
+    from selenium.webdriver.common.by import By
+
+    rows = {}
+    for row in driver.find_elements(By.CSS_SELECTOR, "tbody tr"):
+        cells = [c.text.strip() for c in row.find_elements(By.TAG_NAME, "td")]
+        if len(cells) >= 3:
+            rows[cells[0], cells[1]] = row
+    return rows
+
+
+def _open(driver, row) -> None:
+    """Click the row's eye button (the first of its actions)."""
+    from selenium.webdriver.common.by import By
+
+    row.find_element(By.CSS_SELECTOR, "td:last-child a").click()
+
+
+DECODED = "return Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth])"
+
+
+def _study_page(driver, study: str) -> dict:
+    """What the study page shows, read inside its frame: the claims table's header and verdicts
+    (if it is displayed), the sections in order and each image's decoded width."""
+    from selenium.webdriver.common.by import By
+
+    frame = _wait(driver, lambda d: d.find_element(By.TAG_NAME, "iframe"), "the page's frame")
+    driver.switch_to.frame(frame)
+    try:
+        _wait(
+            driver,
+            lambda d: (
+                d.execute_script("return document.readyState") == "complete"
+                and d.find_elements(By.TAG_NAME, "h1")
+            ),
+            f"{study}'s page",
+        )
+        seen = {"title": driver.find_element(By.TAG_NAME, "h1").text}
+        claims = driver.find_elements(By.CSS_SELECTOR, "#claims table")
+        if claims and claims[0].is_displayed():
+            seen["claims_header"] = [
+                th.text for th in claims[0].find_elements(By.CSS_SELECTOR, "thead th")
+            ]
+            seen["verdicts"] = [
+                td.text for td in claims[0].find_elements(By.CSS_SELECTOR, "td.verdict")
+            ]
+        seen["sections"] = [
+            s.get_attribute("id") for s in driver.find_elements(By.CSS_SELECTOR, "section")
+        ]
+        _wait(
+            driver,
+            lambda d: all(i.get_property("complete") for i in d.find_elements(By.TAG_NAME, "img")),
+            f"{study}'s images",
+        )
+        seen["images"] = dict(driver.execute_script(DECODED))
+        seen["parquet_links"] = [
+            a.get_attribute("download") for a in driver.find_elements(By.CSS_SELECTOR, "a.parquet")
+        ]
+        return seen
+    finally:
+        driver.switch_to.default_content()
+
+
+FIGURE_SHOWN = """
+const result = results[arguments[0]];
+if (result === undefined) return null;
+return Array.from(document.images)
+  .filter(i => i.src === result.data_uri && i.complete).map(i => i.naturalWidth);
+"""
+
+
+def _figure(driver, path: str) -> int:
+    """The decoded width of figure ``path`` (the report's key for it) as the report's content
+    pane shows it."""
+    widths = _wait(driver, lambda d: d.execute_script(FIGURE_SHOWN, path), f"figure {path}")
+    return widths[0]
+
+
+@pytest.fixture(scope="module")
+def visit(report, browser):
+    """Click through the report as a person would: each study under Results, its page, then
+    each of its figures. Returns what was seen, per study, and every console message."""
+    driver = browser
+    names = yaml.safe_load((report / "config" / "config.yaml").read_text())["studies"]
+    driver.get((report / "report.html").as_uri())
+    seen, console = {}, []
+    for study in names:
+        _menu_item(driver, study).click()
+        rows = _wait(driver, lambda d: _rows(d) or False, f"{study}'s results")
+        page = next(row for (section, _), row in rows.items() if section.endswith("study page"))
+        _open(driver, page)
+        seen[study] = {"rows": sorted(rows), **_study_page(driver, study)}
+        figures = {}
+        for (section, name), row in _rows(driver).items():
+            if section.endswith("figure"):
+                _open(driver, row)
+                figures[name] = _figure(driver, f"results/{study}/figures/{name}.png")
+        seen[study]["figures"] = figures
+        console += driver.get_log("browser")
+        driver.get((report / "report.html").as_uri())  # back to the start
+    console += driver.get_log("browser")
+    return seen, console
+
+
+def _claims(report, study) -> pd.DataFrame:
+    return pd.read_parquet(report / "results" / study / "tables" / "claims.parquet")
+
+
+def test_the_report_has_no_console_errors(visit):
+    seen, console = visit
+    assert len(seen) == 4  # the default config's studies, all visited
+    errors = [m for m in console if m["level"] == "SEVERE"]
+    assert not errors, errors
+
+
+def test_each_study_page_shows_its_claims_with_verdicts_first_then_figures_then_tables(
+    visit, report
+):
+    seen, _ = visit
+    config = yaml.safe_load((report / "config" / "config.yaml").read_text())["studies"]
+    studies.load()
+    for study, page in seen.items():
+        assert page["title"] == study
+        # the report lists the page first, then the figures, then the parquet tables
+        assert [section for section, _ in page["rows"]][0] == "1 study page", page["rows"]
+        assert page["sections"][:3] == ["claims", "figures", "tables"], study
+        assert "verdicts" in page, f"{study}: the claims table is not displayed"
+        claims = _claims(report, study)
+        verdict = "verdict" if "verdict" in claims else "result"
+        assert page["claims_header"][0] == verdict, study
+        assert page["verdicts"] == claims[verdict].tolist(), study
+        assert set(page["verdicts"]) <= VERDICTS, study
+        # the claims table, then each other table of the study kind, link their parquet files
+        tables = studies.STUDIES.get(config[study]["kind"]).tables
+        others = [f"{t}.parquet" for t in tables if t != "claims"]
+        assert page["parquet_links"] == ["claims.parquet", *others], study
+
+
+def test_every_figure_decodes_on_its_study_page_and_on_its_own(visit, report):
+    seen, _ = visit
+    for study, page in seen.items():
+        expected = sorted(p.stem for p in (report / "results" / study / "figures").glob("*.png"))
+        assert sorted(alt.removeprefix("figure ") for alt in page["images"]) == expected
+        assert all(width > 0 for width in page["images"].values()), (study, page["images"])
+        assert sorted(page["figures"]) == expected, study
+        assert all(width > 0 for width in page["figures"].values()), (study, page["figures"])
