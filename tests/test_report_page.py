@@ -81,17 +81,15 @@ def test_the_verdict_comes_first_coloured_and_the_other_columns_follow_in_order(
     assert verdict_classes == ["verdict good", "verdict unsure", "verdict bad"]
 
 
-def test_without_a_verdict_column_the_result_column_comes_first():
-    table = claims(result=["pass", "fail", "not applicable"])
-    assert verdict_column(table) == "result"
-    cells = parse(table_html(table, verdict="result"))
-    assert cells.tables[0][0][0] == "result"
+def test_every_verdict_has_its_colour_and_a_table_without_verdicts_has_no_verdict_column():
+    table = claims(verdict=["not applicable", "supported", "inconclusive"])
+    cells = parse(table_html(table, verdict=verdict_column(table)))
     assert [c for c in cells.classes if c.startswith("verdict")] == [
-        "verdict good",
-        "verdict bad",
         "verdict na",
+        "verdict good",
+        "verdict unsure",
     ]
-    assert verdict_column(table.drop(columns="result")) is None
+    assert verdict_column(table.drop(columns="verdict")) is None
 
 
 def test_a_verdict_the_same_in_every_row_stays_a_column_and_constant_columns_are_listed_once():

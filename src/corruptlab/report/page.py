@@ -21,18 +21,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from corruptlab.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE, SUPPORTED
 from corruptlab.report.tables import PROVENANCE_COLUMNS
 
-# the claims table's verdict column, in order of preference
-VERDICT_COLUMNS = ("verdict", "result")
+# the claims table's verdict column (corruptlab.report.claims)
+VERDICT_COLUMNS = ("verdict",)
 # verdict value -> CSS class (its colour); values not listed get the neutral "other"
 VERDICT_CLASSES = {
-    "supported": "good",
-    "pass": "good",
-    "contradicted": "bad",
-    "fail": "bad",
-    "inconclusive": "unsure",
-    "not applicable": "na",
+    SUPPORTED: "good",
+    CONTRADICTED: "bad",
+    INCONCLUSIVE: "unsure",
+    NOT_APPLICABLE: "na",
 }
 MAX_ROWS = 500  # rows shown of a table; the parquet file has them all
 MAX_EMBEDDED_BYTES = 20_000_000  # larger parquet files are linked by path, not embedded
@@ -57,7 +56,7 @@ class Table:
 
 
 def verdict_column(table: pd.DataFrame) -> str | None:
-    """The column holding a claims table's verdicts: ``verdict``, else ``result``, else None."""
+    """The column holding a claims table's verdicts (``verdict``), or None."""
     return next((c for c in VERDICT_COLUMNS if c in table.columns), None)
 
 
