@@ -74,3 +74,9 @@ onsuccess:
     )
     if summary:
         print(summary, flush=True)
+        print(
+            "Each study's claims, figures and tables on one page: "
+            "results/<study>/<study>.html; all studies in one file: "
+            "uv run snakemake --report report.html",
+            flush=True,
+        )

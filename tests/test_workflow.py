@@ -131,6 +131,7 @@ def test_tables_are_tidy_with_provenance(workdir):
     # the end of the run: verdict counts per study and where the table is
     assert "Claims checked on this run's numbers" in log
     assert "  tiny: " in log and "results/tiny/tables/claims.parquet" in log
+    assert "results/<study>/<study>.html" in log and "--report report.html" in log
 
 
 def test_run_outputs_and_figures_exist(workdir):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from corruptlab.report.stats import INTERVAL, LEVEL
+from corruptlab.report.stats import LEVEL
 from corruptlab.report.tables import PROVENANCE_COLUMNS
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE = (
@@ -52,11 +52,11 @@ COLUMNS = [
     "ci95_low",
     "ci95_high",
     "n",
-    "criterion",
-    "test",
-    "reason",
-    "detail",
     "paper_value",
+    "criterion",
+    "reason",
+    "test",
+    "detail",
     "paper_setting",
     "paper_source",
     "paper_differs",
@@ -101,7 +101,7 @@ def _row(
 ) -> dict:
     if verdict not in VERDICTS:
         raise ValueError(f"verdict {verdict!r}; accepted: {', '.join(VERDICTS)}")
-    return {
+    row = {
         "verdict": verdict,
         "claim": claim,
         "subject": subject,
@@ -118,6 +118,7 @@ def _row(
         "paper_source": "" if paper is None else paper.source,
         "paper_differs": "" if paper is None else paper.differs,
     }
+    return {c: row[c] for c in COLUMNS}
 
 
 def ci_verdict(stats: dict, relation: str, threshold: float) -> tuple[str, str]:
@@ -155,7 +156,7 @@ def compare(
     of ``stats`` (corruptlab.report.stats.mean_ci or diff_ci)."""
     verdict, reason = ci_verdict(stats, relation, threshold)
     criterion = f"{quantity} {relation} {threshold:g}"
-    test = f"{LEVEL:.0%} CI: {INTERVAL}"
+    test = f"{LEVEL:.0%} CI over seeds (t, clipped to range)"
     return _row(verdict, claim, subject, stats, criterion, test, reason, detail, paper)
 
 

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 import numpy as np
 
 LEVEL = 0.95
-INTERVAL = "Student t over seeds, clipped to the metric's range"
 
 UNBOUNDED = (-math.inf, math.inf)
 # The range of every metric the tables summarise, by column name: (low, high). A metric not

@@ -695,6 +695,8 @@ def p_correct_sorted(tables: dict[str, pd.DataFrame]) -> plt.Figure:
 def csr_over_epochs(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Arpit et al.'s critical sample ratio over training, per data variant: mean and 95% CI
     over seeds."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
     table = tables["csr"]
     panels = _memo_panels(table) if len(table) else [("no CSR measured", table)]
@@ -707,12 +709,13 @@ def csr_over_epochs(tables: dict[str, pd.DataFrame]) -> plt.Figure:
                 plot_band(ax, d["epoch"], d["mean"], d["ci95_low"], d["ci95_high"], color, variant)
             ax.set_title(title)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0].set_ylabel("critical sample ratio")
         if len(table):
             axes[-1].legend(frameon=False, loc="upper left")
         fig.suptitle(
-            "Critical sample ratio during training (share of validation points an "
-            "adversarial search within the L-inf ball crosses the boundary from)",
+            "Critical sample ratio during training: the share of validation points from which\n"
+            "an adversarial search within a small L-inf ball crosses the decision boundary",
             fontsize=9,
         )
     return fig
