@@ -28,6 +28,7 @@ wildcard_constraints:
     config=runs.CONFIG_PATTERN,
     noise=runs.SEGMENT,
     seed=runs.SEED_PATTERN,
+    decade="[1-9][0-9]*",
 
 
 include: "workflow/rules/data.smk"

@@ -362,3 +362,51 @@ def test_a_packed_study_reruns_nothing_and_validates_models(packed_and_unpacked,
         )
     )
     assert runtimes == {"180"}
+
+
+# --- the workflow: decades of seeds and the automatic pack size --------------------------------
+
+DECADES_STUDY = {
+    **PACKED_STUDY,
+    "noise": [{"kind": "none"}],
+    "max_epochs": 1,
+    "patience": 1,
+    "seeds": 25,
+    "train": {"seeds_per_job": 10},
+}
+
+
+@pytest.mark.e2e
+def test_a_full_decade_of_seeds_is_one_job_of_the_decade_rule(tmp_path):
+    """Seeds 10-19 go to the one rule that serves every decade (its files named by a {decade}
+    wildcard); 0-9 and the incomplete 20-24 to a rule each, which the decade rule yields to."""
+    wd = copy_workflow(tmp_path)
+    (wd / "study.yaml").write_text(yaml.safe_dump({"studies": {"twin": DECADES_STUDY}}))
+    jobs = planned_jobs(snakemake(wd, "--configfile", "study.yaml", "-n").stdout)
+    for step in ("labels", "train", "evaluate"):
+        packs = {rule: n for rule, n in jobs.items() if rule.startswith(f"{step}_")}
+        assert packs == {f"{step}_seeds0_9": 1, f"{step}_decades": 1, f"{step}_seeds20_24": 1}
+    snakemake(wd, "--configfile", "study.yaml")
+    for seed, pack in [(3, range(10)), (15, range(10, 20)), (22, range(20, 25))]:
+        record = _record(wd, seed)
+        assert record["run"]["seed"] == seed and record["packed_with"] == list(pack)
+    runs = pd.read_parquet(wd / "results/twin/tables/runs.parquet")
+    assert sorted(runs["seed"].unique()) == list(range(25))
+    assert (wd / "results/twin/labels/none/seed19.npz").exists()
+    assert planned_jobs(snakemake(wd, "--configfile", "study.yaml", "-n").stdout) == {}
+
+
+@pytest.mark.e2e
+def test_a_study_of_2000_runs_packs_ten_seeds_per_job_by_default(tmp_path):
+    wd = copy_workflow(tmp_path)
+    study = {**PACKED_STUDY, "seeds": 1000}  # 2 noise settings x 1,000 seeds; no train key
+    (wd / "study.yaml").write_text(yaml.safe_dump({"studies": {"sweep": study}}))
+    out = snakemake(wd, "--configfile", "study.yaml", "-n").stdout
+    jobs = planned_jobs(out)
+    assert jobs["train_seeds0_9"] == jobs["evaluate_seeds0_9"] == 2
+    assert jobs["train_decades"] == jobs["evaluate_decades"] == 2 * 99
+    assert "train" not in jobs and "evaluate" not in jobs
+    # below 2,000 runs, one job per run, as before
+    (wd / "small.yaml").write_text(yaml.safe_dump({"studies": {"sweep": {**study, "seeds": 999}}}))
+    jobs = planned_jobs(snakemake(wd, "--configfile", "small.yaml", "-n").stdout)
+    assert jobs["train"] == jobs["evaluate"] == 2 * 999

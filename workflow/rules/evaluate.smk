@@ -32,7 +32,7 @@ for _seeds, _studies in PACKS.items():
             "../../envs/corruptlab.yaml"
         threads: config["threads"]
         resources:
-            **run_resources(len(_seeds)),
+            **run_resources(pack_size(_seeds)),
         params:
             seeds=lambda wildcards, seeds=_seeds: pack_seeds(wildcards, seeds),
             conditions=lambda wildcards, seeds=_seeds: [
@@ -64,7 +64,7 @@ for _seeds, _studies in PACKS.items():
                 "../../envs/corruptlab.yaml"
             threads: config["threads"]
             resources:
-                **run_resources(len(_seeds)),
+                **run_resources(pack_size(_seeds)),
             params:
                 seeds=lambda wildcards, seeds=_seeds: pack_seeds(wildcards, seeds),
                 sets=ood_set_specs,
@@ -73,3 +73,9 @@ for _seeds, _studies in PACKS.items():
                 code=CODE["ood"],
             script:
                 "../../scripts/ood.py"
+
+
+order_before_decades("evaluate", PACKS)
+order_before_decades(
+    "ood", {p: s for p, s in PACKS.items() if set(s) & set(OOD_STUDIES)}
+)
