@@ -38,12 +38,15 @@ include: "workflow/rules/aggregate.smk"
 
 
 # Run by the Snakemake process itself, also under a cluster executor: downloads need the
-# internet of the login node; tables and figures take seconds and are not worth a queue wait.
+# internet of the login node; tables and figures take seconds and are not worth a queue wait
+# (every rule of workflow/rules/aggregate.smk: tests/test_workflow.py checks it).
 localrules:
     all,
     download,
     runs_table,
     ood_runs_table,
+    predictions_table,
+    histories_table,
     table,
     figure,
 
