@@ -28,7 +28,7 @@ wildcard_constraints:
     config=runs.CONFIG_PATTERN,
     noise=runs.SEGMENT,
     seed=runs.SEED_PATTERN,
-    decade="[1-9][0-9]*",
+    decade="[1-9][0-9]*|",  # empty for seeds 0-9 (seed{decade}0 is seed0)
 
 
 include: "workflow/rules/data.smk"

@@ -378,14 +378,15 @@ DECADES_STUDY = {
 
 @pytest.mark.e2e
 def test_a_full_decade_of_seeds_is_one_job_of_the_decade_rule(tmp_path):
-    """Seeds 10-19 go to the one rule that serves every decade (its files named by a {decade}
-    wildcard); 0-9 and the incomplete 20-24 to a rule each, which the decade rule yields to."""
+    """Seeds 0-9 and 10-19 go to the one rule that serves every decade (its files named by a
+    {decade} wildcard, empty for 0-9); the incomplete 20-24 to a rule of its own, which the
+    decade rule yields to."""
     wd = copy_workflow(tmp_path)
     (wd / "study.yaml").write_text(yaml.safe_dump({"studies": {"twin": DECADES_STUDY}}))
     jobs = planned_jobs(snakemake(wd, "--configfile", "study.yaml", "-n").stdout)
     for step in ("labels", "train", "evaluate"):
         packs = {rule: n for rule, n in jobs.items() if rule.startswith(f"{step}_")}
-        assert packs == {f"{step}_seeds0_9": 1, f"{step}_decades": 1, f"{step}_seeds20_24": 1}
+        assert packs == {f"{step}_decades": 2, f"{step}_seeds20_24": 1}
     snakemake(wd, "--configfile", "study.yaml")
     for seed, pack in [(3, range(10)), (15, range(10, 20)), (22, range(20, 25))]:
         record = _record(wd, seed)
@@ -403,9 +404,13 @@ def test_a_study_of_2000_runs_packs_ten_seeds_per_job_by_default(tmp_path):
     (wd / "study.yaml").write_text(yaml.safe_dump({"studies": {"sweep": study}}))
     out = snakemake(wd, "--configfile", "study.yaml", "-n").stdout
     jobs = planned_jobs(out)
-    assert jobs["train_seeds0_9"] == jobs["evaluate_seeds0_9"] == 2
-    assert jobs["train_decades"] == jobs["evaluate_decades"] == 2 * 99
-    assert "train" not in jobs and "evaluate" not in jobs
+    assert jobs["train_decades"] == jobs["evaluate_decades"] == 2 * 100
+    assert set(jobs) == {"prepare", "labels_decades", "train_decades", "evaluate_decades"} | {
+        "runs_table",
+        "table",
+        "figure",
+        "all",
+    }
     # below 2,000 runs, one job per run, as before
     (wd / "small.yaml").write_text(yaml.safe_dump({"studies": {"sweep": {**study, "seeds": 999}}}))
     jobs = planned_jobs(snakemake(wd, "--configfile", "small.yaml", "-n").stdout)

@@ -27,13 +27,13 @@ PACK_BASE = runs.CONFIG_DIR
 # A job labels, trains, evaluates or scores a pack of one configuration's seeds: chunks of
 # train.seeds_per_job of the study's sorted seeds (auto: 10 in a study of 2,000 runs or more; see
 # corruptlab.core.grid). A single run is a pack of one, whose seed is a wildcard (ONE). A full
-# decade of seeds 10d..10d+9 (d >= 1) is a pack of DECADE, whose files are named by a wildcard
-# {decade} (seed{decade}0 ... seed{decade}9): one rule per step serves every such pack of every
-# study, so a sweep of thousands of seeds has a handful of rules, not one per pack (Snakemake
-# compares each file with every rule's outputs). Any other pack names its seeds in its outputs,
-# so each distinct one gets a rule of its own (few, and shared by the studies that have them),
-# ordered before the decade rule where both could make a file (an incomplete last decade). One
-# rule definition and one script per step serve them all.
+# decade of seeds 10d..10d+9 is a pack of DECADE, whose files are named by a wildcard {decade}
+# (seed{decade}0 ... seed{decade}9; empty for seeds 0-9): one rule per step serves every such
+# pack of every study, so a sweep of thousands of seeds has a handful of rules, not one per pack
+# (Snakemake compares each file with every rule's outputs). Any other pack names its seeds in
+# its outputs, so each distinct one gets a rule of its own (few, and shared by the studies that
+# have them), ordered before the decade rule where both could make a file (an incomplete last
+# decade). One rule definition and one script per step serve them all.
 ONE = ("{seed}",)
 DECADE = "decade"
 SEEDS_PER_DECADE = 10
@@ -41,11 +41,7 @@ SEEDS_PER_DECADE = 10
 
 def is_decade(seeds):
     first = seeds[0]
-    return (
-        first >= 10
-        and first % 10 == 0
-        and list(seeds) == list(range(first, first + 10))
-    )
+    return first % 10 == 0 and list(seeds) == list(range(first, first + 10))
 
 
 PACKS = {}
@@ -112,7 +108,7 @@ def order_before_decades(step, packs):
     (an incomplete decade: seeds 1000-1004 of 1,005)."""
     if DECADE in packs:
         for seeds in packs:
-            if seeds not in (ONE, DECADE) and max(seeds) >= SEEDS_PER_DECADE:
+            if seeds not in (ONE, DECADE):
                 workflow.ruleorder(pack_rule(step, seeds), pack_rule(step, DECADE))
 
 
@@ -121,7 +117,7 @@ def pack_seeds(wildcards, seeds):
     if seeds == ONE:
         return [int(wildcards.seed)]
     if seeds == DECADE:
-        first = int(wildcards.decade) * SEEDS_PER_DECADE
+        first = int(wildcards.decade or 0) * SEEDS_PER_DECADE  # "" for seeds 0-9
         return list(range(first, first + SEEDS_PER_DECADE))
     return list(seeds)
 
@@ -133,6 +129,18 @@ def pack_files(seeds, name):
         f"{name.split('.')[0]}_{i}": f"{PACK_BASE}/seed{s}/{name}"
         for i, s in enumerate(pack_spellings(seeds))
     }
+
+
+def trained_files(seeds):
+    """The model.pt and run.json of each run of a pack (model_0, run_0, ...), named as outputs
+    of the pack's training rule: Snakemake then takes their producer from the rule instead of
+    matching each file against every rule's outputs (in a large sweep, most of its time).
+    """
+    # the rule's own output items: ``rules.<name>.output`` strips their wildcard constraints,
+    # and Snakemake 9.27 then no longer finds them among the rule's outputs (no dependency)
+    output = workflow.get_rule(pack_rule("train", seeds)).output
+    names = [*pack_files(seeds, "model.pt"), *pack_files(seeds, "run.json")]
+    return {name: getattr(output, name) for name in names}
 
 
 def pack_log(step, seeds, suffix="log"):

@@ -10,8 +10,7 @@ for _seeds, _studies in PACKS.items():
         name:
             pack_rule("evaluate", _seeds)
         input:
-            **pack_files(_seeds, "model.pt"),
-            **pack_files(_seeds, "run.json"),
+            **trained_files(_seeds),
             data=dataset_file,
             testsets=testset_files,
             labels=lambda wildcards, seeds=_seeds: sorted(
@@ -50,8 +49,7 @@ for _seeds, _studies in PACKS.items():
             name:
                 pack_rule("ood", _seeds)
             input:
-                **pack_files(_seeds, "model.pt"),
-                **pack_files(_seeds, "run.json"),
+                **trained_files(_seeds),
                 data=dataset_file,
                 sets=ood_files,
             output:
