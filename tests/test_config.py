@@ -8,14 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from corruptlab.core import packs
 from corruptlab.core.config import ConfigError, expand_runs, validate_config
-from corruptlab.core.grid import (
-    AUTO_PACK_RUNS,
-    AUTO_SEEDS_PER_JOB,
-    noise_specs,
-    seed_list,
-    seed_packs,
-)
+from corruptlab.core.grid import noise_specs, seed_list, seed_packs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,7 +112,7 @@ def test_seed_packs_chunk_the_sorted_seeds(seeds, per_job, packs):
 
 
 @pytest.mark.parametrize(
-    "seeds, n_runs, train, packs",
+    "seeds, n_runs, train, expected",
     [
         (3, 1999, {}, []),  # below the threshold: one run per job
         (25, 2000, {}, [list(range(10)), list(range(10, 20)), list(range(20, 25))]),
@@ -127,12 +122,12 @@ def test_seed_packs_chunk_the_sorted_seeds(seeds, per_job, packs):
         (3, 10, {"seeds_per_job": 2}, [[0, 1], [2]]),
     ],
 )
-def test_auto_seeds_per_job_packs_large_studies_sequentially(seeds, n_runs, train, packs):
+def test_auto_seeds_per_job_packs_large_studies_sequentially(seeds, n_runs, train, expected):
     config = minimal()
     study(config).update(seeds=seeds, train=train)
     validate_config(config)
-    assert seed_packs(study(config), n_runs) == packs
-    assert AUTO_PACK_RUNS == 2000 and AUTO_SEEDS_PER_JOB == 10  # as config/README.md says
+    assert seed_packs(packs.resolved(study(config), n_runs)) == expected
+    assert packs.AUTO_PACK_RUNS == 2000 and packs.AUTO_SEEDS_PER_JOB == 10  # config/README.md
 
 
 def test_vmap_packing_is_refused_for_models_with_dropout():

@@ -5,7 +5,7 @@ from corruptlab.core.grid import noise_specs, seed_packs
 from corruptlab.eval.adaptation import eval_methods
 from corruptlab.data.corruptions import CORRUPTIONS
 from corruptlab.data.datasets import DATASETS, is_downloadable
-from corruptlab.core import runs
+from corruptlab.core import packs, runs
 from corruptlab.core.fingerprint import script_fingerprint
 from corruptlab.studies import PER_RUN_TABLES, STUDIES, kind_source
 
@@ -46,7 +46,7 @@ def is_decade(seeds):
 
 PACKS = {}
 for _study, _spec in config["studies"].items():
-    _packs = seed_packs(_spec, len(RUNS[_study]))
+    _packs = seed_packs(packs.resolved(_spec, len(RUNS[_study])))
     for _seeds in [DECADE if is_decade(p) else tuple(p) for p in _packs] or [ONE]:
         PACKS.setdefault(_seeds, [])
         if _study not in PACKS[_seeds]:

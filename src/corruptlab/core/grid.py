@@ -36,31 +36,10 @@ def seed_list(seeds: int | list[int]) -> list[int]:
     return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
 
 
-# ``train.seeds_per_job: auto`` (the default): a study of at least AUTO_PACK_RUNS runs trains
-# AUTO_SEEDS_PER_JOB seeds per job, one after another (``packing: sequential``, each seed bit for
-# bit its unpacked run); a smaller one, or one set to ``packing: vmap``, one run per job. Large
-# sweeps of small jobs cost more in Snakemake's planning (a few ms per job) and in each job's
-# start-up than in training; the full studies of config/studies/ stay below the threshold.
-AUTO_PACK_RUNS = 2000
-AUTO_SEEDS_PER_JOB = 10
-
-
-def seeds_per_job(study: dict, n_runs: int) -> int:
-    """The number of seeds per job of a (validated) study of ``n_runs`` runs (``auto``
-    resolved)."""
-    train = study.get("train", {})
-    per_job = train.get("seeds_per_job", "auto")
-    if per_job != "auto":
-        return per_job
-    sequential = train.get("packing", "sequential") == "sequential"
-    return AUTO_SEEDS_PER_JOB if sequential and n_runs >= AUTO_PACK_RUNS else 1
-
-
-def seed_packs(study: dict, n_runs: int = 0) -> list[list[int]]:
-    """The seeds each training job of a (validated) study of ``n_runs`` runs trains together,
-    in chunks of ``train.seeds_per_job`` of the sorted seeds (``seeds_per_job``); [] when every
-    run is a job of its own."""
-    per_job = seeds_per_job(study, n_runs)
+def seed_packs(study: dict) -> list[list[int]]:
+    """The seeds each training job of a (validated) study trains together, in chunks of
+    ``train.seeds_per_job`` of the sorted seeds; [] when every run is a job of its own."""
+    per_job = study.get("train", {}).get("seeds_per_job", 1)
     if per_job == 1:
         return []
     seeds = sorted(seed_list(study["seeds"]))
