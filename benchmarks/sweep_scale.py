@@ -1,8 +1,9 @@
 """Sweep scale: Snakemake's cost on a study of 10,000 runs, and the fixed cost of one job.
 
 In a temporary copy of the workflow, a generated label-noise study (5 models x 2 noise settings
-= 10 configurations, times 1,000 seeds = 10,000 runs; each run is a train and an evaluate job,
-plus the labels jobs and the aggregation):
+= 10 configurations, times 1,000 seeds = 10,000 runs) with the jobs a user gets by default: the
+study is large enough for ``train.seeds_per_job: auto`` to pack 10 seeds per job (1,000 training
+and 1,000 evaluation jobs, 200 labels jobs, plus the dataset and the aggregation):
 
 1. ``snakemake -n`` (the dry run a user types), then ``snakemake -n -q`` (without printing jobs);
 2. every output of every job is created empty, in dependency order with increasing mtimes (the

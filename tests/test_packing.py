@@ -396,6 +396,18 @@ def test_a_full_decade_of_seeds_is_one_job_of_the_decade_rule(tmp_path):
     assert (wd / "results/twin/labels/none/seed19.npz").exists()
     assert planned_jobs(snakemake(wd, "--configfile", "study.yaml", "-n").stdout) == {}
 
+    # seed 15 of the decade job is bit for bit seed 15 run as a job of its own
+    (tmp_path / "alone").mkdir()
+    alone = copy_workflow(tmp_path / "alone")
+    one = {**DECADES_STUDY, "seeds": [15], "train": {"seeds_per_job": 1}}
+    (alone / "study.yaml").write_text(yaml.safe_dump({"studies": {"twin": one}}))
+    snakemake(alone, "--configfile", "study.yaml")
+    b = pd.read_parquet(alone / "results/twin/tables/runs.parquet")
+    a = runs[runs["seed"] == 15].reset_index(drop=True)
+    same = [c for c in b.columns if c not in TIMING + ["packing"]]
+    assert len(b) > 0 and set(a["packing"]) == {"sequential"}
+    pd.testing.assert_frame_equal(a[same], b[same], check_exact=True)
+
 
 @pytest.mark.e2e
 def test_a_study_of_2000_runs_packs_ten_seeds_per_job_by_default(tmp_path):
