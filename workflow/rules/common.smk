@@ -26,7 +26,7 @@ PACK_BASE = runs.CONFIG_DIR
 
 # A job labels, trains, evaluates or scores a pack of one configuration's seeds: chunks of
 # train.seeds_per_job of the study's sorted seeds (auto: 10 in a study of 2,000 runs or more; see
-# corruptlab.core.grid). A single run is a pack of one, whose seed is a wildcard (ONE). A full
+# corruptlab.core.packs). A single run is a pack of one, whose seed is a wildcard (ONE). A full
 # decade of seeds 10d..10d+9 is a pack of DECADE, whose files are named by a wildcard {decade}
 # (seed{decade}0 ... seed{decade}9; empty for seeds 0-9): one rule per step serves every such
 # pack of every study, so a sweep of thousands of seeds has a handful of rules, not one per pack
@@ -103,11 +103,11 @@ def pack_rule(step, seeds):
     return f"{step}_{pack_name(seeds).replace('-', '_')}"
 
 
-def order_before_decades(step, packs):
-    """Let the rule of each listed pack make the files that the decade rule could also make
-    (an incomplete decade: seeds 1000-1004 of 1,005)."""
-    if DECADE in packs:
-        for seeds in packs:
+def order_before_decades(step, step_packs):
+    """Let the rule of each of the step's packs make the files that the decade rule could also
+    make (an incomplete decade: seeds 1000-1004 of 1,005)."""
+    if DECADE in step_packs:
+        for seeds in step_packs:
             if seeds not in (ONE, DECADE):
                 workflow.ruleorder(pack_rule(step, seeds), pack_rule(step, DECADE))
 
