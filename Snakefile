@@ -28,6 +28,7 @@ wildcard_constraints:
     config=runs.CONFIG_PATTERN,
     noise=runs.SEGMENT,
     seed=runs.SEED_PATTERN,
+    decade="[1-9][0-9]*|",  # empty for seeds 0-9 (seed{decade}0 is seed0)
 
 
 include: "workflow/rules/data.smk"
@@ -41,12 +42,15 @@ report: "workflow/report/workflow.rst"
 
 
 # Run by the Snakemake process itself, also under a cluster executor: downloads need the
-# internet of the login node; tables and figures take seconds and are not worth a queue wait.
+# internet of the login node; tables and figures take seconds and are not worth a queue wait
+# (every rule of workflow/rules/aggregate.smk: tests/test_workflow.py checks it).
 localrules:
     all,
     download,
     runs_table,
     ood_runs_table,
+    predictions_table,
+    histories_table,
     table,
     figure,
     study_page,

@@ -56,7 +56,7 @@ SCRIPTS = {
             r"^\| +training epochs \(run.json train_seconds\)\s+\| [0-9.]+\s+\|",
             r"^\| heavy packages imported by a dry run\s+\|",
             r"^\| of which the workflow adds \(not snakemake itself\)\s+\| none\s+\|",
-            r"^\| dry run, 50 runs\s+\| <= 20 s\s+\|",
+            r"^\| dry run, 50 runs\s+\| <= 10 s\s+\|",
         ],
     ),
     "default_run": (

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from corruptlab.core import packs
 from corruptlab.core.config import ConfigError, expand_runs, validate_config
 from corruptlab.core.grid import noise_specs, seed_list, seed_packs
 
@@ -74,7 +75,7 @@ def test_minimal_config_gets_its_defaults():
                     "methods": [{"name": "source"}],
                 },
                 "resources": {"gpus": 0, "mem_mb": 4000, "runtime": 60},
-                "train": {"seeds_per_job": 1, "packing": "sequential"},
+                "train": {"seeds_per_job": "auto", "packing": "sequential"},
             }
         },
         "study_kinds": [],
@@ -110,10 +111,32 @@ def test_seed_packs_chunk_the_sorted_seeds(seeds, per_job, packs):
     assert seed_packs(study(config)) == packs
 
 
+@pytest.mark.parametrize(
+    "seeds, n_runs, train, expected",
+    [
+        (3, 1999, {}, []),  # below the threshold: one run per job
+        (25, 2000, {}, [list(range(10)), list(range(10, 20)), list(range(20, 25))]),
+        (5, 10_000, {}, [[0, 1, 2, 3, 4]]),
+        (25, 2000, {"packing": "vmap"}, []),  # vmap is never chosen for the user
+        (3, 10_000, {"seeds_per_job": 1}, []),  # an explicit value is kept
+        (3, 10, {"seeds_per_job": 2}, [[0, 1], [2]]),
+    ],
+)
+def test_auto_seeds_per_job_packs_large_studies_sequentially(seeds, n_runs, train, expected):
+    config = minimal()
+    study(config).update(seeds=seeds, train=train)
+    validate_config(config)
+    assert seed_packs(packs.resolved(study(config), n_runs)) == expected
+    assert packs.AUTO_PACK_RUNS == 2000 and packs.AUTO_SEEDS_PER_JOB == 10  # config/README.md
+
+
 def test_vmap_packing_is_refused_for_models_with_dropout():
     config = minimal()
     study(config).update(models=["mlp1", "net"], train={"seeds_per_job": 0})
-    with pytest.raises(ConfigError, match=r"studies.quick.train.seeds_per_job: 0 is less than"):
+    with pytest.raises(
+        ConfigError,
+        match=r"studies.quick.train.seeds_per_job: got 0; accepted: an integer >= 1 or 'auto'",
+    ):
         validate_config(config)
     study(config)["train"] = {"seeds_per_job": 2, "packing": "vmap"}
     with pytest.raises(

@@ -362,3 +362,68 @@ def test_a_packed_study_reruns_nothing_and_validates_models(packed_and_unpacked,
         )
     )
     assert runtimes == {"180"}
+
+
+# --- the workflow: decades of seeds and the automatic pack size --------------------------------
+
+DECADES_STUDY = {
+    **PACKED_STUDY,
+    "noise": [{"kind": "none"}],
+    "max_epochs": 1,
+    "patience": 1,
+    "seeds": 25,
+    "train": {"seeds_per_job": 10},
+}
+
+
+@pytest.mark.e2e
+def test_a_full_decade_of_seeds_is_one_job_of_the_decade_rule(tmp_path):
+    """Seeds 0-9 and 10-19 go to the one rule that serves every decade (its files named by a
+    {decade} wildcard, empty for 0-9); the incomplete 20-24 to a rule of its own, which the
+    decade rule yields to."""
+    wd = copy_workflow(tmp_path)
+    (wd / "study.yaml").write_text(yaml.safe_dump({"studies": {"twin": DECADES_STUDY}}))
+    jobs = planned_jobs(snakemake(wd, "--configfile", "study.yaml", "-n").stdout)
+    for step in ("labels", "train", "evaluate"):
+        packs = {rule: n for rule, n in jobs.items() if rule.startswith(f"{step}_")}
+        assert packs == {f"{step}_decades": 2, f"{step}_seeds20_24": 1}
+    snakemake(wd, "--configfile", "study.yaml")
+    for seed, pack in [(3, range(10)), (15, range(10, 20)), (22, range(20, 25))]:
+        record = _record(wd, seed)
+        assert record["run"]["seed"] == seed and record["packed_with"] == list(pack)
+    runs = pd.read_parquet(wd / "results/twin/tables/runs.parquet")
+    assert sorted(runs["seed"].unique()) == list(range(25))
+    assert (wd / "results/twin/labels/none/seed19.npz").exists()
+    assert planned_jobs(snakemake(wd, "--configfile", "study.yaml", "-n").stdout) == {}
+
+    # seed 15 of the decade job is bit for bit seed 15 run as a job of its own
+    (tmp_path / "alone").mkdir()
+    alone = copy_workflow(tmp_path / "alone")
+    one = {**DECADES_STUDY, "seeds": [15], "train": {"seeds_per_job": 1}}
+    (alone / "study.yaml").write_text(yaml.safe_dump({"studies": {"twin": one}}))
+    snakemake(alone, "--configfile", "study.yaml")
+    b = pd.read_parquet(alone / "results/twin/tables/runs.parquet")
+    a = runs[runs["seed"] == 15].reset_index(drop=True)
+    same = [c for c in b.columns if c not in TIMING + ["packing"]]
+    assert len(b) > 0 and set(a["packing"]) == {"sequential"}
+    pd.testing.assert_frame_equal(a[same], b[same], check_exact=True)
+
+
+@pytest.mark.e2e
+def test_a_study_of_2000_runs_packs_ten_seeds_per_job_by_default(tmp_path):
+    wd = copy_workflow(tmp_path)
+    study = {**PACKED_STUDY, "seeds": 1000}  # 2 noise settings x 1,000 seeds; no train key
+    (wd / "study.yaml").write_text(yaml.safe_dump({"studies": {"sweep": study}}))
+    out = snakemake(wd, "--configfile", "study.yaml", "-n").stdout
+    jobs = planned_jobs(out)
+    assert jobs["train_decades"] == jobs["evaluate_decades"] == 2 * 100
+    assert set(jobs) == {"prepare", "labels_decades", "train_decades", "evaluate_decades"} | {
+        "runs_table",
+        "table",
+        "figure",
+        "all",
+    }
+    # below 2,000 runs, one job per run, as before
+    (wd / "small.yaml").write_text(yaml.safe_dump({"studies": {"sweep": {**study, "seeds": 999}}}))
+    jobs = planned_jobs(snakemake(wd, "--configfile", "small.yaml", "-n").stdout)
+    assert jobs["train"] == jobs["evaluate"] == 2 * 999

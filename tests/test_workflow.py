@@ -8,6 +8,7 @@ exactly the rules that depend on it.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -335,6 +336,25 @@ def test_the_full_label_noise_study_plans_its_grid(tmp_path):
     jobs = planned_jobs(out)
     assert jobs["train"] == 5 * 13 * 5 * 5 == jobs["evaluate"]
     assert jobs["download"] == 1 and jobs["labels"] == 13 * 5
+
+
+def test_every_aggregation_rule_runs_on_the_login_node(tmp_path):
+    """Tables and figures are local rules: under a cluster executor (SLURM) they run in the
+    Snakemake process instead of waiting in the queue. Every rule of aggregate.smk, as Snakemake
+    reads the workflow (a Snakefile that includes it prints the local rules it declared)."""
+    wd = copy_workflow(tmp_path)
+    source = (wd / "workflow/rules/aggregate.smk").read_text()
+    aggregation = set(re.findall(r"^rule (\w+):", source, flags=re.M))
+    assert {"runs_table", "histories_table", "predictions_table", "table", "figure"} <= aggregation
+    (wd / "Locals.smk").write_text(
+        'include: "Snakefile"\n\n\nprint("LOCAL RULES:", *sorted(workflow._localrules))\n'
+    )
+    out = snakemake(wd, "-n", "--snakefile", "Locals.smk").stdout
+    (line,) = [line for line in out.splitlines() if line.startswith("LOCAL RULES:")]
+    local = set(line.split()[2:])
+    assert {"all", "download"} <= local  # the downloads need the login node's internet
+    assert sorted(aggregation - local) == []
+    assert not {r for r in local if r.startswith(("train", "evaluate", "labels"))}
 
 
 def test_tables_equal_the_golden_tables(workdir):

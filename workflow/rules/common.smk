@@ -5,7 +5,7 @@ from corruptlab.core.grid import noise_specs, seed_packs
 from corruptlab.eval.adaptation import eval_methods
 from corruptlab.data.corruptions import CORRUPTIONS
 from corruptlab.data.datasets import DATASETS, is_downloadable
-from corruptlab.core import runs
+from corruptlab.core import packs, runs
 from corruptlab.core.fingerprint import script_fingerprint
 from corruptlab.studies import PER_RUN_TABLES, STUDIES, kind_source
 
@@ -25,16 +25,33 @@ RUN_DIR = runs.RUN_DIR
 PACK_BASE = runs.CONFIG_DIR
 
 # A job labels, trains, evaluates or scores a pack of one configuration's seeds: chunks of
-# train.seeds_per_job of the study's sorted seeds. A single run is a pack of one, whose seed is
-# a wildcard (ONE); a larger pack names its seeds in its outputs, so each distinct one gets a
-# rule of its own (few, and shared by the studies that have them). One rule definition and one
-# script per step serve both.
+# train.seeds_per_job of the study's sorted seeds (auto: 10 in a study of 2,000 runs or more; see
+# corruptlab.core.packs). A single run is a pack of one, whose seed is a wildcard (ONE). A full
+# decade of seeds 10d..10d+9 is a pack of DECADE, whose files are named by a wildcard {decade}
+# (seed{decade}0 ... seed{decade}9; empty for seeds 0-9): one rule per step serves every such
+# pack of every study, so a sweep of thousands of seeds has a handful of rules, not one per pack
+# (Snakemake compares each file with every rule's outputs). Any other pack names its seeds in
+# its outputs, so each distinct one gets a rule of its own (few, and shared by the studies that
+# have them), ordered before the decade rule where both could make a file (an incomplete last
+# decade). One rule definition and one script per step serve them all.
 ONE = ("{seed}",)
-ONE_STUDIES = [s for s, spec in config["studies"].items() if not seed_packs(spec)]
-PACKS = {ONE: ONE_STUDIES} if ONE_STUDIES else {}
+DECADE = "decade"
+SEEDS_PER_DECADE = 10
+
+
+def is_decade(seeds):
+    first = seeds[0]
+    return first % 10 == 0 and list(seeds) == list(range(first, first + 10))
+
+
+PACKS = {}
 for _study, _spec in config["studies"].items():
-    for _seeds in seed_packs(_spec):
-        PACKS.setdefault(tuple(_seeds), []).append(_study)
+    _packs = seed_packs(packs.resolved(_spec, len(RUNS[_study])))
+    for _seeds in [DECADE if is_decade(p) else tuple(p) for p in _packs] or [ONE]:
+        PACKS.setdefault(_seeds, [])
+        if _study not in PACKS[_seeds]:
+            PACKS[_seeds].append(_study)
+ONE_STUDIES = PACKS.get(ONE, [])
 OOD_STUDIES = [s for s in config["studies"] if "ood" in KIND[s].steps]
 # studies whose runs share one data seed's labels (memorization's randX and randY): their
 # labels are made one seed at a time whatever their packs
@@ -50,24 +67,59 @@ for _pack, _studies in PACKS.items():
 LABEL_PACKS = {p: s for p, s in LABEL_PACKS.items() if s}
 
 
+def pack_spellings(seeds):
+    """How the seeds of a pack are spelled in its rule's file names: a wildcard for a pack of
+    one, the decade wildcard and a digit for a decade, else the seeds themselves."""
+    if seeds == ONE:
+        return list(ONE)
+    if seeds == DECADE:
+        return [f"{{decade}}{i}" for i in range(SEEDS_PER_DECADE)]
+    return [str(s) for s in seeds]
+
+
+def pack_size(seeds):
+    return len(pack_spellings(seeds))
+
+
 def pack_name(seeds):
-    """seed{seed} for a pack of one, seeds0-7 for a range, else the seeds listed (seeds0_4_9)."""
+    """seed{seed} for a pack of one, seeds0-7 for a range (seeds{decade}0-{decade}9 for a
+    decade), else the seeds listed (seeds0_4_9)."""
     if seeds == ONE:
         return "seed{seed}"
+    if seeds == DECADE:
+        return "seeds{decade}0-{decade}9"
     if list(seeds) == list(range(seeds[0], seeds[-1] + 1)):
         return f"seeds{seeds[0]}-{seeds[-1]}"
     return "seeds" + "_".join(map(str, seeds))
 
 
 def pack_rule(step, seeds):
-    """The name of the rule running ``step`` for a pack, ``step`` for packs of one, else
-    ``<step>_<pack name>`` (train_seeds0_2)."""
-    return step if seeds == ONE else f"{step}_{pack_name(seeds).replace('-', '_')}"
+    """The name of the rule running ``step`` for a pack, ``step`` for packs of one,
+    ``<step>_decades`` for decades, else ``<step>_<pack name>`` (train_seeds0_2)."""
+    if seeds == ONE:
+        return step
+    if seeds == DECADE:
+        return f"{step}_decades"
+    return f"{step}_{pack_name(seeds).replace('-', '_')}"
+
+
+def order_before_decades(step, step_packs):
+    """Let the rule of each of the step's packs make the files that the decade rule could also
+    make (an incomplete decade: seeds 1000-1004 of 1,005)."""
+    if DECADE in step_packs:
+        for seeds in step_packs:
+            if seeds not in (ONE, DECADE):
+                workflow.ruleorder(pack_rule(step, seeds), pack_rule(step, DECADE))
 
 
 def pack_seeds(wildcards, seeds):
     """The seeds of a job of the pack ``seeds``."""
-    return [int(wildcards.seed)] if seeds == ONE else list(seeds)
+    if seeds == ONE:
+        return [int(wildcards.seed)]
+    if seeds == DECADE:
+        first = int(wildcards.decade or 0) * SEEDS_PER_DECADE  # "" for seeds 0-9
+        return list(range(first, first + SEEDS_PER_DECADE))
+    return list(seeds)
 
 
 def pack_files(seeds, name):
@@ -75,8 +127,20 @@ def pack_files(seeds, name):
     (model_0, model_1, ...)."""
     return {
         f"{name.split('.')[0]}_{i}": f"{PACK_BASE}/seed{s}/{name}"
-        for i, s in enumerate(seeds)
+        for i, s in enumerate(pack_spellings(seeds))
     }
+
+
+def trained_files(seeds):
+    """The model.pt and run.json of each run of a pack (model_0, run_0, ...), named as outputs
+    of the pack's training rule: Snakemake then takes their producer from the rule instead of
+    matching each file against every rule's outputs (in a large sweep, most of its time).
+    """
+    # the rule's own output items: ``rules.<name>.output`` strips their wildcard constraints,
+    # and Snakemake 9.27 then no longer finds them among the rule's outputs (no dependency)
+    output = workflow.get_rule(pack_rule("train", seeds)).output
+    names = [*pack_files(seeds, "model.pt"), *pack_files(seeds, "run.json")]
+    return {name: getattr(output, name) for name in names}
 
 
 def pack_log(step, seeds, suffix="log"):

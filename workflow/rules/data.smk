@@ -41,8 +41,8 @@ for _seeds, _studies in LABEL_PACKS.items():
             data=dataset_file,
         output:
             **{
-                f"labels_{i}": runs.LABELS.replace("{seed}", str(s))
-                for i, s in enumerate(_seeds)
+                f"labels_{i}": runs.LABELS.replace("{seed}", s)
+                for i, s in enumerate(pack_spellings(_seeds))
             },
         log:
             f"results/{{study}}/logs/labels/{{noise}}/{pack_name(_seeds)}.log",
@@ -57,6 +57,9 @@ for _seeds, _studies in LABEL_PACKS.items():
             code=CODE["labels"],
         script:
             "../../scripts/labels.py"
+
+
+order_before_decades("labels", LABEL_PACKS)
 
 
 rule testset:

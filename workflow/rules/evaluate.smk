@@ -10,8 +10,7 @@ for _seeds, _studies in PACKS.items():
         name:
             pack_rule("evaluate", _seeds)
         input:
-            **pack_files(_seeds, "model.pt"),
-            **pack_files(_seeds, "run.json"),
+            **trained_files(_seeds),
             data=dataset_file,
             testsets=testset_files,
             labels=lambda wildcards, seeds=_seeds: sorted(
@@ -32,7 +31,7 @@ for _seeds, _studies in PACKS.items():
             "../../envs/corruptlab.yaml"
         threads: config["threads"]
         resources:
-            **run_resources(len(_seeds)),
+            **run_resources(pack_size(_seeds)),
         params:
             seeds=lambda wildcards, seeds=_seeds: pack_seeds(wildcards, seeds),
             conditions=lambda wildcards, seeds=_seeds: [
@@ -50,8 +49,7 @@ for _seeds, _studies in PACKS.items():
             name:
                 pack_rule("ood", _seeds)
             input:
-                **pack_files(_seeds, "model.pt"),
-                **pack_files(_seeds, "run.json"),
+                **trained_files(_seeds),
                 data=dataset_file,
                 sets=ood_files,
             output:
@@ -64,7 +62,7 @@ for _seeds, _studies in PACKS.items():
                 "../../envs/corruptlab.yaml"
             threads: config["threads"]
             resources:
-                **run_resources(len(_seeds)),
+                **run_resources(pack_size(_seeds)),
             params:
                 seeds=lambda wildcards, seeds=_seeds: pack_seeds(wildcards, seeds),
                 sets=ood_set_specs,
@@ -73,3 +71,9 @@ for _seeds, _studies in PACKS.items():
                 code=CODE["ood"],
             script:
                 "../../scripts/ood.py"
+
+
+order_before_decades("evaluate", PACKS)
+order_before_decades(
+    "ood", {p: s for p, s in PACKS.items() if set(s) & set(OOD_STUDIES)}
+)

@@ -27,7 +27,7 @@ for _seeds, _studies in PACKS.items():
             "../../envs/corruptlab.yaml"
         threads: config["threads"]
         resources:
-            **run_resources(len(_seeds)),
+            **run_resources(pack_size(_seeds)),
         params:
             runs=lambda wildcards, seeds=_seeds: [
                 run_of(wildcards, s) for s in pack_seeds(wildcards, seeds)
@@ -40,3 +40,6 @@ for _seeds, _studies in PACKS.items():
             code=CODE["train"],
         script:
             "../../scripts/train.py"
+
+
+order_before_decades("train", PACKS)

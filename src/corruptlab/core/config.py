@@ -12,6 +12,7 @@ seed); each run is a plain dict that reaches the rules through ``params:``.
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,8 @@ def _describe(schema: dict) -> str:
         return _describe(_schema()["$defs"][schema["$ref"].rsplit("/", 1)[1]])
     if "oneOf" in schema:
         return " or ".join(_describe(s) for s in schema["oneOf"])
+    if "const" in schema:
+        return repr(schema["const"])
     kind = schema.get("type", "value")
     bound = f" >= {schema['minimum']}" if "minimum" in schema else ""
     if kind == "array":
@@ -134,8 +137,8 @@ def validate_config(config: dict) -> dict:
         errors += found + [e for e in _check_study(where, study) if e.split(": ", 1)[0] not in said]
     if not errors:
         for name, study in studies.items():
-            ids = [r["run_id"] for r in expand_runs(name, study, config)]
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            ids = Counter(r["run_id"] for r in expand_runs(name, study, config))
+            dupes = sorted(i for i, n in ids.items() if n > 1)
             if dupes:
                 errors.append(f"studies.{name}: the grid repeats runs: {', '.join(dupes[:5])}")
     if errors:
