@@ -8,6 +8,10 @@ import mimetypes
 mimetypes.add_type("application/vnd.apache.parquet", ".parquet")
 
 
+# Where one rule trains (evaluates, scores) every run, the per-run tables' inputs name it, so that
+# Snakemake does not look up the producer of each run's files (20,000 in a 10,000-run sweep).
+
+
 rule runs_table:
     input:
         runs=lambda w: run_files(w.study, "run.json"),
@@ -22,6 +26,9 @@ rule runs_table:
         code=CODE["runs_table"],
     script:
         "../../scripts/runs_table.py"
+
+
+produced_by("runs_table", {"runs": sole_pack("train"), "evals": sole_pack("evaluate")})
 
 
 rule ood_runs_table:
@@ -40,6 +47,9 @@ rule ood_runs_table:
         "../../scripts/ood_runs_table.py"
 
 
+produced_by("ood_runs_table", {"runs": sole_pack("train"), "evals": sole_pack("ood")})
+
+
 rule predictions_table:
     input:
         runs=lambda w: run_files(w.study, "run.json"),
@@ -56,6 +66,12 @@ rule predictions_table:
         "../../scripts/predictions_table.py"
 
 
+produced_by(
+    "predictions_table",
+    {"runs": sole_pack("train"), "predictions": sole_pack("evaluate")},
+)
+
+
 rule histories_table:
     input:
         runs=lambda w: run_files(w.study, "run.json"),
@@ -70,6 +86,11 @@ rule histories_table:
         code=CODE["histories_table"],
     script:
         "../../scripts/histories_table.py"
+
+
+produced_by(
+    "histories_table", {"runs": sole_pack("train"), "histories": sole_pack("train")}
+)
 
 
 rule table:

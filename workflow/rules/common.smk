@@ -143,6 +143,43 @@ def trained_files(seeds):
     return {name: getattr(output, name) for name in names}
 
 
+def produced_by(rule_name, producers):
+    """Name the rule that makes the files of each of a rule's input functions (``{input name:
+    producing rule's name}``; None: let Snakemake look each file up). Snakemake does so itself
+    for an input given as another rule's output (``trained_files``), not for the files an input
+    function returns: it matches each one with every rule's outputs, in a large sweep most of
+    its time. This fills Snakemake's own table of such producers (``Rule.dependencies``, keyed
+    by the input function: Snakemake 9.27's rules.py); a file that the named rule cannot make
+    fails the DAG, so a name is given only where one rule makes every file of the function.
+    """
+    consumer = workflow.get_rule(rule_name)
+    for name, producer in producers.items():
+        function = consumer.input.get(name)
+        if producer is not None and callable(function) and workflow.is_rule(producer):
+            consumer.dependencies[function] = producer
+
+
+def labels_rule(train_seeds):
+    """The rule making the labels files of the training rule of a pack (None if its studies'
+    labels are made by more than one rule): the pack's own labels rule, or the one-seed rule
+    for studies whose runs share one data seed's labels."""
+    studies = set(PACKS[train_seeds])
+    for label_seeds, label_studies in LABEL_PACKS.items():
+        if studies <= set(label_studies) and (
+            label_seeds == train_seeds or label_seeds == ONE
+        ):
+            return pack_rule("labels", label_seeds)
+    return None
+
+
+def sole_pack(step):
+    """The rule running ``step`` for every run of every study, if one rule does (a sweep of
+    full decades of seeds, or studies of single runs only); else None."""
+    if len(PACKS) == 1:
+        return pack_rule(step, next(iter(PACKS)))
+    return None
+
+
 def pack_log(step, seeds, suffix="log"):
     """The log (or benchmark) of a pack's job: in the run directory for a pack of one."""
     if seeds == ONE:

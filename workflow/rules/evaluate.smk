@@ -43,6 +43,7 @@ for _seeds, _studies in PACKS.items():
         script:
             "../../scripts/evaluate.py"
 
+    produced_by(pack_rule("evaluate", _seeds), {"labels": labels_rule(_seeds)})
     if set(_studies) & set(OOD_STUDIES):
 
         rule:
