@@ -58,6 +58,8 @@ for _seeds, _studies in LABEL_PACKS.items():
         script:
             "../../scripts/labels.py"
 
+    produced_by(pack_rule("labels", _seeds), {"data": "prepare"})
+
 
 order_before_decades("labels", LABEL_PACKS)
 

@@ -43,7 +43,10 @@ for _seeds, _studies in PACKS.items():
         script:
             "../../scripts/evaluate.py"
 
-    produced_by(pack_rule("evaluate", _seeds), {"labels": labels_rule(_seeds)})
+    produced_by(
+        pack_rule("evaluate", _seeds),
+        {"data": "prepare", "labels": labels_rule(_seeds)},
+    )
     if set(_studies) & set(OOD_STUDIES):
 
         rule:
@@ -72,6 +75,8 @@ for _seeds, _studies in PACKS.items():
                 code=CODE["ood"],
             script:
                 "../../scripts/ood.py"
+
+        produced_by(pack_rule("ood", _seeds), {"data": "prepare"})
 
 
 order_before_decades("evaluate", PACKS)

@@ -41,7 +41,10 @@ for _seeds, _studies in PACKS.items():
         script:
             "../../scripts/train.py"
 
-    produced_by(pack_rule("train", _seeds), {"labels": labels_rule(_seeds)})
+    produced_by(
+        pack_rule("train", _seeds),
+        {"data": "prepare", "labels": labels_rule(_seeds)},
+    )
 
 
 order_before_decades("train", PACKS)
