@@ -144,11 +144,11 @@ def trained_files(seeds):
 
 
 def produced_by(rule_name, producers):
-    """Name the rule that makes the files of each of a rule's input functions (``{input name:
-    producing rule's name}``; None: let Snakemake look each file up). Snakemake does so itself
-    for an input given as another rule's output (``trained_files``), not for the files an input
-    function returns: it matches each one with every rule's outputs, in a large sweep most of
-    its time. This fills Snakemake's own table of such producers (``Rule.dependencies``, keyed
+    """Name the rule that makes the files of each of a rule's input functions (``producers``
+    maps an input's name to its producer's name, or to None: let Snakemake look each file up,
+    as for any input function). Snakemake does so itself for an input given as another rule's
+    output (``trained_files``), not for the files an input function returns: it matches each
+    one with every rule's outputs, in a large sweep most of its time. This fills Snakemake's own table of such producers (``Rule.dependencies``, keyed
     by the input function: Snakemake 9.27's rules.py); a file that the named rule cannot make
     fails the DAG, so a name is given only where one rule makes every file of the function.
     """
