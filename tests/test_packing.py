@@ -421,6 +421,7 @@ def test_a_study_of_2000_runs_packs_ten_seeds_per_job_by_default(tmp_path):
         "runs_table",
         "table",
         "figure",
+        "study_page",
         "all",
     }
     # below 2,000 runs, one job per run, as before
