@@ -132,31 +132,35 @@ def pack_files(seeds, name):
 
 
 def trained_files(seeds):
-    """The model.pt and run.json of each run of a pack (model_0, run_0, ...), named as outputs
-    of the pack's training rule: Snakemake then takes their producer from the rule instead of
-    matching each file against every rule's outputs (in a large sweep, most of its time).
-    """
-    # the rule's own output items: ``rules.<name>.output`` strips their wildcard constraints,
-    # and Snakemake 9.27 then no longer finds them among the rule's outputs (no dependency)
-    output = workflow.get_rule(pack_rule("train", seeds)).output
-    names = [*pack_files(seeds, "model.pt"), *pack_files(seeds, "run.json")]
-    return {name: getattr(output, name) for name in names}
+    """The model.pt and run.json of each run of a pack (model_0, run_0, ...): inputs of the
+    pack's evaluate and ood rules, which ``trained_by`` names the pack's training rule as the
+    producer of."""
+    return {**pack_files(seeds, "model.pt"), **pack_files(seeds, "run.json")}
+
+
+def trained_by(seeds):
+    """``produced_by``'s map for ``trained_files``: each of them made by the pack's training
+    rule (Snakemake then takes their producer from the rule instead of matching each file
+    against every rule's outputs: in a large sweep, most of its time)."""
+    return dict.fromkeys(trained_files(seeds), pack_rule("train", seeds))
 
 
 def produced_by(rule_name, producers):
-    """Name the rule that makes the files of each of a rule's input functions (``producers``
-    maps an input's name to its producer's name, or to None: let Snakemake look each file up,
-    as for any input function). Snakemake does so itself for an input given as another rule's
-    output (``trained_files``), not for the files an input function returns: it matches each
-    one with every rule's outputs, in a large sweep most of its time. This fills Snakemake's own table of such producers (``Rule.dependencies``, keyed
-    by the input function: Snakemake 9.27's rules.py); a file that the named rule cannot make
-    fails the DAG, so a name is given only where one rule makes every file of the function.
+    """Name the rule that makes the files of some of a rule's inputs (``producers`` maps an
+    input's name to its producer's name, or to None: let Snakemake look each file up). Without
+    a name Snakemake matches each input file with every rule's outputs: in a large sweep, most
+    of its time. This fills Snakemake's own table of producers (``Rule.dependencies``, keyed by
+    the input item: a file pattern, or an input function for all the files it returns;
+    Snakemake 9.27's rules.py), which it fills itself for an input given as another rule's
+    output (but such an input carries that rule's wildcard constraints, which Snakemake warns
+    about on every run). A file that the named rule cannot make fails the DAG, so a name is
+    given only where one rule makes every file of the input.
     """
     consumer = workflow.get_rule(rule_name)
     for name, producer in producers.items():
-        function = consumer.input.get(name)
-        if producer is not None and callable(function) and workflow.is_rule(producer):
-            consumer.dependencies[function] = producer
+        item = consumer.input.get(name)  # an input function, or a file pattern
+        if producer is not None and item is not None and workflow.is_rule(producer):
+            consumer.dependencies[item] = producer
 
 
 def labels_rule(train_seeds):

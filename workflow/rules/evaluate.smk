@@ -45,7 +45,7 @@ for _seeds, _studies in PACKS.items():
 
     produced_by(
         pack_rule("evaluate", _seeds),
-        {"data": "prepare", "labels": labels_rule(_seeds)},
+        {"data": "prepare", "labels": labels_rule(_seeds), **trained_by(_seeds)},
     )
     if set(_studies) & set(OOD_STUDIES):
 
@@ -76,7 +76,7 @@ for _seeds, _studies in PACKS.items():
             script:
                 "../../scripts/ood.py"
 
-        produced_by(pack_rule("ood", _seeds), {"data": "prepare"})
+        produced_by(pack_rule("ood", _seeds), {"data": "prepare", **trained_by(_seeds)})
 
 
 order_before_decades("evaluate", PACKS)
