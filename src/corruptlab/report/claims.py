@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from corruptlab.report.stats import LEVEL
+from corruptlab.report.stats import LEVEL, RANGES, mean_ci
 from corruptlab.report.tables import PROVENANCE_COLUMNS
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE = (
@@ -235,8 +235,6 @@ def learns(claim: str, accuracy: pd.DataFrame, subject_keys: list[str]) -> list[
     clean test accuracy's 95% CI over seeds lies above ``LEARNS_ABOVE``), so that claims
     comparing its numbers compare a working model. ``accuracy`` has a row per run with
     ``accuracy`` and the ``subject_keys``; one row per subject."""
-    from corruptlab.report.stats import RANGES, mean_ci
-
     quantity = "clean test accuracy"
     if accuracy.empty:
         return [not_applicable(claim, "-", f"{quantity} > {LEARNS_ABOVE:g}", "no clean runs")]

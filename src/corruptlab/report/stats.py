@@ -57,6 +57,11 @@ def difference_bounds(a: tuple[float, float], b: tuple[float, float]) -> tuple[f
     return (a[0] - b[1], a[1] - b[0])
 
 
+def difference_range(metric: str) -> tuple[float, float]:
+    """The range of a difference of two values of ``metric`` ([-1, 1] for two accuracies)."""
+    return difference_bounds(bounds_of(metric), bounds_of(metric))
+
+
 def _check_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
     low, high = (float(b) for b in bounds)
     if not low < high:

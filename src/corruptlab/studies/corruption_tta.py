@@ -13,10 +13,9 @@ import yaml
 
 from corruptlab.report.claims import Paper, claims_table, compare, not_applicable, our_setting
 from corruptlab.report.stats import (
-    RANGES,
     bounds_of,
     diff_ci,
-    difference_bounds,
+    difference_range,
     mean_ci,
     spearman,
 )
@@ -166,7 +165,6 @@ def entropy_deciles(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFram
 
 
 NOISE_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise")
-ERROR_DIFF = difference_bounds(RANGES["error"], RANGES["error"])
 
 # Wang et al. 2021, Table 2: CIFAR-10-C at severity 5, error averaged over the 15 corruptions,
 # ResNet-26: source 40.8%, test-time normalisation (BN) 17.3%, tent 14.3%.
@@ -210,7 +208,7 @@ def _tta_beats_source(tables: dict[str, pd.DataFrame], study: dict) -> list[dict
             d = diff_ci(
                 1 - m["accuracy"].to_numpy(float),
                 1 - source.to_numpy(float),
-                bounds=ERROR_DIFF,
+                bounds=difference_range("error"),
             )
             setting = m["method_id"].iloc[0]
             rows.append(compare(claim, subject, d, quantity, "<", 0, setting, paper))
@@ -244,7 +242,7 @@ def _clean_accuracy_kept(tables: dict[str, pd.DataFrame], study: dict) -> list[d
             m = m.set_index("seed")["accuracy"]
             seeds = source.index.intersection(m.index)
             paired = (m[seeds] - source[seeds]).to_numpy(float)
-            d = mean_ci(paired, bounds=difference_bounds(RANGES["accuracy"], RANGES["accuracy"]))
+            d = mean_ci(paired, bounds=difference_range("accuracy"))
             detail = f"source {source[seeds].mean():.4f}, {setting} {m[seeds].mean():.4f}"
             if ordered:  # a non-i.i.d. stream, evaluated to show its known failure
                 reason = "class_ordered stream: test-batch statistics are expected to fail"

@@ -17,7 +17,7 @@ from corruptlab.report.claims import (
     not_applicable,
     our_setting,
 )
-from corruptlab.report.stats import RANGES, diff_ci, difference_bounds, mean_ci
+from corruptlab.report.stats import RANGES, diff_ci, difference_range, mean_ci
 from corruptlab.report.style import (
     STYLE,
     model_color,
@@ -32,8 +32,6 @@ from corruptlab.train.models import models_where
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
-
-ACCURACY_DIFF = difference_bounds(RANGES["accuracy"], RANGES["accuracy"])
 
 # --- tables -------------------------------------------------------------------------------------
 
@@ -128,7 +126,7 @@ def _accuracy_falls(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
             d = diff_ci(
                 group.loc[group["alpha_axis"] == hi, "accuracy"],
                 group.loc[group["alpha_axis"] == lo, "accuracy"],
-                bounds=ACCURACY_DIFF,
+                bounds=difference_range("accuracy"),
             )
             detail = f"accuracy(alpha={hi:g}) - accuracy(alpha={lo:g})"
             rows.append(compare(claim, subject, d, quantity, "<", 0, detail))
@@ -152,7 +150,7 @@ def _ranking(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
             d = diff_ci(
                 top.loc[top["model"] == better, "accuracy"],
                 top.loc[top["model"] == worse, "accuracy"],
-                bounds=ACCURACY_DIFF,
+                bounds=difference_range("accuracy"),
             )
             subject = f"{better} - {worse} ({label}, alpha={alpha:g})"
             rows.append(compare(claim, subject, d, quantity, ">=", 0))

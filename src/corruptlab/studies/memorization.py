@@ -33,7 +33,7 @@ import yaml
 from corruptlab.core.checks import entries
 from corruptlab.core.grid import as_list
 from corruptlab.report.claims import by_test, claims_table, compare, learns, not_applicable
-from corruptlab.report.stats import RANGES, diff_ci, difference_bounds
+from corruptlab.report.stats import diff_ci, difference_bounds, difference_range
 from corruptlab.report.style import STYLE, panel_grid, plot_band, pyplot
 from corruptlab.report.tables import ci_rows
 from corruptlab.studies import Output, StudyKind, register
@@ -573,17 +573,13 @@ def _gof_rows(tables: dict[str, pd.DataFrame], variant: str, binomial: bool) -> 
 def _real_data_learned(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     """Sanity: trained on real data, the model classifies the test set (else the comparisons of
     real with randX and randY compare models that learned nothing)."""
+    claim = "the model learns real data"
     runs = tables["runs"]
-    if not {"noise_kind", "condition", "accuracy"} <= set(runs):
-        runs = pd.DataFrame(columns=["noise_kind", "condition", "accuracy"])
+    if not {"noise_kind", "condition", "accuracy", "model", "max_epochs"} <= set(runs):
+        return learns(claim, runs.iloc[:0], [])  # no clean runs recorded: not applicable
     real = runs[(runs["noise_kind"] == "none") & (runs["condition"] == "clean")]
-    real = real.assign(
-        subject=[
-            f"{m}, {e} epochs"
-            for m, e in zip(real.get("model", []), real.get("max_epochs", []), strict=True)
-        ]
-    )
-    return learns("the model learns real data", real, ["subject"])
+    subject = real["model"] + ", " + real["max_epochs"].astype(str) + " epochs"
+    return learns(claim, real.assign(subject=subject), ["subject"])
 
 
 def _randx_binomial(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
@@ -608,7 +604,7 @@ def _csr_growth(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
         reason = "no CSR measured (memorization.csr_epochs)"
         return [not_applicable(claim, "-", quantity, reason)]
     h = h[h["csr"].notna()]
-    growth_range = difference_bounds(RANGES["csr"], RANGES["csr"])  # one growth: [-1, 1]
+    growth_range = difference_range("csr")  # one run's growth: [-1, 1]
     rows = []
     for (model, epochs), g in h.groupby(["model", "max_epochs"], sort=True):
         measured = sorted(g["epoch"].unique())
