@@ -84,3 +84,6 @@ onsuccess:
             "uv run snakemake --report report.html",
             flush=True,
         )
+
+
+cache_signatures(workflow.rules)
