@@ -322,6 +322,36 @@ def test_a_bad_config_fails_before_any_job(tmp_path):
     assert not (wd / "results").exists() and not (wd / "resources").exists()
 
 
+def test_each_study_is_a_target_of_its_name(tmp_path):
+    """`snakemake <study>` plans that study's runs, tables, figures and page, and nothing of the
+    other studies; the targets are listed by --list-target-rules."""
+    wd = copy_workflow(tmp_path)
+    (wd / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    out = snakemake(wd, "-n", "detect", "--configfile", "tiny.yaml").stdout
+    jobs = planned_jobs(out)
+    assert jobs["detect"] == 1 and "all" not in jobs and "tiny" not in jobs
+    assert jobs["train"] == 2 == jobs["ood"]  # detect's perceptron, two seeds
+    assert jobs["figure"] == 2 and jobs["study_page"] == 1  # roc_curves, ood_auroc
+    assert "results/detect/detect.html" in out
+    assert "results/tiny/" not in out and "results/shift/" not in out
+    listed = snakemake(wd, "--list-target-rules", "--configfile", "tiny.yaml").stdout
+    targets = {line.split()[0] for line in listed.splitlines() if line and line[0].isalpha()}
+    assert {"all", "tiny", "shift", "detect"} <= targets
+    assert "tiny (Study tiny (label_noise): its tables, figures and page)" in listed
+
+
+def test_a_study_named_like_a_rule_is_a_config_error(tmp_path):
+    wd = copy_workflow(tmp_path)
+    clash = {"studies": {"all": TINY["studies"]["tiny"], "train": SHIFT}}
+    (wd / "clash.yaml").write_text(yaml.safe_dump(clash))
+    result = snakemake(wd, "-n", "--configfile", "clash.yaml", check=False)
+    assert result.returncode != 0
+    for study in ("all", "train"):
+        assert f"studies.{study}: the name '{study}' is taken by a rule" in result.stdout
+    assert "rename the study" in result.stdout
+    assert not (wd / "results").exists()
+
+
 def test_the_full_corruption_and_ood_studies_plan_their_grids(tmp_path):
     wd = copy_workflow(tmp_path)
     out = snakemake(wd, "-n", "--configfile", "config/studies/corruption_tta.yaml").stdout
