@@ -323,7 +323,7 @@ def test_one_flip_p_gives_points_with_ci_bars_beside_the_clean_reference():
     assert "flip" in ax.get_title() and "(p)" in ax.get_xlabel()
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks == ["p = 0\n(clean labels)", "p = 0.4"]  # categories, not p's values
-    assert "p = 0 is the clean labels setting" in fig.get_suptitle()
+    assert "p = 0: clean labels" in fig.get_suptitle()
     containers = {c.get_label(): c for c in ax.containers}
     assert list(containers) == registry_order(MODELS_USED)
     for model, bars in containers.items():

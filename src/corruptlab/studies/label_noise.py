@@ -361,11 +361,11 @@ def accuracy_vs_p(tables: dict[str, pd.DataFrame]) -> plt.Figure:
         axes[0].set_ylabel("test accuracy (%)")
         axes[-1].legend(title="model", frameon=False, loc="best")
         dataset = ", ".join(map(str, sel["dataset"].unique()))
-        reference = f"p = 0 is the {ref_label} setting" if len(ref) else "no clean runs (no p = 0)"
+        reference = f"p = 0: {ref_label}" if len(ref) else "no clean runs (no p = 0)"
         fig.suptitle(
             f"Test accuracy with random labels or inputs ({dataset})\n"
-            f"mean and 95% CI over {_seeds(p_rows)} seeds\n"
-            f"lr selected on validation accuracy; {reference}",
+            f"mean and 95% CI over {_seeds(p_rows)} seeds; lr selected on validation accuracy\n"
+            f"{reference}",
             fontsize=9,
         )
     return fig
