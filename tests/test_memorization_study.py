@@ -220,6 +220,10 @@ def test_examples_grid_draws_k_hardest_and_easiest_per_variant():
     fig = examples_grid(p, images, k=4)
     shown = [ax for ax in fig.axes if ax.get_images()]
     assert len(shown) == 2 * 2 * 4  # 2 variants with images x (hardest, easiest) x k
+    # randX trained on noise inputs: left out, and the figure says so
+    assert "not shown: randX" in fig.get_suptitle()
+    fig = examples_grid(p, {v: images["real"] for v in ("real", "randX", "randY")}, k=4)
+    assert "not shown" not in fig.get_suptitle()
 
 
 # --- end to end -------------------------------------------------------------------------------
