@@ -85,7 +85,11 @@ def make_tables(grid: dict) -> dict[str, pd.DataFrame]:
                 )
                 accuracy = accs[seed] if won else 0.1
                 rows.append(runs_row(rec, accuracy, nll=0.3, entropy=0.2, ece=0.05))
-    tables = {"runs": pd.DataFrame(rows)}
+    return tables_of(pd.DataFrame(rows))
+
+
+def tables_of(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    tables = {"runs": runs}
     tables["summary"] = output("label_noise", "summary")(tables, {})
     tables["selection"] = output("label_noise", "selection")(tables, {})
     return tables
@@ -303,6 +307,31 @@ def test_selected_lr_cells_show_the_winning_lr_at_its_true_value():
     colorbar = fig.axes[1]
     assert [t.get_text() for t in colorbar.get_yticklabels()] == ["0.1", "1"]
     assert "learning rate" in colorbar.get_ylabel()
+
+
+def test_two_batch_sizes_get_a_line_and_a_row_each_never_one_mixed_line():
+    runs = make_tables({**UNIFORM, **FLIP})["runs"]
+    small = runs.assign(
+        batch_size=64, accuracy=runs["accuracy"] - 0.05, run_id=runs["run_id"] + "-bs64"
+    )
+    tables = tables_of(pd.concat([runs, small], ignore_index=True))
+    fig = output("label_noise", "accuracy_vs_alpha")(tables)
+    lines = lines_by_label(fig.axes[0])
+    assert sorted(lines) == sorted(f"{m}, bs={b}" for m in MODELS_USED for b in (64, 128))
+    for model in MODELS_USED:
+        big, little = lines[f"{model}, bs=128"], lines[f"{model}, bs=64"]
+        assert list(big.get_xdata()) == [0.0, 5.0, 10.0] == list(little.get_xdata())
+        np.testing.assert_allclose(
+            np.asarray(big.get_ydata()) - np.asarray(little.get_ydata()), 5.0, atol=1e-9
+        )
+        # the model's colour; the batch size's line style (the first in order solid)
+        assert big.get_color() == little.get_color()
+        assert (little.get_linestyle(), big.get_linestyle()) == ("-", "--")
+    fig = output("label_noise", "accuracy_vs_p")(tables)
+    assert len(fig.axes[0].containers) == 2 * len(MODELS_USED)  # a point series per line
+    fig = output("label_noise", "selected_lr_vs_alpha")(tables)
+    rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert rows == [f"{m}, bs={b}" for m in registry_order(MODELS_USED) for b in (64, 128)]
 
 
 # ------------------------------------------------------------------------------ accuracy_vs_p

@@ -205,8 +205,8 @@ NOISE_NAMES = {
     "randx": "random inputs (randX)",
 }
 P_LABELS = {
-    "flip": "fraction of training labels replaced by random ones (p)",
-    "randx": "fraction of training inputs replaced by noise (p)",
+    "flip": "fraction of labels made random (p)",
+    "randx": "fraction of inputs made noise (p)",
 }
 
 
@@ -258,6 +258,15 @@ def _setting_names(sel: pd.DataFrame) -> list[str]:
     return sorted(names)
 
 
+def _legend(ax, n_lines: int, loc: str) -> None:
+    """The models' legend: inside the last panel, or beside it when there are more than three
+    lines (models times settings), which would cover the data."""
+    if n_lines > 3:
+        ax.legend(title="model", frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    else:
+        ax.legend(title="model", frameon=False, loc=loc)
+
+
 def _noise_panels(sel: pd.DataFrame) -> tuple[list[tuple[str, pd.DataFrame]], bool]:
     """One panel per alpha-indexed noise family; clean runs (alpha = 0, noise kind none) join
     every panel that has no alpha = 0 of its own. Also returns whether they joined one."""
@@ -279,18 +288,43 @@ def _seeds(sel: pd.DataFrame) -> str:
     return "/".join(map(str, sorted(sel["n"].dropna().astype(int).unique())))
 
 
+# settings besides the model, the noise and the optimizer (which the selection chooses) that a
+# study may list several values of: each value gets a line (a row) of its own, never mixed
+LINE_SETTINGS = {"objective": "objective", "batch_size": "bs", "max_epochs": "epochs"}
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def _lines(sel: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, str, str]]]:
+    """The selection with a ``line`` column: the model, and the settings of LINE_SETTINGS that
+    vary in it (``mlp2, bs=64``); and each line's (label, model, line style), models in
+    registry order."""
+    keys = [c for c in LINE_SETTINGS if c in sel and sel[c].nunique(dropna=False) > 1]
+    labels = sel["model"].astype(str)
+    for c in keys:
+        labels = labels + f", {LINE_SETTINGS[c]}=" + sel[c].astype(str)
+    sel = sel.assign(line=labels)
+    lines = []
+    for model in model_order(sel["model"]):
+        own = sel[sel["model"] == model]
+        order = own.sort_values(keys, kind="stable")["line"].unique() if keys else [model]
+        lines += [(line, model, LINE_STYLES[i % 4]) for i, line in enumerate(order)]
+    return sel, lines
+
+
 def accuracy_vs_alpha(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Rolnick et al. Figure 1: test accuracy versus noisy labels per clean label, per model,
     with 95% confidence bands over seeds (lr selected on validation accuracy per point).
     Noise without an alpha (flip, randx) is in ``accuracy_vs_p``; the figure names it."""
     plt = pyplot()
-    sel = tables["selection"]
+    sel, lines = _lines(tables["selection"])
     panels, clean_shown = _noise_panels(sel)
     with plt.rc_context(STYLE):
         fig, axes = panel_grid(len(panels))
         for ax, (title, data) in zip(axes, panels, strict=True):
-            for model in model_order(data["model"]):
-                d = data[data["model"] == model].sort_values("alpha_axis")
+            for line, model, style in lines:
+                d = data[data["line"] == line].sort_values("alpha_axis")
+                if d.empty:
+                    continue
                 plot_band(
                     ax,
                     d["alpha_axis"],
@@ -298,13 +332,14 @@ def accuracy_vs_alpha(tables: dict[str, pd.DataFrame]) -> plt.Figure:
                     d["test_accuracy_ci95_low"],
                     d["test_accuracy_ci95_high"],
                     model_color(model),
-                    model,
+                    line,
                     scale=100,
+                    linestyle=style,
                 )
             ax.set_title(title)
             ax.set_xlabel(r"noisy labels per clean label ($\alpha$)")
         axes[0].set_ylabel("test accuracy (%)")
-        axes[-1].legend(title="model", frameon=False, loc="lower left")
+        _legend(axes[-1], len(lines), "lower left")
         dataset = ", ".join(map(str, sel["dataset"].unique()))
         title = (
             f"Test accuracy under label noise ({dataset})\n"
@@ -341,25 +376,25 @@ def accuracy_vs_p(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     on validation accuracy), with the clean runs (noise none, else alpha = 0) as p = 0. With
     one p, the points sit on a categorical axis (clean, p) with their CI bars."""
     plt = pyplot()
-    sel = tables["selection"]
+    sel, lines = _lines(tables["selection"])
     p_rows = sel[_is_p(sel)]
     ref_label, ref = _reference(sel)
     kinds = sorted(p_rows["noise_kind"].unique())
     with plt.rc_context(STYLE):
         fig, axes = panel_grid(len(kinds))
-        models = model_order(p_rows["model"])
+        shown = [line for line in lines if line[0] in set(p_rows["line"])]
         for ax, kind in zip(axes, kinds, strict=True):
             data = p_rows[p_rows["noise_kind"] == kind]
             ps = sorted(data["p"].unique())
             if len(ps) > 1:
-                _p_lines(ax, data, ref, models)
+                _p_lines(ax, data, ref, shown)
                 ax.set_xlabel(P_LABELS.get(kind, "p"))
             else:
-                _p_points(ax, data, ref, models, ref_label, ps[0])
+                _p_points(ax, data, ref, shown, ref_label, ps[0])
                 ax.set_xlabel(P_LABELS.get(kind, "p"))
             ax.set_title(NOISE_NAMES.get(kind, kind))
         axes[0].set_ylabel("test accuracy (%)")
-        axes[-1].legend(title="model", frameon=False, loc="best")
+        _legend(axes[-1], len(shown), "best")
         dataset = ", ".join(map(str, sel["dataset"].unique()))
         reference = f"p = 0: {ref_label}" if len(ref) else "no clean runs (no p = 0)"
         fig.suptitle(
@@ -371,11 +406,11 @@ def accuracy_vs_p(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     return fig
 
 
-def _p_lines(ax, data: pd.DataFrame, ref: pd.DataFrame, models: list[str]) -> None:
-    """Several p: a line and CI band per model, the reference at p = 0."""
-    for model in models:
+def _p_lines(ax, data: pd.DataFrame, ref: pd.DataFrame, lines: list) -> None:
+    """Several p: a line and CI band per model (and setting), the reference at p = 0."""
+    for line, model, style in lines:
         d = pd.concat([ref.assign(p=0.0), data])
-        d = d[d["model"] == model].sort_values("p")
+        d = d[d["line"] == line].sort_values("p")
         plot_band(
             ax,
             d["p"],
@@ -383,21 +418,23 @@ def _p_lines(ax, data: pd.DataFrame, ref: pd.DataFrame, models: list[str]) -> No
             d["test_accuracy_ci95_low"],
             d["test_accuracy_ci95_high"],
             model_color(model),
-            model,
+            line,
             scale=100,
+            linestyle=style,
         )
 
 
-def _p_points(ax, data, ref, models, ref_label: str, p: float) -> None:
+def _p_points(ax, data, ref, lines: list, ref_label: str, p: float) -> None:
     """One p: per model a point with its CI bar at each of the categories reference and p
     (models side by side within a category: the x axis is categorical, not p's value)."""
     groups = ([(f"p = 0\n({ref_label})", ref)] if len(ref) else []) + [(f"p = {p:g}", data)]
     width = 0.5
-    offsets = np.linspace(-width / 2, width / 2, len(models)) if len(models) > 1 else [0.0]
-    for offset, model in zip(offsets, models, strict=True):
+    offsets = np.linspace(-width / 2, width / 2, len(lines)) if len(lines) > 1 else [0.0]
+    markers = {"-": "o", "--": "s", ":": "^", "-.": "D"}
+    for offset, (line, model, style) in zip(offsets, lines, strict=True):
         xs, ys, lows, highs = [], [], [], []
         for i, (_, g) in enumerate(groups):
-            row = g[g["model"] == model]
+            row = g[g["line"] == line]
             if row.empty:
                 continue
             row = row.iloc[0]
@@ -409,11 +446,11 @@ def _p_points(ax, data, ref, models, ref_label: str, p: float) -> None:
             xs,
             ys,
             yerr=[lows, highs],
-            fmt="o",
+            fmt=markers[style],
             ms=4,
             capsize=3,
             color=model_color(model),
-            label=model,
+            label=line,
         )
     ax.set_xticks(range(len(groups)), [name for name, _ in groups])
     ax.set_xlim(-0.6, len(groups) - 0.4)
@@ -448,10 +485,10 @@ def selected_lr_vs_alpha(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     plt = pyplot()
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    sel = tables["selection"]
+    sel, lines = _lines(tables["selection"])
     grid = sorted(tables["summary"]["lr"].dropna().unique())
     cols = _setting_columns(sel)
-    models = model_order(sel["model"])
+    models = [line for line, _, _ in lines]
     index = np.full((len(models), len(cols)), np.nan)
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(
@@ -462,8 +499,8 @@ def selected_lr_vs_alpha(tables: dict[str, pd.DataFrame]) -> plt.Figure:
         cmap = ListedColormap(colors)
         norm = BoundaryNorm(np.arange(len(grid) + 1) - 0.5, len(grid))
         for j, (_, g) in enumerate(cols):
-            for i, model in enumerate(models):
-                row = g[g["model"] == model]
+            for i, line in enumerate(models):
+                row = g[g["line"] == line]
                 if row.empty:
                     continue
                 lr = float(row["lr"].iloc[0])
