@@ -229,10 +229,10 @@ def test_a_second_run_does_nothing(workdir):
     ("module", "expected"),
     [
         # the label-noise study alone
-        ("studies/label_noise", {"table": 3, "figure": 2, "study_page": 1}),
+        ("studies/label_noise", {"table": 3, "figure": 1, "study_page": 1}),
         # every study kind's module uses the claims machinery: their tables and figures (the
         # gallery too), not the per-run tables
-        ("report/claims", {"table": 3 + 4 + 3, "figure": 2 + 5 + 2, "study_page": 3}),
+        ("report/claims", {"table": 3 + 4 + 3, "figure": 1 + 5 + 2, "study_page": 3}),
         ("eval/evaluation", {"evaluate": N_RUNS + 4, "ood": 2, **TABLES_AND_FIGURES}),
         # the OOD scores, and the ood kind's tables (its module names the OOD sets and scores)
         ("eval/ood", {"ood": 2, "ood_runs_table": 1, "table": 3, "figure": 2, "study_page": 1}),
@@ -248,7 +248,7 @@ def test_a_second_run_does_nothing(workdir):
                 "evaluate": N_RUNS + 4,
                 "ood": 2,
                 **TABLES_AND_FIGURES,
-                "figure": 8 + 1,  # the gallery's kind module uses the tables' noise columns
+                "figure": 7 + 1,  # the gallery's kind module uses the tables' noise columns
             },
         ),
         (  # the shared test set, the evaluations and OOD scores reading it and what follows
