@@ -345,6 +345,23 @@ def test_accuracy_vs_alpha_names_the_flip_runs_it_leaves_out():
     assert "not shown" not in fig.get_suptitle()
 
 
+def test_clean_runs_beside_a_family_with_its_own_alpha_0_are_named_not_mixed_in():
+    # uniform noise at alpha = 0 (clean labels too) beside the runs of noise none
+    runs = make_tables({**UNIFORM, **FLIP})["runs"]
+    zero = runs[runs["noise_kind"] == "none"].assign(noise_kind="uniform", alpha=0.0)
+    zero = zero.assign(accuracy=zero["accuracy"] - 0.1, run_id=zero["run_id"] + "-a0")
+    tables = tables_of(pd.concat([runs, zero], ignore_index=True))
+    fig = output("label_noise", "accuracy_vs_alpha")(tables)
+    for model, line in lines_by_label(fig.axes[0]).items():
+        assert list(line.get_xdata()) == [0.0, 5.0, 10.0]  # one point at alpha = 0, not two
+        expected = np.mean(UNIFORM[(model, 0)][1]) - 0.1  # the uniform alpha = 0 runs'
+        assert line.get_ydata()[0] == pytest.approx(100 * expected)
+    assert "noise none (each panel has its own alpha = 0)" in fig.get_suptitle()
+    # flip's p = 0 reference: the runs of noise none, which are clean labels
+    fig = output("label_noise", "accuracy_vs_p")(tables)
+    assert "p = 0: clean labels" in fig.get_suptitle()
+
+
 def test_one_flip_p_gives_points_with_ci_bars_beside_the_clean_reference():
     sel = make_selection({**UNIFORM, **FLIP})
     fig = output("label_noise", "accuracy_vs_p")({"selection": sel})
