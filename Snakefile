@@ -57,11 +57,37 @@ localrules:
 
 
 rule all:
+    """Every study of the config: its tables, figures and page (the default target)."""
     default_target: True
     input:
+        # per study: its tables, figures and page (its claims, figures and tables in one HTML file)
         all_targets(),
-        # each study's page: its claims, figures and tables in one HTML file
-        expand("results/{study}/{study}.html", study=config["studies"]),
+
+
+# One target per study, named after it: `snakemake --cores all <study>` makes (or remakes) just
+# that study's tables, figures and page. A study may not take the name of a rule of the workflow.
+_clashes = [study for study in config["studies"] if workflow.is_rule(study)]
+if _clashes:
+    raise WorkflowError(
+        "invalid config (see config/README.md):\n"
+        + "\n".join(
+            f"  - studies.{study}: the name {study!r} is taken by a rule of the workflow "
+            "(each study gets a target of its name); rename the study"
+            for study in _clashes
+        )
+    )
+for _study in config["studies"]:
+
+    rule:
+        name:
+            _study
+        input:
+            study_targets(_study),
+        localrule: True
+
+    workflow.get_rule(_study).docstring = (
+        f"Study {_study} ({config['studies'][_study]['kind']}): its tables, figures and page"
+    )
 
 
 # When a run ends: per study, how many of its paper's claims its numbers support, contradict or

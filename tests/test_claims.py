@@ -99,7 +99,11 @@ def welch(a, b) -> tuple[float, float, float]:
 def test_label_noise_claims_are_registered_and_needed_tables_declared():
     claims = STUDIES.get("label_noise").claims
     assert [c.__name__ for c in claims] == [
-        "_learns_without_noise", "_accuracy_falls", "_ranking", "_conv4_above_90"]
+        "_learns_without_noise",
+        "_accuracy_falls",
+        "_ranking",
+        "_conv4_above_90",
+    ]
     assert STUDIES.get("label_noise").needs("claims") == ("runs", "selection")
 
 
@@ -278,8 +282,11 @@ def test_conv4_above_90_not_applicable_without_alpha_100():
 
 @pytest.mark.parametrize(
     ("conv4_at_100", "expected"),
-    [([0.94, 0.95, 0.96], "supported"), ([0.84, 0.85, 0.86], "contradicted"),
-     ([0.86, 0.90, 0.94], "inconclusive")],
+    [
+        ([0.94, 0.95, 0.96], "supported"),
+        ([0.84, 0.85, 0.86], "contradicted"),
+        ([0.86, 0.90, 0.94], "inconclusive"),
+    ],
 )
 def test_conv4_above_90_on_mnist_at_alpha_100(conv4_at_100, expected):
     acc = {
@@ -319,8 +326,21 @@ def test_every_row_has_study_provenance_and_a_valid_result():
     assert (claims["git_commit"] == "aaa111;c0ffee").all()
     assert set(claims["verdict"]) <= VERDICTS
     assert set(claims["verdict"]) == {"supported", "not applicable"}
-    for col in ("claim", "subject", "value", "ci95_low", "ci95_high", "n", "criterion", "detail",
-                "test", "reason", "paper_value", "paper_setting", "paper_source"):
+    for col in (
+        "claim",
+        "subject",
+        "value",
+        "ci95_low",
+        "ci95_high",
+        "n",
+        "criterion",
+        "detail",
+        "test",
+        "reason",
+        "paper_value",
+        "paper_setting",
+        "paper_source",
+    ):
         assert col in claims, col
 
 
@@ -339,8 +359,15 @@ def test_show_renders_each_claim():
     assert isinstance(text, str)
     for claim in claims["claim"].unique():
         assert claim in text
-    for fragment in (FALLS, RANKING, ABOVE_90, "supported", "contradicted", "not applicable",
-                     "conv4 - mlp1"):
+    for fragment in (
+        FALLS,
+        RANKING,
+        ABOVE_90,
+        "supported",
+        "contradicted",
+        "not applicable",
+        "conv4 - mlp1",
+    ):
         assert fragment in text
     header = text.splitlines()[0].split()
     assert header == ["verdict", "claim", "subject", "value", "ci95_low", "ci95_high"]

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from records import make_noise, make_record, output, runs_row, selection_table  # noqa: E402
+from records import make_noise, make_record, output, runs_row  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
 from corruptlab.report.style import model_color, model_order, save_figure  # noqa: E402
@@ -45,11 +45,30 @@ STRUCTURED = {
 }
 
 
+FLIP = {  # flip noise at p = 0.4 (Arpit et al.'s randY), keys ("flip", p)
+    ("perceptron", ("flip", 0.4)): (0.1, [0.40, 0.45, 0.41]),
+    ("mlp1", ("flip", 0.4)): (1.0, [0.60, 0.62, 0.58]),
+    ("conv4", ("flip", 0.4)): (1.0, [0.80, 0.85, 0.81]),
+}
+FLIP_MORE = {  # a second p: the figure draws lines over p
+    ("perceptron", ("flip", 0.8)): (1.0, [0.20, 0.22, 0.21]),
+    ("mlp1", ("flip", 0.8)): (0.1, [0.30, 0.35, 0.31]),
+    ("conv4", ("flip", 0.8)): (0.1, [0.50, 0.50, 0.56]),
+}
+
+
 def _noise(key) -> dict:
+    if isinstance(key, tuple):
+        return {"kind": key[0], "p": key[1]}
     return make_noise(5, 0.5) if key == "s5" else make_noise(key)
 
 
 def make_selection(grid: dict) -> pd.DataFrame:
+    return make_tables(grid)["selection"]
+
+
+def make_tables(grid: dict) -> dict[str, pd.DataFrame]:
+    """The summary and selection tables of runs at ``grid`` (both lrs of LRS per setting)."""
     rows = []
     for (model, key), (winner, accs) in grid.items():
         for lr in LRS:
@@ -66,7 +85,14 @@ def make_selection(grid: dict) -> pd.DataFrame:
                 )
                 accuracy = accs[seed] if won else 0.1
                 rows.append(runs_row(rec, accuracy, nll=0.3, entropy=0.2, ece=0.05))
-    return selection_table(pd.DataFrame(rows))
+    return tables_of(pd.DataFrame(rows))
+
+
+def tables_of(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    tables = {"runs": runs}
+    tables["summary"] = output("label_noise", "summary")(tables, {})
+    tables["selection"] = output("label_noise", "selection")(tables, {})
+    return tables
 
 
 @pytest.fixture(autouse=True)
@@ -105,10 +131,47 @@ def panel(fig, kind: str):
 
 def test_study_figures_are_registered_and_drawn_from_selection():
     kind = STUDIES.get("label_noise")
-    assert set(kind.figures) == {"accuracy_vs_alpha", "selected_lr_vs_alpha"}
+    assert set(kind.figures) == {"accuracy_vs_alpha", "accuracy_vs_p", "selected_lr_vs_alpha"}
     for name in kind.figures:
         assert callable(kind.output(name).fn) and not kind.output(name).files
-        assert kind.needs(name) == ("selection",)
+        assert kind.needs(name)[0] == "selection"
+    # the lr figure colours each cell by its place in the lr grid, which the summary holds
+    assert kind.needs("selected_lr_vs_alpha") == ("selection", "summary")
+
+
+def _study(noise: list[dict], lrs: list[float]) -> dict:
+    return {"noise": noise, "optimizers": [{"name": "adam", "lr": lrs}]}
+
+
+UNIFORM_SPEC = {"kind": "uniform", "alpha": [0, 2]}
+FLIP_SPEC = {"kind": "flip", "p": 0.4}
+
+
+@pytest.mark.parametrize(
+    ("noise", "lrs", "expected"),
+    [
+        # the newcomer's study: uniform alpha [0, 2] and flip p 0.4, one lr
+        ([UNIFORM_SPEC, FLIP_SPEC], [0.001], ("accuracy_vs_alpha", "accuracy_vs_p")),
+        ([{"kind": "none"}, UNIFORM_SPEC], [0.001], ("accuracy_vs_alpha",)),
+        ([FLIP_SPEC], [0.001, 0.01], ("accuracy_vs_p", "selected_lr_vs_alpha")),
+        ([{"kind": "randx", "p": [0.5, 1.0]}], [0.001], ("accuracy_vs_p",)),
+        (
+            [{"kind": "none"}, FLIP_SPEC],
+            [0.1, 1.0],
+            ("accuracy_vs_alpha", "accuracy_vs_p", "selected_lr_vs_alpha"),
+        ),
+    ],
+)
+def test_a_study_draws_the_figures_its_noise_and_lr_grid_give_data_for(noise, lrs, expected):
+    assert STUDIES.get("label_noise").figure_names(_study(noise, lrs)) == expected
+
+
+def test_one_lr_in_two_optimizer_entries_is_still_one_lr():
+    study = {
+        "noise": [FLIP_SPEC],
+        "optimizers": [{"name": "adam", "lr": 0.001}, {"name": "sgd", "lr": [0.001]}],
+    }
+    assert STUDIES.get("label_noise").figure_names(study) == ("accuracy_vs_p",)
 
 
 def test_unknown_target_lists_known_tables_and_figures():
@@ -131,7 +194,7 @@ def test_unknown_target_lists_known_tables_and_figures():
 # -------------------------------------------------------------------------- every figure
 
 
-@pytest.mark.parametrize("name", STUDIES.get("label_noise").figures)
+@pytest.mark.parametrize("name", ["accuracy_vs_alpha"])
 def test_one_panel_per_noise_family(name, uniform_sel, both_sel):
     fig = output("label_noise", name)({"selection": uniform_sel})
     assert isinstance(fig, plt.Figure)
@@ -150,7 +213,7 @@ def test_one_panel_per_noise_family(name, uniform_sel, both_sel):
             assert line.get_color() == model_color(model)
 
 
-@pytest.mark.parametrize("name", STUDIES.get("label_noise").figures)
+@pytest.mark.parametrize("name", ["accuracy_vs_alpha"])
 def test_clean_only_selection_gives_one_panel(name):
     clean = {k: v for k, v in UNIFORM.items() if k[1] == 0}
     fig = output("label_noise", name)({"selection": make_selection(clean)})
@@ -222,22 +285,130 @@ def test_x_data_is_sorted_even_when_selection_rows_are_not(uniform_sel):
 # ------------------------------------------------------------------ selected_lr_vs_alpha
 
 
-def test_selected_lr_lines_follow_the_winning_lr(uniform_sel):
-    fig = output("label_noise", "selected_lr_vs_alpha")({"selection": uniform_sel})
+def test_selected_lr_cells_show_the_winning_lr_at_its_true_value():
+    tables = make_tables({**UNIFORM, **FLIP})
+    fig = output("label_noise", "selected_lr_vs_alpha")(tables)
     ax = fig.axes[0]
-    assert "learning rate" in ax.get_ylabel()
-    assert ax.get_yscale() == "log"
-    factors = []
-    for model in registry_order(MODELS_USED):
-        line = lines_by_label(ax)[model]
-        assert list(line.get_xdata()) == [0.0, 5.0, 10.0]
-        winners = np.array([UNIFORM[(model, k)][0] for k in (0, 5, 10)])
-        ratio = np.asarray(line.get_ydata()) / winners
-        # one small constant multiplicative offset per model keeps markers apart
-        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-12)
-        assert 10**-0.06 - 1e-12 <= ratio[0] <= 10**0.06 + 1e-12
-        factors.append(ratio[0])
-    assert factors == sorted(factors) and len(set(factors)) == len(factors)
+    assert not ax.lines  # no lines drawn at offset learning rates: a table of the values
+    columns = [t.get_text() for t in ax.get_xticklabels()]
+    assert columns == ["none", "uniform\n$\\alpha$=5", "uniform\n$\\alpha$=10", "flip\np=0.4"]
+    models = [t.get_text() for t in ax.get_yticklabels()]
+    assert models == registry_order(MODELS_USED)
+    keys = [0, 5, 10, ("flip", 0.4)]
+    grid = {**UNIFORM, **FLIP}
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+    assert len(cells) == len(models) * len(keys)  # every model and noise setting, flip included
+    image = ax.get_images()[0].get_array()
+    for i, model in enumerate(models):
+        for j, key in enumerate(keys):
+            winner = grid[(model, key)][0]
+            assert cells[i, j].get_text() == f"{winner:g}"
+            assert image[i, j] == LRS.index(winner)  # coloured by its place in the lr grid
+    colorbar = fig.axes[1]
+    assert [t.get_text() for t in colorbar.get_yticklabels()] == ["0.1", "1"]
+    assert "learning rate" in colorbar.get_ylabel()
+
+
+def test_two_batch_sizes_get_a_line_and_a_row_each_never_one_mixed_line():
+    runs = make_tables({**UNIFORM, **FLIP})["runs"]
+    small = runs.assign(
+        batch_size=64, accuracy=runs["accuracy"] - 0.05, run_id=runs["run_id"] + "-bs64"
+    )
+    tables = tables_of(pd.concat([runs, small], ignore_index=True))
+    fig = output("label_noise", "accuracy_vs_alpha")(tables)
+    lines = lines_by_label(fig.axes[0])
+    assert sorted(lines) == sorted(f"{m}, bs={b}" for m in MODELS_USED for b in (64, 128))
+    for model in MODELS_USED:
+        big, little = lines[f"{model}, bs=128"], lines[f"{model}, bs=64"]
+        assert list(big.get_xdata()) == [0.0, 5.0, 10.0] == list(little.get_xdata())
+        np.testing.assert_allclose(
+            np.asarray(big.get_ydata()) - np.asarray(little.get_ydata()), 5.0, atol=1e-9
+        )
+        # the model's colour; the batch size's line style (the first in order solid)
+        assert big.get_color() == little.get_color()
+        assert (little.get_linestyle(), big.get_linestyle()) == ("-", "--")
+    fig = output("label_noise", "accuracy_vs_p")(tables)
+    assert len(fig.axes[0].containers) == 2 * len(MODELS_USED)  # a point series per line
+    fig = output("label_noise", "selected_lr_vs_alpha")(tables)
+    rows = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert rows == [f"{m}, bs={b}" for m in registry_order(MODELS_USED) for b in (64, 128)]
+
+
+# ------------------------------------------------------------------------------ accuracy_vs_p
+
+
+def test_accuracy_vs_alpha_names_the_flip_runs_it_leaves_out():
+    sel = make_selection({**UNIFORM, **FLIP})
+    fig = output("label_noise", "accuracy_vs_alpha")({"selection": sel})
+    assert "not shown: flip p=0.4 (in accuracy_vs_p)" in fig.get_suptitle()
+    fig = output("label_noise", "accuracy_vs_alpha")({"selection": make_selection(UNIFORM)})
+    assert "not shown" not in fig.get_suptitle()
+
+
+def test_clean_runs_beside_a_family_with_its_own_alpha_0_are_named_not_mixed_in():
+    # uniform noise at alpha = 0 (clean labels too) beside the runs of noise none
+    runs = make_tables({**UNIFORM, **FLIP})["runs"]
+    zero = runs[runs["noise_kind"] == "none"].assign(noise_kind="uniform", alpha=0.0)
+    zero = zero.assign(accuracy=zero["accuracy"] - 0.1, run_id=zero["run_id"] + "-a0")
+    tables = tables_of(pd.concat([runs, zero], ignore_index=True))
+    fig = output("label_noise", "accuracy_vs_alpha")(tables)
+    for model, line in lines_by_label(fig.axes[0]).items():
+        assert list(line.get_xdata()) == [0.0, 5.0, 10.0]  # one point at alpha = 0, not two
+        expected = np.mean(UNIFORM[(model, 0)][1]) - 0.1  # the uniform alpha = 0 runs'
+        assert line.get_ydata()[0] == pytest.approx(100 * expected)
+    assert "noise none (each panel has its own alpha = 0)" in fig.get_suptitle()
+    # flip's p = 0 reference: the runs of noise none, which are clean labels
+    fig = output("label_noise", "accuracy_vs_p")(tables)
+    assert "p = 0: clean labels" in fig.get_suptitle()
+
+
+def test_one_flip_p_gives_points_with_ci_bars_beside_the_clean_reference():
+    sel = make_selection({**UNIFORM, **FLIP})
+    fig = output("label_noise", "accuracy_vs_p")({"selection": sel})
+    (ax,) = fig.axes
+    assert "flip" in ax.get_title() and "(p)" in ax.get_xlabel()
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["p = 0\n(clean labels)", "p = 0.4"]  # categories, not p's values
+    assert "p = 0: clean labels" in fig.get_suptitle()
+    containers = {c.get_label(): c for c in ax.containers}
+    assert list(containers) == registry_order(MODELS_USED)
+    for model, bars in containers.items():
+        x, y = (np.asarray(v, float) for v in bars.lines[0].get_data())
+        # one point per category; models side by side within it, never past the next
+        assert np.all(np.abs(np.asarray(x) - [0, 1]) <= 0.25 + 1e-12)
+        means, lows, highs = [], [], []
+        for key in (0, ("flip", 0.4)):
+            accs = ({**UNIFORM, **FLIP})[(model, key)][1]
+            ci = sps.ttest_1samp(accs, 0.0).confidence_interval(0.95)
+            means.append(100 * np.mean(accs))
+            lows.append(100 * max(ci.low, 0.0))
+            highs.append(100 * min(ci.high, 1.0))
+        np.testing.assert_allclose(y, means, atol=1e-9)
+        segments = bars.lines[2][0].get_segments()  # the CI bars
+        np.testing.assert_allclose([s[:, 1].min() for s in segments], lows, atol=1e-9)
+        np.testing.assert_allclose([s[:, 1].max() for s in segments], highs, atol=1e-9)
+    xs = sorted(c.lines[0].get_data()[0][1] for c in ax.containers)
+    assert len(set(xs)) == len(xs)  # the models' points at p = 0.4 do not overlap
+
+
+def test_several_flip_ps_give_lines_over_p_from_the_clean_reference():
+    sel = make_selection({**UNIFORM, **FLIP, **FLIP_MORE})
+    fig = output("label_noise", "accuracy_vs_p")({"selection": sel})
+    (ax,) = fig.axes
+    assert [line.get_label() for line in ax.lines] == registry_order(MODELS_USED)
+    assert len(ax.collections) == len(MODELS_USED)  # a CI band per model
+    for line in ax.lines:
+        model = line.get_label()
+        assert list(line.get_xdata()) == [0.0, 0.4, 0.8]
+        expected = [np.mean(UNIFORM[(model, 0)][1]), np.mean(FLIP[(model, ("flip", 0.4))][1])]
+        expected.append(np.mean(FLIP_MORE[(model, ("flip", 0.8))][1]))
+        np.testing.assert_allclose(line.get_ydata(), 100 * np.array(expected), atol=1e-9)
+
+
+def test_without_clean_runs_the_flip_figure_says_it_has_no_reference():
+    fig = output("label_noise", "accuracy_vs_p")({"selection": make_selection(FLIP)})
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["p = 0.4"]
+    assert "no clean runs (no p = 0)" in fig.get_suptitle()
 
 
 # -------------------------------------------------------------------------------- colours
@@ -282,7 +453,7 @@ def test_save_figure_writes_png_and_pdf_atomically(tmp_path, uniform_sel):
 def test_save_figure_failure_leaves_previous_output_and_no_partial(tmp_path, uniform_sel):
     png, pdf = tmp_path / "f.png", tmp_path / "f.pdf"
     pdf.write_bytes(b"old pdf")
-    fig = output("label_noise", "selected_lr_vs_alpha")({"selection": uniform_sel})
+    fig = output("label_noise", "accuracy_vs_alpha")({"selection": uniform_sel})
     real_savefig = fig.savefig
 
     def failing_savefig(path, format=None, **kw):  # noqa: A002 (matplotlib's keyword)

@@ -173,10 +173,15 @@ def test_p_correct_csr_and_claims_tables():
     )
     verdicts = dict(zip(claims["claim"].str.split(" ").str[0], claims["verdict"], strict=True))
     assert verdicts == {
-        "randX": "supported", "real": "supported", "randY": "supported", "the": "supported"}
+        "randX": "supported",
+        "real": "supported",
+        "randY": "supported",
+        "the": "supported",
+    }
     gof = claims[claims["claim"].str.contains("Binomial")]
-    assert (gof["test"] == "chi-square goodness of fit to Binomial(seeds, mean P(correct)), "
-            "level 0.05").all()
+    assert (
+        gof["test"] == "chi-square goodness of fit to Binomial(seeds, mean P(correct)), level 0.05"
+    ).all()
     csr_row = claims[claims["claim"].str.startswith("the critical")].iloc[0]
     assert csr_row["value"] == pytest.approx(0.10 - (-0.05))  # growth randY - real
 
@@ -215,6 +220,10 @@ def test_examples_grid_draws_k_hardest_and_easiest_per_variant():
     fig = examples_grid(p, images, k=4)
     shown = [ax for ax in fig.axes if ax.get_images()]
     assert len(shown) == 2 * 2 * 4  # 2 variants with images x (hardest, easiest) x k
+    # randX trained on noise inputs: left out, and the figure says so
+    assert "not shown: randX" in fig.get_suptitle()
+    fig = examples_grid(p, {v: images["real"] for v in ("real", "randX", "randY")}, k=4)
+    assert "not shown" not in fig.get_suptitle()
 
 
 # --- end to end -------------------------------------------------------------------------------
@@ -243,7 +252,8 @@ def test_a_memorization_study_runs_end_to_end(memo_run):
     assert set(csr["epoch"]) == {0, 2} and csr["mean"].between(0, 1).all()
     claims = pd.read_parquet(tables / "claims.parquet")
     assert len(claims) == 2 + 2 * 3 + 2 and set(claims["verdict"]) <= (
-        {"supported", "contradicted", "inconclusive", "not applicable"})
+        {"supported", "contradicted", "inconclusive", "not applicable"}
+    )
     for figure in ("p_correct_sorted", "csr_over_epochs", "examples_grid"):
         assert (wd / f"results/memo/figures/{figure}.png").stat().st_size > 10_000
     run = wd / "results/memo/runs/mlp1/flip-p1/sgd-lr0.01-m0.9-wd0-bs128-e2/seed1"

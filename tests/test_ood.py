@@ -48,7 +48,11 @@ def test_import_does_not_load_torch_or_sklearn():
 def test_registries():
     assert SCORES.names() == ["msp", "entropy", "energy", "max_logit"]
     assert OOD_SETS.names() == [
-        "gaussian_noise", "uniform_noise", "hendrycks_gaussian", "hendrycks_uniform"]
+        "gaussian_noise",
+        "uniform_noise",
+        "hendrycks_gaussian",
+        "hendrycks_uniform",
+    ]
     assert TPR_LEVEL == 0.95
     with pytest.raises(UnknownNameError, match="accepted: msp, entropy, energy, max_logit"):
         SCORES.get("odin")
@@ -239,8 +243,12 @@ def test_pixel_stats_match_numpy(data):
 
 @pytest.mark.parametrize(
     ("name", "dtype"),
-    [("gaussian_noise", torch.uint8), ("uniform_noise", torch.uint8),
-     ("hendrycks_gaussian", torch.float64), ("hendrycks_uniform", torch.float64)],
+    [
+        ("gaussian_noise", torch.uint8),
+        ("uniform_noise", torch.uint8),
+        ("hendrycks_gaussian", torch.float64),
+        ("hendrycks_uniform", torch.float64),
+    ],
 )
 def test_ood_sets_shape_dtype_determinism(data, name, dtype):
     fn = OOD_SETS.get(name)

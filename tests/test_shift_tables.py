@@ -159,6 +159,34 @@ def test_entropy_claim_and_deciles():
     assert fog["error_mean"].iloc[0] == 0 and fog["error_mean"].iloc[-1] == 1
 
 
+def _evaluation(**evaluation) -> dict:
+    return {"evaluation": evaluation}
+
+
+@pytest.mark.parametrize(
+    ("study", "expected"),
+    [
+        # no corrupted test sets: only the gallery of corruptions has something to show
+        (_evaluation(corruptions=[], methods=[{"name": "tent"}]), ["corruption_gallery"]),
+        (
+            _evaluation(corruptions=["fog"], methods=[{"name": "source"}, {"name": "norm"}]),
+            [
+                "corruption_gallery",
+                "error_by_entropy_decile",
+                "loss_entropy_by_severity",
+                "error_by_corruption",
+            ],
+        ),
+        (
+            _evaluation(corruptions=["fog"], methods=[{"name": "source"}, {"name": "tent"}]),
+            list(STUDIES.get("corruption_tta").figures),
+        ),
+    ],
+)
+def test_a_shift_study_draws_the_figures_its_evaluation_gives_data_for(study, expected):
+    assert list(STUDIES.get("corruption_tta").figure_names(study)) == expected
+
+
 @pytest.mark.parametrize(
     "name", [f for f in STUDIES.get("corruption_tta").figures if f != "corruption_gallery"]
 )

@@ -68,7 +68,7 @@ TABLES_AND_FIGURES = {
     "predictions_table": 1,
     "ood_runs_table": 1,
     "table": 3 + 4 + 3,
-    "figure": 2 + 4 + 2,
+    "figure": 1 + 4 + 2,  # tiny has one lr: no selected_lr_vs_alpha
     "study_page": 3,  # each study's page shows its tables and figures
 }
 
@@ -138,9 +138,14 @@ def test_tables_are_tidy_with_provenance(workdir):
 def test_run_outputs_and_figures_exist(workdir):
     study = workdir / "results" / "tiny"
     for ext in ("png", "pdf"):
-        for name in ("accuracy_vs_alpha", "selected_lr_vs_alpha"):
-            path = study / "figures" / f"{name}.{ext}"
-            assert path.stat().st_size > 5000, path
+        path = study / "figures" / f"accuracy_vs_alpha.{ext}"
+        assert path.stat().st_size > 5000, path
+    # one lr in the grid: no lr was selected, so no figure of the selected lrs; no flip noise:
+    # no accuracy_vs_p (figures whose data would be empty are not drawn)
+    assert sorted(p.name for p in (study / "figures").iterdir()) == [
+        "accuracy_vs_alpha.pdf",
+        "accuracy_vs_alpha.png",
+    ]
     run_dir = study / "runs" / "mlp1" / "uniform-a1" / "adadelta-lr1-wd0-bs128" / "seed1"
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "ok" and record["n_train_examples"] == 2 * 3500
@@ -224,10 +229,10 @@ def test_a_second_run_does_nothing(workdir):
     ("module", "expected"),
     [
         # the label-noise study alone
-        ("studies/label_noise", {"table": 3, "figure": 2, "study_page": 1}),
+        ("studies/label_noise", {"table": 3, "figure": 1, "study_page": 1}),
         # every study kind's module uses the claims machinery: their tables and figures (the
         # gallery too), not the per-run tables
-        ("report/claims", {"table": 3 + 4 + 3, "figure": 2 + 5 + 2, "study_page": 3}),
+        ("report/claims", {"table": 3 + 4 + 3, "figure": 1 + 5 + 2, "study_page": 3}),
         ("eval/evaluation", {"evaluate": N_RUNS + 4, "ood": 2, **TABLES_AND_FIGURES}),
         # the OOD scores, and the ood kind's tables (its module names the OOD sets and scores)
         ("eval/ood", {"ood": 2, "ood_runs_table": 1, "table": 3, "figure": 2, "study_page": 1}),
@@ -243,7 +248,7 @@ def test_a_second_run_does_nothing(workdir):
                 "evaluate": N_RUNS + 4,
                 "ood": 2,
                 **TABLES_AND_FIGURES,
-                "figure": 8 + 1,  # the gallery's kind module uses the tables' noise columns
+                "figure": 7 + 1,  # the gallery's kind module uses the tables' noise columns
             },
         ),
         (  # the shared test set, the evaluations and OOD scores reading it and what follows
@@ -315,6 +320,36 @@ def test_a_bad_config_fails_before_any_job(tmp_path):
     assert "studies.tiny.models[1]: unknown model 'resnet'; accepted: perceptron" in result.stdout
     assert "studies.tiny.max_epochs" in result.stdout
     assert not (wd / "results").exists() and not (wd / "resources").exists()
+
+
+def test_each_study_is_a_target_of_its_name(tmp_path):
+    """`snakemake <study>` plans that study's runs, tables, figures and page, and nothing of the
+    other studies; the targets are listed by --list-target-rules."""
+    wd = copy_workflow(tmp_path)
+    (wd / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    out = snakemake(wd, "-n", "detect", "--configfile", "tiny.yaml").stdout
+    jobs = planned_jobs(out)
+    assert jobs["detect"] == 1 and "all" not in jobs and "tiny" not in jobs
+    assert jobs["train"] == 2 == jobs["ood"]  # detect's perceptron, two seeds
+    assert jobs["figure"] == 2 and jobs["study_page"] == 1  # roc_curves, ood_auroc
+    assert "results/detect/detect.html" in out
+    assert "results/tiny/" not in out and "results/shift/" not in out
+    listed = snakemake(wd, "--list-target-rules", "--configfile", "tiny.yaml").stdout
+    targets = {line.split()[0] for line in listed.splitlines() if line and line[0].isalpha()}
+    assert {"all", "tiny", "shift", "detect"} <= targets
+    assert "tiny (Study tiny (label_noise): its tables, figures and page)" in listed
+
+
+def test_a_study_named_like_a_rule_is_a_config_error(tmp_path):
+    wd = copy_workflow(tmp_path)
+    clash = {"studies": {"all": TINY["studies"]["tiny"], "train": SHIFT}}
+    (wd / "clash.yaml").write_text(yaml.safe_dump(clash))
+    result = snakemake(wd, "-n", "--configfile", "clash.yaml", check=False)
+    assert result.returncode != 0
+    for study in ("all", "train"):
+        assert f"studies.{study}: the name '{study}' is taken by a rule" in result.stdout
+    assert "rename the study" in result.stdout
+    assert not (wd / "results").exists()
 
 
 def test_the_full_corruption_and_ood_studies_plan_their_grids(tmp_path):

@@ -257,17 +257,24 @@ def run_files(study, name):
     return [f"{runs.run_dir(study, run)}/{name}" for run in RUNS[study]]
 
 
-def all_targets():
-    targets = []
-    for study, spec in config["studies"].items():
-        kind = KIND[study]
-        targets += [f"results/{study}/tables/{t}.parquet" for t in kind.table_names]
-        targets += [
+def study_targets(study):
+    """What a study makes: its tables, the figures its config gives data for (its kind's
+    ``figure_names``), and its page."""
+    kind = KIND[study]
+    spec = config["studies"][study]
+    return (
+        [f"results/{study}/tables/{t}.parquet" for t in kind.table_names]
+        + [
             f"results/{study}/figures/{f}.{ext}"
-            for f in kind.figures
+            for f in kind.figure_names(spec)
             for ext in ("png", "pdf")
         ]
-    return targets
+        + [f"results/{study}/{study}.html"]
+    )
+
+
+def all_targets():
+    return [path for study in config["studies"] for path in study_targets(study)]
 
 
 def prepare_input(wildcards):
@@ -307,7 +314,10 @@ def page_inputs(wildcards):
     base = f"results/{wildcards.study}"
     return {
         "tables": [f"{base}/tables/{t}.parquet" for t in kind.tables],
-        "figures": [f"{base}/figures/{f}.png" for f in kind.figures],
+        "figures": [
+            f"{base}/figures/{f}.png"
+            for f in kind.figure_names(config["studies"][wildcards.study])
+        ],
     }
 
 

@@ -50,10 +50,12 @@ def model_order(names) -> list[str]:
     return sorted(set(names), key=lambda n: (registered.index(n) if n in registered else 99, n))
 
 
-def plot_band(ax, x, mean, low, high, color, label=None, scale: float = 1.0) -> None:
+def plot_band(
+    ax, x, mean, low, high, color, label=None, scale: float = 1.0, linestyle: str = "-"
+) -> None:
     """A line of means with markers and its 95% CI as a shaded band (values times ``scale``,
     e.g. 100 for percent)."""
-    ax.plot(x, scale * mean, marker="o", ms=3.5, color=color, label=label)
+    ax.plot(x, scale * mean, marker="o", ms=3.5, color=color, label=label, linestyle=linestyle)
     ax.fill_between(x, scale * low, scale * high, color=color, alpha=0.2, lw=0)
 
 

@@ -11,6 +11,7 @@ branching on its name:
 - ``eval_conditions``: test conditions besides the clean test set and the configured
   corruptions; ``steps``: per-run steps after training (``evaluate``, and ``ood`` scoring);
 - ``tables``, ``figures``: what its aggregation writes, each a function and what it needs;
+  a figure's ``when`` says which studies draw it (``figure_names``: those whose data it has);
   ``claims``: the paper's claims checked on its numbers.
 
 A kind outside this package registers itself the same way from any module named in the config's
@@ -48,6 +49,12 @@ class Output:
     fn: Callable[..., Any]
     needs: tuple[str, ...] = ()
     files: tuple[str, ...] = ()  # "dataset": the prepared dataset; "labels": noisy labels
+    # whether a study (its validated config) has this output: a figure whose data would be
+    # empty for the study is not drawn, and the workflow does not ask for it (None: always)
+    when: Callable[[dict], bool] | None = None
+
+    def applies(self, study: dict) -> bool:
+        return self.when is None or bool(self.when(study))
 
     @property
     def caption(self) -> str:
@@ -102,6 +109,11 @@ class StudyKind:
     @property
     def table_names(self) -> tuple[str, ...]:
         return ("runs", *self.tables)
+
+    def figure_names(self, study: dict) -> tuple[str, ...]:
+        """The figures a study (its validated config) draws: those whose ``when`` holds for it,
+        in declaration order."""
+        return tuple(name for name, out in self.figures.items() if out.applies(study))
 
     def output(self, target: str) -> Output:
         """The table or figure ``target`` of this kind."""

@@ -288,6 +288,17 @@ def _entropy_ranks_error(tables: dict[str, pd.DataFrame], study: dict) -> list[d
 # --- figures ------------------------------------------------------------------------------------
 
 
+def has_corruptions(study: dict) -> bool:
+    """Whether a study evaluates under corruptions (the figures of corrupted test sets)."""
+    return bool(study.get("evaluation", {}).get("corruptions"))
+
+
+def has_tent(study: dict) -> bool:
+    """Whether a study adapts with tent under corruptions (``tent_grid``)."""
+    methods = study.get("evaluation", {}).get("methods", [])
+    return has_corruptions(study) and any(m["name"] == "tent" for m in methods)
+
+
 def corruption_gallery(tables: dict[str, pd.DataFrame], study: dict, files: dict) -> Any:
     """One test digit (the dataset's first) under every registered corruption and severity."""
     from corruptlab.data.datasets import load_prepared
@@ -503,10 +514,16 @@ class CorruptionTTA(StudyKind):
     }
     figures = {
         "corruption_gallery": Output(corruption_gallery, files=("dataset",)),
-        "error_by_entropy_decile": Output(error_by_entropy_decile, ("entropy_deciles",)),
-        "loss_entropy_by_severity": Output(loss_entropy_by_severity, ("runs",)),
-        "error_by_corruption": Output(error_by_corruption, ("corruption_errors",)),
-        "tent_grid": Output(tent_grid, ("corruption_errors",)),
+        "error_by_entropy_decile": Output(
+            error_by_entropy_decile, ("entropy_deciles",), when=has_corruptions
+        ),
+        "loss_entropy_by_severity": Output(
+            loss_entropy_by_severity, ("runs",), when=has_corruptions
+        ),
+        "error_by_corruption": Output(
+            error_by_corruption, ("corruption_errors",), when=has_corruptions
+        ),
+        "tent_grid": Output(tent_grid, ("corruption_errors",), when=has_tent),
     }
     claims = (_clean_accuracy_kept, _tta_beats_source, _entropy_ranks_error)
 

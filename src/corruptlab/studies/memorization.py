@@ -726,6 +726,7 @@ def examples_grid(
     [N, H, W] indexed by example."""
 
     plt = pyplot()
+    left_out = sorted(set(table["variant"]) - set(images))
     table = table[table["variant"].isin(images)]
     ends = (
         hardest_and_easiest(table, k, by=list(MEMO_BY), tie_seed=tie_seed) if len(table) else table
@@ -756,9 +757,12 @@ def examples_grid(
                     va="center",
                     fontsize=7,
                 )
+        note = ""
+        if left_out:
+            note = f"\nnot shown: {', '.join(left_out)} (noise inputs: no image to show)"
         fig.suptitle(
             "Hardest and easiest training examples (P(correct) over seeds, ties in random order; "
-            "y = label trained on)",
+            f"y = label trained on){note}",
             fontsize=9,
         )
         fig.tight_layout()
