@@ -334,8 +334,8 @@ BAD = [
     pytest.param(
         _set(*Q, "patience", 0),
         [
-            "studies.quick.patience: got 0; accepted: an integer >= 1 (early stopping: epochs without "
-            "a better clean validation accuracy; default min(5, max_epochs) of each run)"
+            "studies.quick.patience: got 0; accepted: an integer >= 1 (early stopping: epochs "
+            "without a better clean validation accuracy; default min(5, max_epochs) of each run)"
         ],
         id="patience-0",
     ),
