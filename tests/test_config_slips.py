@@ -115,14 +115,17 @@ def test_a_string_that_is_not_a_number_says_how_to_write_one(value):
     ]
 
 
-def test_a_registry_parameter_given_as_text_says_how_to_write_a_number():
-    from corruptlab.train.optim import OPTIMIZERS
-
-    lr = next(p for p in OPTIMIZERS.get("sgd").params if p.name == "lr")
-    assert lr.check("fast") == (
-        "got 'fast'; accepted: a number in (0, inf]; write a number without quotes, "
-        "e.g. 0.001, 1e-3 or 1.0e-3"
+def test_text_for_a_registry_parameter_says_how_to_write_a_number():
+    config = minimal(
+        noise=[{"kind": "flip", "p": "a fifth"}],
+        evaluation={"methods": [{"name": "tent", "lr": ["1e-3", "fast"]}]},
     )
+    assert problems(config) == [
+        "studies.quick.noise[0].p: got 'a fifth'; accepted: a number or a non-empty list of "
+        "numbers; write a number without quotes, e.g. 0.001, 1e-3 or 1.0e-3",
+        "studies.quick.evaluation.methods[0].lr: got [0.001, 'fast']; accepted: a number or a "
+        "non-empty list of numbers; write a number without quotes, e.g. 0.001, 1e-3 or 1.0e-3",
+    ]
 
 
 # ------------------------------------------------------- every error: key, given, accepted

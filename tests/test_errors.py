@@ -171,3 +171,57 @@ def test_placeholders_are_found_from_the_raw_default_resources(raw, found):
     from corruptlab.core.stop import placeholders
 
     assert placeholders(raw) == found
+
+
+# ------------------------------------------------- a --configfile Snakemake cannot read
+
+
+def test_a_yaml_syntax_error_names_the_file_line_and_column(wd):
+    (wd / "tab.yaml").write_text("studies:\n  tiny:\n    kind: label_noise\n\tdataset: mnist5k\n")
+    result = snakemake(wd, "-n", "--configfile", "tab.yaml", check=False, timeout=120)
+    assert result.returncode == 1
+    assert messages(result.stdout) == [
+        "config file tab.yaml, line 4, column 1: not valid YAML: while scanning for the next "
+        "token; found character '\\t' that cannot start any token",
+        "  \tdataset: mnist5k",
+        "  ^",
+        "YAML indents with spaces only: replace the tab(s) at the start of the line with spaces",
+    ]
+    assert not any(word in result.stdout for word in INTERNALS)
+
+
+def test_an_unclosed_bracket_names_where_it_was_opened(wd):
+    (wd / "open.yaml").write_text("studies:\n  tiny: [a, b\n")
+    result = snakemake(wd, "--configfile", "open.yaml", check=False, timeout=120)
+    assert result.returncode == 1
+    assert messages(result.stdout) == [
+        "config file open.yaml, line 3, column 1: not valid YAML: while parsing a flow sequence "
+        "(opened at line 2, column 9); expected ',' or ']', but got '<stream end>'",
+        "    tiny: [a, b",
+        "          ^",
+        "check the indentation, and the brackets and quotes around this point",
+    ]
+
+
+def test_a_missing_config_file_is_one_line_not_a_traceback(wd):
+    result = snakemake(wd, "--configfile", "nope.yaml", check=False, timeout=120)
+    assert result.returncode == 1
+    assert messages(result.stdout) == [
+        f"config file nope.yaml not found (looked in {wd}); give --configfile the path of an "
+        "existing YAML file, e.g. config/config.yaml or config/studies/label_noise.yaml"
+    ]
+    assert not any(word in result.stdout for word in INTERNALS)
+
+
+def test_the_config_file_reader_is_wrapped_once_and_leaves_good_files_to_snakemake(tmp_path):
+    from snakemake.common import configfile
+
+    import snakemake_logger_plugin_corruptlab  # noqa: F401 (installs the wrapper)
+    from corruptlab.core.configfile import install
+
+    wrapped = configfile._load_configfile
+    install()
+    assert configfile._load_configfile is wrapped and wrapped.corruptlab
+    good = tmp_path / "good.yaml"
+    good.write_text("studies: {a: {lr: 1.0e-3}}\n")
+    assert configfile.load_configfile(good) == {"studies": {"a": {"lr": 0.001}}}

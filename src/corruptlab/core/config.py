@@ -137,7 +137,8 @@ def _schema_message(error, prefix: list | None = None) -> str:
         )
     desc = error.schema.get("description")
     hint = f" ({desc})" if desc else ""
-    if isinstance(error.instance, str) and _wants_number(error.schema):
+    texts = error.instance if isinstance(error.instance, list) else [error.instance]
+    if any(isinstance(t, str) for t in texts) and _wants_number(error.schema):
         hint += f"; {HOW_TO_WRITE_NUMBERS}"
     if error.validator == "oneOf":
         options = " or ".join(_describe(s, path) for s in error.validator_value)

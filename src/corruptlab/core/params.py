@@ -37,11 +37,6 @@ class Param:
         if self.kind is str:
             return None if value in self.choices else f"got {value!r}; accepted: {self.accepted()}"
         ok_type = isinstance(value, int) if self.kind is int else isinstance(value, int | float)
-        if isinstance(value, str):
-            return (
-                f"got {value!r}; accepted: {self.accepted()}; write a number without quotes, "
-                "e.g. 0.001, 1e-3 or 1.0e-3"
-            )
         if isinstance(value, bool) or not ok_type:
             return f"got {value!r}; accepted: {self.accepted()}"
         if isinstance(value, float) and not math.isfinite(value):
