@@ -473,12 +473,18 @@ BAD = [
     ),
     pytest.param(
         _del("studies"),
-        ["studies: missing; accepted: a mapping (named studies; results go to results/<name>/)"],
+        [
+            "studies: missing; accepted: a mapping with at least 1 entry (named studies; results "
+            "go to results/<name>/)"
+        ],
         id="missing-studies",
     ),
     pytest.param(
         _set("studies", {}),
-        ["studies: {} should be non-empty"],
+        [
+            "studies: got {}; accepted: a mapping with at least 1 entry (named studies; results "
+            "go to results/<name>/)"
+        ],
         id="no-studies",
     ),
     pytest.param(
@@ -525,7 +531,11 @@ BAD = [
     ),
     pytest.param(
         _set(*Q, "models", ["mlp1", "mlp1"]),
-        ["studies.quick.models: ['mlp1', 'mlp1'] has non-unique elements"],
+        [
+            "studies.quick.models: got ['mlp1', 'mlp1']; accepted: a non-empty list of distinct "
+            "names out of perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096 "
+            "(model names (registry corruptlab.train.models.MODELS))"
+        ],
         id="repeated-model",
     ),
     pytest.param(

@@ -102,7 +102,7 @@ def test_numbers_in_exponent_notation_give_the_same_runs_as_decimals():
 def test_an_exponent_on_a_count_is_still_not_an_integer():
     assert problems(minimal(seeds="1e1")) == [
         "studies.quick.seeds: got 10.0; accepted: an integer >= 1 or a non-empty list of "
-        "integers each >= 0 (an integer n (seeds 0..n-1) or an explicit list of seeds)"
+        "distinct integers each >= 0 (an integer n (seeds 0..n-1) or an explicit list of seeds)"
     ]
 
 
@@ -159,3 +159,31 @@ def test_a_missing_noise_kind_lists_the_noise_kinds():
         "studies.quick.noise[0].kind: missing; accepted: one of none, uniform, structured, flip, "
         "randx"
     ]
+
+
+@pytest.mark.parametrize(
+    ("study", "key"),
+    [
+        ({"kind": 3}, "studies.quick.kind"),
+        ({"models": "mlp1"}, "studies.quick.models"),
+        ({"models": ["mlp1", "mlp1"]}, "studies.quick.models"),
+        ({"noise": "none"}, "studies.quick.noise"),
+        ({"noise": [{"alpha": 1}]}, "studies.quick.noise[0].kind"),
+        ({"optimizers": [{"lr": 0.1}]}, "studies.quick.optimizers[0].name"),
+        ({"optimizers": [{"name": "sgd"}]}, "studies.quick.optimizers[0].lr"),
+        ({"batch_size": 0}, "studies.quick.batch_size"),
+        ({"max_epochs": [3, 3]}, "studies.quick.max_epochs"),
+        ({"seeds": "three"}, "studies.quick.seeds"),
+        ({"evaluation": {"severities": [6]}}, "studies.quick.evaluation.severities[0]"),
+        ({"evaluation": {"methods": [{}]}}, "studies.quick.evaluation.methods[0].name"),
+        ({"resources": {"gpus": -1}}, "studies.quick.resources.gpus"),
+        ({"train": {"seeds_per_job": 0}}, "studies.quick.train.seeds_per_job"),
+    ],
+)
+def test_every_schema_error_names_the_key_the_value_given_and_what_is_accepted(study, key):
+    found = problems(minimal(**study))
+    assert len(found) == 1, found
+    where, _, rest = found[0].partition(": ")
+    assert where == key
+    assert rest.startswith(("got ", "missing; accepted: ")), rest
+    assert "; accepted: " in rest and not rest.endswith("accepted: "), rest

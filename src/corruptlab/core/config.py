@@ -102,7 +102,10 @@ def _where(path) -> str:
 
 
 # validators whose message becomes "<key>: got <value>; accepted: <what the schema allows>"
-GOT_ACCEPTED = ("type", "minimum", "maximum", "exclusiveMinimum", "minItems", "pattern", "enum")
+GOT_ACCEPTED = (
+    *("type", "minimum", "maximum", "exclusiveMinimum", "minItems", "pattern", "enum"),
+    *("uniqueItems", "minProperties"),
+)
 
 
 def _schema_message(error, prefix: list | None = None) -> str:
@@ -177,15 +180,22 @@ def _describe(schema: dict, path: list | None = None) -> str:
     bound = f" {' and '.join(bounds)}" if bounds else ""
     if kind == "array":
         items = schema.get("items", {})
+        size = "a non-empty list" if schema.get("minItems", 0) >= 1 else "a list"
+        size += " of distinct" if schema.get("uniqueItems") else " of"
         if registry is not None:
-            return f"a non-empty list of distinct names out of {', '.join(registry)}"
-        item = items.get("type", "value")
-        item += " matching " + repr(items["pattern"]) if "pattern" in items else ""
+            return f"{size} names out of {', '.join(registry)}"
+        item = {"object": "mapping"}.get(items.get("type"), items.get("type", "value")) + "s"
+        item += f" matching {items['pattern']!r}" if "pattern" in items else ""
         ib = [f">= {items['minimum']}"] if "minimum" in items else []
         ib += [f"<= {items['maximum']}"] if "maximum" in items else []
-        return f"a non-empty list of {item}s" + (f" each {' and '.join(ib)}" if ib else "")
+        return f"{size} {item}" + (f" each {' and '.join(ib)}" if ib else "")
     if kind == "object":
-        return "a mapping"
+        least = schema.get("minProperties", 0)
+        return (
+            f"a mapping with at least {least} entr{'y' if least == 1 else 'ies'}"
+            if least
+            else "a mapping"
+        )
     if kind == "string" and "pattern" in schema:
         return f"a string matching {schema['pattern']!r}"
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}{bound}"
