@@ -8,9 +8,13 @@ a valid plugin it defines a ``LogHandler``; selecting it (``--logger corruptlab`
 
 from snakemake_interface_logger_plugins.base import LogHandlerBase
 
-from corruptlab.core.configfile import install
-
-install()
+try:  # never in the way of Snakemake: a corruptlab without the module (another checkout's
+    # src first on sys.path) leaves Snakemake's own messages
+    from corruptlab.core.configfile import install
+except ImportError:
+    pass
+else:
+    install()
 
 
 class LogHandler(LogHandlerBase):
