@@ -12,6 +12,12 @@ min_version("9.0")
 # find it the same way through scripts/_src.py
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from corruptlab.core.stop import check_invocation
+
+# a command line that cannot work (--cores 0; the SLURM profile's CHANGE_ME placeholders) stops
+# here with one message and exit status 1, before any job is planned; a dry run only warns
+check_invocation(workflow)
+
 
 # the default config, unless --configfile names another (which then replaces it, not merges)
 if not workflow.overwrite_configfiles:

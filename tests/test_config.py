@@ -66,8 +66,7 @@ def test_minimal_config_gets_its_defaults():
             "quick": {
                 **MINIMAL["studies"]["quick"],
                 "batch_size": 128,
-                "max_epochs": 20,
-                "patience": 5,
+                "max_epochs": 20,  # patience is left out: each run's is min(5, max_epochs)
                 "seeds": 3,
                 "evaluation": {
                     "corruptions": [],
@@ -144,7 +143,7 @@ def test_vmap_packing_is_refused_for_models_with_dropout():
     ):
         validate_config(config)
     study(config)["train"] = {"seeds_per_job": 2, "packing": "loop"}
-    with pytest.raises(ConfigError, match=r"train.packing.*'sequential', 'vmap'"):
+    with pytest.raises(ConfigError, match=r"packing: got 'loop'; accepted: one of sequential, v"):
         validate_config(config)
     study(config)["train"] = {"seeds_per_job": 2}  # one after another: dropout is no matter
     assert validate_config(config)["studies"]["quick"]["train"]["packing"] == "sequential"
@@ -334,17 +333,26 @@ BAD = [
     ),
     pytest.param(
         _set(*Q, "patience", 0),
-        ["studies.quick.patience: 0 is less than the minimum of 1"],
+        [
+            "studies.quick.patience: got 0; accepted: an integer >= 1 (early stopping: epochs "
+            "without a better clean validation accuracy; default min(5, max_epochs) of each run)"
+        ],
         id="patience-0",
     ),
     pytest.param(
         _set("threads", 0),
-        ["threads: 0 is less than the minimum of 1"],
+        [
+            "threads: got 0; accepted: an integer >= 1 (CPU threads per training or evaluation job "
+            "(the rules' threads:))"
+        ],
         id="threads-0",
     ),
     pytest.param(
         _set("data", {"split_seed": -1}),
-        ["data.split_seed: -1 is less than the minimum of 0"],
+        [
+            "data.split_seed: got -1; accepted: an integer >= 0 (seed of the frozen, stratified "
+            "train/validation/test split)"
+        ],
         id="split-seed-negative",
     ),
     pytest.param(
@@ -437,55 +445,71 @@ BAD = [
     pytest.param(
         _set(*Q, "noise", [{"kind": "structured", "alpha": 2}]),
         [
-            "studies.quick.noise[0]: missing 'delta' "
-            "(probability of the confusing class; a number in [0, 1])"
+            "studies.quick.noise[0].delta: missing; accepted: a number in [0, 1] "
+            "(probability of the confusing class)"
         ],
         id="structured-without-delta",
     ),
     pytest.param(
         _set(*Q, "noise", [{"kind": "uniform"}]),
         [
-            "studies.quick.noise[0]: missing 'alpha' "
-            "(noisy copies per clean training example; an integer in [0, inf])"
+            "studies.quick.noise[0].alpha: missing; accepted: an integer in [0, inf] "
+            "(noisy copies per clean training example)"
         ],
         id="uniform-without-alpha",
     ),
     pytest.param(
         _del(*OPT0, "lr"),
-        ["studies.quick.optimizers[0]: 'lr' is a required property"],
+        ["studies.quick.optimizers[0].lr: missing; accepted: a number in (0, inf] (learning rate)"],
         id="optimizer-without-lr",
     ),
     pytest.param(
         _del(*Q, "dataset"),
-        ["studies.quick: 'dataset' is a required property"],
+        [
+            "studies.quick.dataset: missing; accepted: one of mnist5k, mnist, fashion-mnist, "
+            "kmnist (dataset name (registry corruptlab.data.datasets.DATASETS))"
+        ],
         id="study-without-dataset",
     ),
     pytest.param(
         _del("studies"),
-        ["<top level>: 'studies' is a required property"],
+        [
+            "studies: missing; accepted: a mapping with at least 1 entry (named studies; results "
+            "go to results/<name>/)"
+        ],
         id="missing-studies",
     ),
     pytest.param(
         _set("studies", {}),
-        ["studies: {} should be non-empty"],
+        [
+            "studies: got {}; accepted: a mapping with at least 1 entry (named studies; results "
+            "go to results/<name>/)"
+        ],
         id="no-studies",
     ),
     pytest.param(
         lambda c: c["studies"].update({"1study": c["studies"].pop("quick")}),
-        ["studies: '1study' does not match '^[A-Za-z][A-Za-z0-9_]*$'"],
+        [
+            "studies: study name '1study' is not accepted; a name starts with a letter and has "
+            "only letters, digits and '_' (it becomes a directory name)"
+        ],
         id="bad-study-name",
     ),
     pytest.param(
         _set("device", "gpu"),
         [
-            "device: 'gpu' does not match '^(auto|cpu|cuda(:[0-9]+)?)$'",
+            "device: got 'gpu'; accepted: a string matching '^(auto|cpu|cuda(:[0-9]+)?)$' "
+            "(torch device for training and evaluation: auto (cuda if visible, else cpu), cpu, "
+            "cuda or cuda:N)",
             "auto (cuda if visible, else cpu), cpu, cuda or cuda:N",
         ],
         id="bad-device",
     ),
     pytest.param(
         _set("data", {"mirrors": ["https://mirror.example/mnist/", "example.org/mnist"]}),
-        ["data.mirrors[1]: 'example.org/mnist' does not match '^(https?|ftp|file)://'"],
+        [
+            "data.mirrors[1]: got 'example.org/mnist'; accepted: a string matching '^(https?|ftp|file)://'"
+        ],
         id="mirror-not-a-url",
     ),
     pytest.param(
@@ -498,12 +522,20 @@ BAD = [
     ),
     pytest.param(
         _set(*Q, "models", []),
-        ["studies.quick.models: [] should be non-empty"],
+        [
+            "studies.quick.models: got []; accepted: a non-empty list of distinct names out of "
+            "perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096 "
+            "(model names (registry corruptlab.train.models.MODELS))"
+        ],
         id="empty-models",
     ),
     pytest.param(
         _set(*Q, "models", ["mlp1", "mlp1"]),
-        ["studies.quick.models: ['mlp1', 'mlp1'] has non-unique elements"],
+        [
+            "studies.quick.models: got ['mlp1', 'mlp1']; accepted: a non-empty list of distinct "
+            "names out of perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096 "
+            "(model names (registry corruptlab.train.models.MODELS))"
+        ],
         id="repeated-model",
     ),
     pytest.param(
@@ -546,12 +578,20 @@ BAD = [
     ),
     pytest.param(
         _set(*OPT0, "schedule", "step"),
-        ["studies.quick.optimizers[0].schedule: 'step' is not of type 'object'"],
+        [
+            "studies.quick.optimizers[0].schedule: got 'step'; accepted: a mapping "
+            "(learning-rate schedule over the epochs (registry "
+            "corruptlab.train.schedules.SCHEDULES); default constant; list-valued parameters "
+            "expand into a grid)"
+        ],
         id="schedule-not-a-mapping",
     ),
     pytest.param(
         _set(*OPT0, "schedule", {"gamma": 0.5}),
-        ["studies.quick.optimizers[0].schedule: 'name' is a required property"],
+        [
+            "studies.quick.optimizers[0].schedule.name: missing; "
+            "accepted: one of constant, step, cosine"
+        ],
         id="schedule-without-name",
     ),
     pytest.param(
@@ -624,7 +664,7 @@ def test_two_schema_mistakes_are_reported_together():
     study(config)["max_epochs"] = "ten"
     found = problems(config)
     assert len(found) == 2, found
-    assert any(p.startswith("device: 'gpu' does not match") for p in found)
+    assert any(p.startswith("device: got 'gpu'; accepted: a string matching") for p in found)
     assert any(p.startswith("studies.quick.max_epochs: got 'ten'; accepted") for p in found)
 
 
@@ -685,17 +725,14 @@ def test_empty_parameter_list_message():
     ]
 
 
-def test_yaml_exponent_without_dot_is_a_string():
-    # PyYAML (YAML 1.1) reads 1e-5 as a string; the error names the key and what is accepted
+def test_yaml_exponent_without_dot_is_read_as_a_number():
+    # PyYAML (YAML 1.1) reads 1e-5 as a string; validate_config reads it as the float it means
     config = minimal()
     study(config)["optimizers"] = yaml.safe_load("[{name: adam, lr: 1e-5}]")
     assert study(config)["optimizers"][0]["lr"] == "1e-5"
-    found = problems(config)
-    assert len(found) == 1
-    assert found[0].startswith("studies.quick.optimizers[0].lr: got '1e-5'; accepted: a number")
-    study(config)["optimizers"] = yaml.safe_load("[{name: adam, lr: 1.0e-5}]")
     runs = runs_of(config)
     assert runs[0]["optim_slug"] == "adam-lr1e-05-wd0-bs128"
+    assert runs[0]["optimizer"]["lr"] == 1e-5 and isinstance(runs[0]["optimizer"]["lr"], float)
 
 
 # -------------------------------------------------------------------------- config/README.md
@@ -829,8 +866,8 @@ def test_objective_parameters_are_required_and_checked(monkeypatch):
     study(config)["objective"] = {"name": "distillation", "alpha": [0.5, 1.5]}
     found = problems(config)
     assert found[:2] == [
-        "studies.quick.objective: missing 'temperature' (softmax temperature T of both teacher "
-        "and student; a number in (0, inf])",
+        "studies.quick.objective.temperature: missing; accepted: a number in (0, inf] (softmax "
+        "temperature T of both teacher and student)",
         "studies.quick.objective.alpha: got 1.5; accepted: a number in [0, 1]",
     ]
     assert found[2].startswith("studies.quick.objective.name: 'distillation' trains on soft")

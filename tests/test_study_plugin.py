@@ -159,7 +159,7 @@ def test_the_toy_kind_checks_its_own_keys_and_expands_its_stages(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     (tmp_path / "toy_kind.py").write_text(TOY_KIND)
     config = {"study_kinds": ["toy_kind.py"], "studies": {"toy": {**STUDY, "stage2_epochs": 0}}}
-    with pytest.raises(ConfigError, match=r"studies\.toy\.stage2_epochs: 0 is less than"):
+    with pytest.raises(ConfigError, match=r"toy\.stage2_epochs: got 0; accepted: an integer >= 1"):
         validate_config(config)
     config = validate_config({"study_kinds": ["toy_kind.py"], "studies": {"toy": STUDY}})
     runs = expand_runs("toy", config["studies"]["toy"], config)

@@ -9,13 +9,18 @@ from corruptlab.data.corruptions import CORRUPTIONS
 from corruptlab.data.datasets import DATASETS, is_downloadable
 from corruptlab.core import packs, runs
 from corruptlab.core.fingerprint import script_fingerprint
+from corruptlab.core.stop import config_files_line, stop
 from corruptlab.studies import PER_RUN_TABLES, STUDIES, kind_source
 from snakemake.common import FUNC_OVERWRITE_PARAMS_ATTR, overwrite_function_params
 
+# a bad config stops here with the files read and the list of problems, exit status 1, and no
+# traceback (corruptlab.core.stop): the user's mistake is in the config, not in this file
 try:
     validate_config(config)
 except ConfigError as err:
-    raise WorkflowError(str(err)) from None
+    stop(
+        f"{config_files_line(workflow.configfiles, workflow.config_settings.config)}\n{err}"
+    )
 
 RUNS = {
     study: {run["run_id"]: run for run in expand_runs(study, spec, config)}

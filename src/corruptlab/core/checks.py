@@ -28,7 +28,7 @@ def check_params(where: str, entry: dict, name_key: str, params: tuple[Param, ..
     for p in params:
         if p.name not in entry:
             if p.default is None:
-                errors.append(f"{where}: missing {p.name!r} ({p.doc}; {p.accepted()})")
+                errors.append(f"{where}.{p.name}: missing; accepted: {p.accepted()} ({p.doc})")
             continue
         values = entry[p.name] if isinstance(entry[p.name], list) else [entry[p.name]]
         for v in values:

@@ -12,6 +12,7 @@ seed); each run is a plain dict that reaches the rules through ``params:``.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -69,6 +70,30 @@ def _copy(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+# Keys whose values are names out of a registry, by their key path with list indices and study
+# names left out (a study's "kind" is ("studies", "kind"), a noise spec's ("noise", "kind")).
+def _registries() -> dict[tuple[str, ...], Any]:
+    return {
+        ("studies", "kind"): STUDIES,
+        ("studies", "dataset"): DATASETS,
+        ("studies", "models"): MODELS,
+        ("studies", "baseline_model"): MODELS,
+        ("noise", "kind"): NOISE,
+        ("optimizers", "name"): OPTIMIZERS,
+        ("schedule", "name"): SCHEDULES,
+        ("objective", "name"): OBJECTIVES,
+        ("evaluation", "corruptions"): CORRUPTIONS,
+        ("methods", "name"): METHODS,
+    }
+
+
+def _registry(path: list) -> Any:
+    keys = [p for p in path if isinstance(p, str)]
+    if len(keys) >= 3 and keys[0] == "studies":  # studies.<name>.key...: the name goes
+        keys = ["studies", *keys[2:]]
+    return _registries().get(tuple(keys[-2:]))
+
+
 def _where(path) -> str:
     out = ""
     for part in path:
@@ -76,8 +101,16 @@ def _where(path) -> str:
     return out or "<top level>"
 
 
+# validators whose message becomes "<key>: got <value>; accepted: <what the schema allows>"
+GOT_ACCEPTED = (
+    *("type", "minimum", "maximum", "exclusiveMinimum", "minItems", "pattern", "enum"),
+    *("uniqueItems", "minProperties"),
+)
+
+
 def _schema_message(error, prefix: list | None = None) -> str:
-    where = _where([*(prefix or []), *error.absolute_path])
+    path = [*(prefix or []), *error.absolute_path]
+    where = _where(path)
     if error.validator == "additionalProperties" and error.validator_value is False:
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
@@ -89,40 +122,109 @@ def _schema_message(error, prefix: list | None = None) -> str:
             if prefix and len(error.absolute_path) == 0 and key in kind.schema
         ]
         return message + (f" ({'; '.join(owners)})" if owners else "")
-    if error.validator == "propertyNames":
+    if error.validator == "propertyNames" or "propertyNames" in error.schema_path:
         return (
             f"{where}: study name {error.instance!r} is not accepted; a name starts with a "
             "letter and has only letters, digits and '_' (it becomes a directory name)"
         )
     if error.validator == "required":
-        return f"{where}: {error.message}"
+        missing = [k for k in error.validator_value if k not in error.instance]
+        key = missing[0] if missing else error.message.split("'")[1]
+        sub = error.schema.get("properties", {}).get(key)
+        if sub is None:  # a registry parameter (e.g. an optimizer's lr): a number or a list
+            sub = error.schema.get("additionalProperties") or {}
+        accepted = _describe(sub, [*path, key]) if isinstance(sub, dict) and sub else "a value"
+        desc = sub.get("description") if isinstance(sub, dict) else None
+        return f"{_where([*path, key])}: missing; accepted: {accepted}" + (
+            f" ({desc})" if desc else ""
+        )
     desc = error.schema.get("description")
     hint = f" ({desc})" if desc else ""
+    texts = error.instance if isinstance(error.instance, list) else [error.instance]
+    if any(isinstance(t, str) for t in texts) and _wants_number(error.schema):
+        hint += f"; {HOW_TO_WRITE_NUMBERS}"
     if error.validator == "oneOf":
-        options = " or ".join(_describe(s) for s in error.validator_value)
+        options = " or ".join(_describe(s, path) for s in error.validator_value)
         return f"{where}: got {error.instance!r}; accepted: {options}{hint}"
+    if error.validator in GOT_ACCEPTED:
+        return f"{where}: got {error.instance!r}; accepted: {_describe(error.schema, path)}{hint}"
     return f"{where}: {error.message}{hint}"
 
 
-def _describe(schema: dict) -> str:
+def _wants_number(schema: dict) -> bool:
     if "$ref" in schema:
-        return _describe(_schema()["$defs"][schema["$ref"].rsplit("/", 1)[1]])
+        return _wants_number(_schema()["$defs"][schema["$ref"].rsplit("/", 1)[1]])
     if "oneOf" in schema:
-        return " or ".join(_describe(s) for s in schema["oneOf"])
+        return any(_wants_number(s) for s in schema["oneOf"])
+    if schema.get("type") == "array":
+        return _wants_number(schema.get("items", {}))
+    return schema.get("type") in ("number", "integer")
+
+
+def _describe(schema: dict, path: list | None = None) -> str:
+    if "$ref" in schema:
+        return _describe(_schema()["$defs"][schema["$ref"].rsplit("/", 1)[1]], path)
+    if "oneOf" in schema:
+        return " or ".join(_describe(s, path) for s in schema["oneOf"])
     if "const" in schema:
         return repr(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    registry = _registry(path or [])
     kind = schema.get("type", "value")
-    bound = f" >= {schema['minimum']}" if "minimum" in schema else ""
+    if kind == "string" and registry is not None:
+        return f"one of {', '.join(registry)}"
+    bounds = [f">= {schema['minimum']}"] if "minimum" in schema else []
+    bounds += [f"> {schema['exclusiveMinimum']}"] if "exclusiveMinimum" in schema else []
+    bounds += [f"<= {schema['maximum']}"] if "maximum" in schema else []
+    bound = f" {' and '.join(bounds)}" if bounds else ""
     if kind == "array":
         items = schema.get("items", {})
-        return f"a non-empty list of {items.get('type', 'value')}s" + (
-            f" each >= {items['minimum']}" if "minimum" in items else ""
+        size = "a non-empty list" if schema.get("minItems", 0) >= 1 else "a list"
+        size += " of distinct" if schema.get("uniqueItems") else " of"
+        if registry is not None:
+            return f"{size} names out of {', '.join(registry)}"
+        item = {"object": "mapping"}.get(items.get("type"), items.get("type", "value")) + "s"
+        item += f" matching {items['pattern']!r}" if "pattern" in items else ""
+        ib = [f">= {items['minimum']}"] if "minimum" in items else []
+        ib += [f"<= {items['maximum']}"] if "maximum" in items else []
+        return f"{size} {item}" + (f" each {' and '.join(ib)}" if ib else "")
+    if kind == "object":
+        least = schema.get("minProperties", 0)
+        return (
+            f"a mapping with at least {least} entr{'y' if least == 1 else 'ies'}"
+            if least
+            else "a mapping"
         )
+    if kind == "string" and "pattern" in schema:
+        return f"a string matching {schema['pattern']!r}"
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}{bound}"
 
 
+# A number in exponent notation. YAML 1.1 (PyYAML, which Snakemake reads configs with) takes
+# `1e-3`, `5E-4` and `1.0e3` for strings: a float needs a dot and a signed exponent there.
+EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+HOW_TO_WRITE_NUMBERS = "write a number without quotes, e.g. 0.001, 1e-3 or 1.0e-3"
+
+
+def coerce_numbers(value: Any) -> Any:
+    """``value`` with every string that is a number in exponent notation (``'1e-3'``) replaced
+    by its float, in place in dicts and lists (keys are left alone): the number a researcher
+    wrote, as YAML 1.2 and JSON read it. No config key takes such a string as a name."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            value[key] = coerce_numbers(item)
+    elif isinstance(value, list):
+        value[:] = [coerce_numbers(item) for item in value]
+    elif isinstance(value, str) and EXPONENT_NUMBER.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
 def validate_config(config: dict) -> dict:
-    """Validate ``config`` in place (filling defaults) and return it; raise ``ConfigError``."""
+    """Validate ``config`` in place (numbers in exponent notation read as floats, defaults
+    filled) and return it; raise ``ConfigError``."""
+    coerce_numbers(config)
     top = _copy(_schema())
     top["properties"]["studies"]["additionalProperties"] = {"type": "object"}
     errors = [_schema_message(e) for e in _validator()(top).iter_errors(config)]

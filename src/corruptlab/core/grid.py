@@ -32,6 +32,15 @@ def expand_grid(entry: dict, name_key: str, params: tuple[Param, ...]) -> list[d
     ]
 
 
+PATIENCE = 5  # the default patience of a run of at least this many epochs
+
+
+def default_patience(max_epochs: int) -> int:
+    """A run's patience when its study sets none: 5 epochs, or all of a shorter run's epochs
+    (so that the default is valid for every max_epochs)."""
+    return min(PATIENCE, max_epochs)
+
+
 def seed_list(seeds: int | list[int]) -> list[int]:
     return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
 
@@ -120,7 +129,7 @@ def grid_runs(study_name: str, study: dict, config: dict) -> list[dict]:
                 "optim_slug": optim_slug,
                 "batch_size": bs,
                 "max_epochs": epochs,
-                "patience": study["patience"],
+                "patience": study.get("patience", default_patience(epochs)),
                 "seed": seed,
                 "device": config["device"],
                 "run_id": runs.run_id(runs.config_id(model, noise_slug, optim_slug), seed),
