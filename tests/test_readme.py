@@ -296,3 +296,23 @@ def test_one_study_runs_alone_by_its_name(tmp_path):
     wd = copy_workflow(tmp_path)
     jobs = planned_jobs(snakemake(wd, "-n", *snakemake_args(command)).stdout)
     assert jobs and jobs["study_page"] == 1 and jobs["runs_table"] == 1
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_links_of_the_readme_and_docs_resolve():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "config/README.md"]
+    for page in pages:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name}: {target}"
+            if anchor and linked.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), re.M)
+                assert anchor in {_anchor(h) for h in headings}, f"{page.name}: {target}"
