@@ -96,6 +96,19 @@ for _study in config["studies"]:
     )
 
 
+# When a run starts (not a dry run): the environment's packages get their bytecode once after
+# each install, so that every job, a fresh Python process, imports torch from .pyc files also
+# where PYTHONDONTWRITEBYTECODE is set (src/corruptlab/core/bytecode.py says why uv does not).
+onstart:
+    from corruptlab.core.bytecode import compile_site_packages
+
+    seconds = compile_site_packages()
+    if seconds is not None:
+        print(
+            f"Compiled the environment's bytecode in {seconds:.0f} s (once after an install)."
+        )
+
+
 # When a run ends: per study, how many of its paper's claims its numbers support, contradict or
 # leave open, and where the claims table is (pandas is imported only here, at the end).
 onsuccess:
