@@ -435,17 +435,18 @@ def _study_resources(wildcards):
 # the attribute Snakemake's own path helpers (snakemake.ioutils) set for the same purpose.
 def signature_cached(func):
     if callable(func) and not hasattr(func, FUNC_OVERWRITE_PARAMS_ATTR):
+        # a bound method takes no attributes: Snakemake inspects it as before
         try:
             overwrite_function_params(func, inspect.signature(func).parameters)
-        except AttributeError:  # a bound method takes no attributes: Snakemake inspects it
+        except AttributeError:
             pass
     return func
 
 
 def cache_signatures(rules):
     """Precompute the signature of every input and params function of ``rules``."""
-    for rule in rules:
-        for item in [*rule.input, *rule.params]:
+    for each in rules:
+        for item in [*each.input, *each.params]:
             # a function stays one, or is wrapped (with flags) as apply_input_function unwraps it
             signature_cached(
                 getattr(getattr(item, "_file", item), "callable", None) or item
