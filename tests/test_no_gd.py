@@ -249,3 +249,11 @@ def test_a_method_refuses_unknown_or_bad_parameters():
         build_runner(model(), {"name": "edge_popup", "k": 1.5}, 0)
     with pytest.raises(ValueError, match="max_examples: got 0"):
         MethodConfig({"name": "genetic"}, max_examples=0)
+
+
+def test_a_budget_of_seconds_spent_before_an_epoch_stops_the_run_there(tmp_path):
+    cfg = MethodConfig({"name": "one_plus_one_es"}, batch_size=64, max_seconds=1e-9)
+    result = fit(model(), data(), cfg, checkpoint=tmp_path / "c.pt")
+    assert result.stopped_by == "budget" and result.status == "ok"
+    assert [row["epoch"] for row in result.history] == [0]
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["stopped_by"] == "budget"

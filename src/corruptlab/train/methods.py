@@ -9,9 +9,10 @@ a runner for a model. The entries:
   SGD on its scores; ``k=0.5``, ``weights=signed_constant``, ``lr=0.1``, ``momentum=0.9``,
   ``weight_decay=0.0``.
 - ``bernoulli_supermask``: Zhou et al. 2019's sampled supermask, trained by SGD on its scores;
-  ``weights=signed_constant``, ``lr=10.0``, ``momentum=0.9``, ``weight_decay=0.0``. The
+  ``weights=signed_constant``, ``lr=100.0``, ``momentum=0.9``, ``weight_decay=0.0``. The
   sigmoid's derivative (at most 1/4) and the small frozen weights make a score's gradient
-  tiny, hence the large learning rate (ours, from a sweep on MNIST-like data).
+  tiny, hence the large learning rate (ours: of 1, 10 and 100, mlp_300_100 on mnist5k reached
+  0.35, 0.80 and 0.94 validation accuracy after 5 epochs of batch 128).
 - ``ticket_finder``: ``TicketFinder`` over the model's own initial weights (the notebook's
   way); ``k=0.5``, ``lr=0.1``, ``momentum=0.9``, ``weight_decay=0.0``.
 - ``random_search``, ``one_plus_one_es``, ``simulated_annealing``, ``genetic``, ``openai_es``:
@@ -31,7 +32,9 @@ to an uninterrupted one (all randomness comes from generators seeded by the run'
 their states are checkpointed). A run may also stop on a budget: ``max_examples`` (checked
 before each step or generation, so a run stops within one generation of it; deterministic) or
 ``max_seconds`` (wall time; not reproducible, off by default); ``stopped_by`` is then
-``budget``.
+``budget``. Examples forwarded count forward passes only: a gradient method's step forwards
+its minibatch once and also pays a backward pass (about twice a forward's cost), which the
+count leaves out; compare methods on ``seconds_total`` for that.
 
 The result is ``training.TrainResult``; its ``best_state`` is a state dict of the model ``fit``
 was given (for a supermask its effective weights ``w0 * mask``), so evaluation needs to know
@@ -261,7 +264,7 @@ def _edge_popup(model, seed: int, k, weights, lr, momentum, weight_decay):
     "bernoulli_supermask",
     "sampled Bernoulli supermask over frozen random weights (Zhou et al. 2019)",
     WEIGHTS,
-    _lr(10.0),
+    _lr(100.0),
     MOMENTUM,
     WD,
     gradients=True,
@@ -497,7 +500,19 @@ def fit(
         record.start(*validate(), state, extra(0))
     resumed_from = start_epoch - 1
 
+    def save(epoch: int) -> None:
+        ckpt.save(
+            epoch,
+            [record],
+            runner=runner.state_dict(),
+            examples_total=budget.examples,
+            seconds_total=budget.seconds,
+        )
+
     for epoch in range(start_epoch, cfg.max_epochs + 1):
+        if record.training and budget.exhausted():  # e.g. the seconds ran out since the check
+            record._stop("budget", state)
+            save(epoch - 1)
         if not record.training:
             break
         t0 = time.perf_counter()
@@ -507,15 +522,9 @@ def fit(
         seconds = time.perf_counter() - t0
         record.end_epoch(epoch, train_loss, val_loss, val_acc, seconds, state, extra(forwarded))
         if record.training and budget.exhausted():
-            record._stop("budget", state)  # noqa: SLF001 (RunRecord's own way to stop)
+            record._stop("budget", state)
         if progress is not None:
             progress.update(forwarded)
         epoch_progress(progress, epoch, [record])
-        ckpt.save(
-            epoch,
-            [record],
-            runner=runner.state_dict(),
-            examples_total=budget.examples,
-            seconds_total=budget.seconds,
-        )
+        save(epoch)
     return record.result(resumed_from)
