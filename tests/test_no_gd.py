@@ -257,3 +257,14 @@ def test_a_budget_of_seconds_spent_before_an_epoch_stops_the_run_there(tmp_path)
     assert result.stopped_by == "budget" and result.status == "ok"
     assert [row["epoch"] for row in result.history] == [0]
     assert torch.load(tmp_path / "c.pt", weights_only=True)["stopped_by"] == "budget"
+
+
+def test_on_epoch_measures_the_current_solution():
+    def probe(epoch: int, solution) -> dict:
+        return {"probe_epoch": epoch, "zeros": (solution[1].weight == 0).double().mean().item()}
+
+    cfg = MethodConfig({"name": "edge_popup", "k": 0.3}, batch_size=64, max_epochs=2, seed=0)
+    result = fit(model("mlp1"), data(), cfg, on_epoch=probe)
+    assert [row["probe_epoch"] for row in result.history] == [0, 1, 2]
+    for row in result.history:
+        assert row["zeros"] == int(0.7 * 64 * 256) / (64 * 256)  # edge-popup drops 1 - k

@@ -44,8 +44,10 @@ changes, the random generator's state included, so a resumed run continues bit-i
   0.5]), the gradient estimate ``sum_i (F(+eps_i) - F(-eps_i)) eps_i / (2 pairs sigma)``, and
   Adam on it (with an L2 term ``weight_decay * center``). Defaults ``pairs=16``,
   ``sigma=0.02``, ``lr=0.01``, ``weight_decay=0.005`` (the paper's code, es-distributed:
-  noise_stdev 0.02, stepsize 0.01, l2coeff 0.005), Adam betas (0.9, 0.999), eps 1e-8. The
-  center is evaluated with the pairs (P = 2 pairs + 1) for its training loss.
+  noise_stdev 0.02, stepsize 0.01, l2coeff 0.005), Adam betas (0.9, 0.999), eps 1e-8, in
+  that code's form (``lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``). That code
+  leaves the ``1 / sigma`` out of the estimate; Adam is invariant to its scale but for eps.
+  The center is evaluated with the pairs (P = 2 pairs + 1) for its training loss.
 """
 
 from __future__ import annotations

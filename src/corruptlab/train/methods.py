@@ -456,11 +456,14 @@ def fit(
     cfg: MethodConfig,
     checkpoint: str | Path | None = None,
     progress: Any = None,
+    on_epoch: Callable[[int, Any], dict] | None = None,
 ):
     """Fit ``model`` (on the data's device, initialised from the run's seed) by ``cfg.method``
     on ``data`` (``training.TrainData``); returns a ``training.TrainResult`` whose
     ``best_state`` loads into ``model``. ``model`` itself is not changed. See the module
-    docstring for the loop, the history's columns, the budget and the checkpoint."""
+    docstring for the loop, the history's columns, the budget and the checkpoint.
+    ``progress`` is ``training.train``'s (advanced by the examples forwarded); ``on_epoch(epoch,
+    solution)`` is too, given a copy of ``model`` holding the current solution."""
     import torch
 
     from corruptlab.train.training import Checkpoint, RunRecord, _validate, epoch_progress
@@ -478,14 +481,18 @@ def fit(
         plain.load_state_dict(runner.solution_state())
         return _validate(plain, data)
 
-    def extra(epoch_examples: int) -> Callable[[], dict]:
+    def extra(epoch: int, epoch_examples: int) -> Callable[[], dict]:
         def columns() -> dict:
-            return {
+            row = {
                 "examples": epoch_examples,
                 "examples_total": budget.examples,
                 "seconds_total": budget.seconds,
                 **runner.extra(),
             }
+            if on_epoch is not None:
+                plain.load_state_dict(runner.solution_state())
+                row.update(on_epoch(epoch, plain))
+            return row
 
         return columns
 
@@ -497,7 +504,7 @@ def fit(
     else:
         start_epoch = 1
         budget = Budget(cfg)
-        record.start(*validate(), state, extra(0))
+        record.start(*validate(), state, extra(0, 0))
     resumed_from = start_epoch - 1
 
     def save(epoch: int) -> None:
@@ -520,7 +527,9 @@ def fit(
         finite = math.isfinite(train_loss)
         val_loss, val_acc = validate() if finite else (math.nan, math.nan)
         seconds = time.perf_counter() - t0
-        record.end_epoch(epoch, train_loss, val_loss, val_acc, seconds, state, extra(forwarded))
+        record.end_epoch(
+            epoch, train_loss, val_loss, val_acc, seconds, state, extra(epoch, forwarded)
+        )
         if record.training and budget.exhausted():
             record._stop("budget", state)
         if progress is not None:
