@@ -14,7 +14,8 @@ a runner for a model. The entries:
   tiny, hence the large learning rate (ours: of 1, 10 and 100, mlp_300_100 on mnist5k reached
   0.35, 0.80 and 0.94 validation accuracy after 5 epochs of batch 128).
 - ``ticket_finder``: ``TicketFinder`` over the model's own initial weights (the notebook's
-  way); ``k=0.5``, ``lr=0.1``, ``momentum=0.9``, ``weight_decay=0.0``.
+  way); ``k=0.5``, ``lr=1.0`` (see ``ticket_finder``), ``momentum=0.9``,
+  ``weight_decay=0.0``.
 - ``random_search``, ``one_plus_one_es``, ``simulated_annealing``, ``genetic``, ``openai_es``:
   the gradient-free methods of ``gradient_free``, no backward pass.
 
@@ -277,7 +278,7 @@ def _bernoulli(model, seed: int, weights, lr, momentum, weight_decay):
     "ticket_finder",
     "TicketFinder: edge-popup over the model's own initial weights, as an optimizer",
     K,
-    _lr(0.1),
+    _lr(1.0),
     MOMENTUM,
     WD,
     gradients=True,

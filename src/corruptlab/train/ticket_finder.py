@@ -3,7 +3,7 @@
 It is the edge-popup update (Ramanujan et al. 2020; see ``corruptlab.train.supermask``) in the
 shape of a ``torch.optim.Optimizer``, so that the no_gd notebook's unchanged loop runs it::
 
-    optimizer = TicketFinder(model.parameters(), lr=0.1, k=0.5)
+    optimizer = TicketFinder(model.parameters(), lr=1.0, k=0.5)
     for x, y in batches:
         optimizer.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward()
         optimizer.step()                  # or optimizer.step(closure)
@@ -21,10 +21,15 @@ weights, and only the mask changes.
 
 Every parameter handed over is masked, biases included (they keep their initial values where
 kept); a parameter group may carry its own ``k`` (``k=1.0`` keeps a group's tensors whole and
-frozen). Hyper-parameters and defaults: ``lr=0.1``, ``momentum=0.9`` (Ramanujan et al.'s SGD
-on the scores), ``weight_decay=0.0`` (ours; the paper decays the scores by 1e-4 or 5e-4
-depending on the network), ``k=0.5`` (the paper's best-performing range is 0.3-0.7),
-``seed=0``.
+frozen). Hyper-parameters and defaults: ``momentum=0.9`` (Ramanujan et al.'s SGD on the
+scores), ``weight_decay=0.0`` (ours; the paper decays the scores by 1e-4 or 5e-4 depending
+on the network), ``k=0.5`` (the paper's best-performing range is 0.3-0.7), ``seed=0``, and
+``lr=1.0`` (ours). The paper's lr 0.1 is for its frozen weights of std ``sqrt(2 / fan_in)``;
+a score's gradient scales with its weight, and torch's default initialisation, which the
+notebook's model keeps, has a std of ``1 / sqrt(3 fan_in)``, about 2.4 times smaller. On
+mnist5k (batch 128), validation accuracy after 5 epochs of mlp_300_100 was 0.54 with lr 0.1,
+0.83 with 1 and 0.86 with 10; net_notebook reached 0.87 after 3 epochs with 1 or 10 and
+0.18 after 2 with 0.1.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ class TicketFinder(Optimizer):
     def __init__(
         self,
         params: Iterable,
-        lr: float = 0.1,
+        lr: float = 1.0,
         k: float = 0.5,
         momentum: float = 0.9,
         weight_decay: float = 0.0,
