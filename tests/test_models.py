@@ -222,7 +222,9 @@ def test_models_where_selects_by_facts():
     from corruptlab.train.models import models_where
 
     assert models_where(batchnorm=True) == ["conv4_bn", "mlp_bn"]
-    assert models_where(family="mlp", batchnorm=False) == ["mlp1", "mlp2", "mlp4", "mlp2_4096"]
+    assert models_where(family="mlp", batchnorm=False) == [
+        "mlp1", "mlp2", "mlp4", "mlp2_4096", "mlp_300_100"
+    ]  # fmt: skip
     assert models_where(family="linear") == ["perceptron"]
     with pytest.raises(ValueError, match="family 'rnn'; accepted: linear, mlp, conv"):
         from corruptlab.train.models import model
