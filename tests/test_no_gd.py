@@ -181,6 +181,9 @@ RESUMED = {
     "openai_es": {"name": "openai_es", "pairs": 4, "lr": 0.05},
     "edge_popup": {"name": "edge_popup", "k": 0.5, "lr": 0.5},
     "bernoulli_supermask": {"name": "bernoulli_supermask"},
+    "ticket_finder": {"name": "ticket_finder"},
+    "genetic": {"name": "genetic", "population": 8, "sigma": 0.05},
+    "simulated_annealing": {"name": "simulated_annealing"},
 }
 
 

@@ -68,6 +68,32 @@ def test_training_changes_scores_and_never_weights(kind):
         assert p.grad is not None
 
 
+@pytest.mark.parametrize("kind", ["edge_popup", "bernoulli"])
+def test_the_scores_gradient_is_the_straight_through_estimate(kind):
+    """d loss / d score = (d loss / d w_eff) * w0 * d mask / d score, with the mask's own
+    derivative replaced by that of |score| (edge-popup) or of sigmoid(score) (bernoulli)."""
+    layer = nn.Linear(6, 4)
+    masked = supermask(
+        nn.Sequential(layer), kind, k=0.5, generator=torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():
+        masked[0].score.normal_(generator=torch.Generator().manual_seed(1))
+    x, y = torch.randn(5, 6), torch.randint(0, 4, (5,))
+    torch.manual_seed(2)
+    F.cross_entropy(masked(x), y).backward()
+    torch.manual_seed(2)  # the same Bernoulli draw
+    w0, s = masked[0].weight, masked[0].score.detach()
+    if kind == "edge_popup":
+        mask, slope = masked[0].eval_mask(), s.sign()
+    else:
+        p = torch.sigmoid(s)
+        mask, slope = torch.bernoulli(p), p * (1 - p)
+    w_eff = (w0 * mask).requires_grad_(True)
+    F.cross_entropy(F.linear(x, w_eff, masked[0].bias), y).backward()
+    torch.testing.assert_close(masked[0].score.grad, w_eff.grad * w0 * slope, rtol=1e-6, atol=1e-7)
+    assert 0 < mask.mean().item() < 1
+
+
 def test_frozen_weight_inits():
     _, model = masked_mlp("edge_popup", weights="signed_constant")
     for _, layer in model.named_modules():
