@@ -17,7 +17,8 @@ Two kinds of mask (``MASK_KINDS``):
   ``stochastic``); the backward pass treats the sample as ``sigmoid(score)`` (straight-through
   over the sampling only). Scores start at 0 (keep probability 0.5). In eval mode the layer
   uses the expected mask ``sigmoid(score)``: deterministic, so validation, early stopping and
-  resumed runs do not depend on a draw (our choice; the paper also reports sampled masks).
+  resumed runs do not depend on a draw (our choice; a sampled mask's accuracy varies from
+  draw to draw around it).
 - ``edge_popup`` (Ramanujan et al. 2020, "What's Hidden in a Randomly Weighted Neural
   Network?"): the mask keeps the fraction ``k`` of each layer's weights with the largest
   ``|score|`` (the paper's code ranks ``scores.abs()`` and keeps ``numel - int((1 - k) *
@@ -26,8 +27,9 @@ Two kinds of mask (``MASK_KINDS``):
   start uniform in ``+-1/sqrt(fan_in)`` (the paper's ``kaiming_uniform_(a=sqrt(5))``).
 
 Weights (``WEIGHT_INITS``, both from the papers): ``kaiming_normal``, normal with
-``std = sqrt(2 / fan_in)``; ``signed_constant``, ``+-std`` of that with a random sign (Zhou
-et al.'s best-performing initialisation, Ramanujan et al.'s "signed Kaiming constant").
+``std = sqrt(2 / fan_in)``; ``signed_constant``, ``+-std`` of that with a random sign (the
+signed constant both papers study; Ramanujan et al.'s "signed Kaiming constant"). Biases
+are zero and frozen (Ramanujan et al.'s networks have none; ours, for Zhou et al.'s).
 
 ``mask_density(model)`` gives each masked layer's fraction of weights in use at evaluation
 (edge-popup: exactly the kept fraction; bernoulli: the expected fraction, mean
