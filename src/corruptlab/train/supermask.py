@@ -17,8 +17,8 @@ Two kinds of mask (``MASK_KINDS``):
   ``stochastic``); the backward pass treats the sample as ``sigmoid(score)`` (straight-through
   over the sampling only). Scores start at 0 (keep probability 0.5). In eval mode the layer
   uses the expected mask ``sigmoid(score)``: deterministic, so validation, early stopping and
-  resumed runs do not depend on a draw (our choice; a sampled mask's accuracy varies from
-  draw to draw around it).
+  resumed runs do not depend on a draw (our choice; with a sampled mask they would depend
+  on the draw).
 - ``edge_popup`` (Ramanujan et al. 2020, "What's Hidden in a Randomly Weighted Neural
   Network?"): the mask keeps the fraction ``k`` of each layer's weights with the largest
   ``|score|`` (the paper's code ranks ``scores.abs()`` and keeps ``numel - int((1 - k) *
