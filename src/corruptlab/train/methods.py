@@ -124,6 +124,24 @@ CHUNK = Param("chunk", "c", int, 0, None, default=0, doc="members per vmap call 
 # --- runners --------------------------------------------------------------------------------
 
 
+def minibatches(data, cfg, epoch: int, budget: Budget):
+    """The epoch's minibatches (images, labels) in ``training.train``'s order (derived from the
+    seed and the epoch), until the budget is exhausted."""
+    import torch
+
+    from corruptlab.core.seeding import derive_seed
+
+    n = len(data.indices)
+    order = torch.Generator().manual_seed(derive_seed(cfg.seed, "order", epoch))
+    perm = torch.randperm(n, generator=order).to(data.images.device)
+    for start in range(0, n, cfg.batch_size):
+        if budget.exhausted():
+            return
+        sel = perm[start : start + cfg.batch_size]
+        x = data.images.index_select(0, data.indices.index_select(0, sel))
+        yield x, data.labels.index_select(0, sel)
+
+
 class GradientRunner:
     """A model and an optimizer; one optimizer step per minibatch."""
 
@@ -139,29 +157,20 @@ class GradientRunner:
 
         from corruptlab.core.seeding import derive_seed
 
-        device = data.images.device
-        n = len(data.indices)
-        order = torch.Generator().manual_seed(derive_seed(cfg.seed, "order", epoch))
-        perm = torch.randperm(n, generator=order).to(device)
         # dropout and sampled masks draw from the global generators, reseeded per epoch
         torch.manual_seed(derive_seed(cfg.seed, "dropout", epoch))
         self.model.train()
-        total = torch.zeros((), dtype=torch.float64, device=device)
+        total = torch.zeros((), dtype=torch.float64, device=data.images.device)
         seen = 0
-        for start in range(0, n, cfg.batch_size):
-            if budget.exhausted():
-                break
-            sel = perm[start : start + cfg.batch_size]
-            x = data.images.index_select(0, data.indices.index_select(0, sel))
-            y = data.labels.index_select(0, sel)
+        for x, y in minibatches(data, cfg, epoch, budget):
             loss = F.cross_entropy(self.model(x), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            total += loss.detach().double() * len(sel)
-            seen += len(sel)
-            budget.spend(len(sel))
-        return (total / max(seen, 1)).item() if seen else math.nan, seen
+            total += loss.detach().double() * len(y)
+            seen += len(y)
+            budget.spend(len(y))
+        return (total / seen).item() if seen else math.nan, seen
 
     def solution_state(self) -> dict:
         return self._solution()
@@ -188,24 +197,13 @@ class GradientFreeRunner:
     def train_epoch(self, data, cfg, epoch: int, budget: Budget) -> tuple[float, int]:
         import torch
 
-        from corruptlab.core.seeding import derive_seed
-
-        device = data.images.device
-        n = len(data.indices)
-        order = torch.Generator().manual_seed(derive_seed(cfg.seed, "order", epoch))
-        perm = torch.randperm(n, generator=order).to(device)
-        total = torch.zeros((), dtype=torch.float64, device=device)
+        total = torch.zeros((), dtype=torch.float64, device=data.images.device)
         seen = forwarded = 0
         with torch.no_grad():
-            for start in range(0, n, cfg.batch_size):
-                if budget.exhausted():
-                    break
-                sel = perm[start : start + cfg.batch_size]
-                x = data.images.index_select(0, data.indices.index_select(0, sel))
-                y = data.labels.index_select(0, sel)
+            for x, y in minibatches(data, cfg, epoch, budget):
                 loss, count = self.method.step(x, y)
-                total += loss.double() * len(sel)
-                seen += len(sel)
+                total += loss.double() * len(y)
+                seen += len(y)
                 forwarded += count
                 budget.spend(count)
         return (total / seen).item() if seen else math.nan, forwarded
