@@ -301,7 +301,10 @@ def _del(*path):
 Q = ("studies", "quick")
 NOISE0 = (*Q, "noise", 0)
 OPT0 = (*Q, "optimizers", 0)
-MODELS = "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096"
+MODELS = (
+    "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
+    "net_notebook, mlp_300_100"
+)
 STUDY_KEYS = (  # of a label_noise study; other kinds add their own (memorization:, ood:, ...)
     "batch_size, dataset, evaluation, in_classes, kind, max_epochs, models, noise, objective, "
     "optimizers, patience, resources, seeds, train"

@@ -14,7 +14,10 @@ from corruptlab.core.registry import UnknownNameError
 from corruptlab.train.models import MODELS, build_model
 
 MNIST = (1, 28, 28)
-NAMES = ["perceptron", "mlp1", "mlp2", "mlp4", "conv4", "net", "conv4_bn", "mlp_bn", "mlp2_4096"]
+NAMES = [
+    "perceptron", "mlp1", "mlp2", "mlp4", "conv4", "net", "conv4_bn", "mlp_bn", "mlp2_4096",
+    "net_notebook", "mlp_300_100",
+]  # fmt: skip
 
 
 def n_params(model: nn.Module) -> int:
@@ -58,6 +61,8 @@ LINEARS = {
     "conv4_bn": [(64, 128), (128, 10)],
     "mlp_bn": [(784, 256), (256, 256), (256, 10)],
     "mlp2_4096": [(784, 4096), (4096, 4096), (4096, 10)],
+    "net_notebook": [(64 * 12 * 12, 128), (128, 10)],
+    "mlp_300_100": [(784, 300), (300, 100), (100, 10)],
 }
 
 
@@ -77,6 +82,9 @@ def test_parameter_counts():
     assert n_params(build_model("conv4", MNIST, 10)) == conv + 64 * 128 + 128 + 128 * 10 + 10
     net = (9 * 32 + 32) + (32 * 9 * 64 + 64) + 9216 * 128 + 128 + 128 * 10 + 10
     assert n_params(build_model("net", MNIST, 10)) == net == 1_199_882
+    assert n_params(build_model("net_notebook", MNIST, 10)) == net
+    lenet = 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10
+    assert n_params(build_model("mlp_300_100", MNIST, 10)) == lenet == 266_610
 
 
 def test_mlp1_has_one_hidden_relu_layer_of_256():
@@ -214,9 +222,67 @@ def test_models_where_selects_by_facts():
     from corruptlab.train.models import models_where
 
     assert models_where(batchnorm=True) == ["conv4_bn", "mlp_bn"]
-    assert models_where(family="mlp", batchnorm=False) == ["mlp1", "mlp2", "mlp4", "mlp2_4096"]
+    assert models_where(family="mlp", batchnorm=False) == [
+        "mlp1", "mlp2", "mlp4", "mlp2_4096", "mlp_300_100"
+    ]  # fmt: skip
     assert models_where(family="linear") == ["perceptron"]
     with pytest.raises(ValueError, match="family 'rnn'; accepted: linear, mlp, conv"):
         from corruptlab.train.models import model
 
         model("x", family="rnn")
+
+
+class NotebookNet(nn.Module):
+    """The no_gd notebook's ``Net``, as written there (with the element-wise dropout that its
+    deprecated ``Dropout2d`` on a 2-D tensor stands for, and logits instead of log-softmax)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout2d(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = nn.functional.relu(self.conv1(x))
+        x = nn.functional.max_pool2d(self.conv2(x), 2)
+        x = torch.flatten(self.dropout1(x), 1)
+        x = self.dropout2(nn.functional.relu(self.fc1(x)))
+        return self.fc2(x)
+
+
+def test_net_notebook_is_the_notebooks_net():
+    """Same parameters in the same order, the same function in eval mode and, from the same
+    generator state, the same dropout draws in training; ``net`` is another function."""
+    torch.manual_seed(0)
+    ours = build_model("net_notebook", MNIST, 10)
+    theirs = NotebookNet()
+    shapes = [tuple(p.shape) for p in theirs.parameters()]
+    assert [tuple(p.shape) for p in ours.parameters()] == shapes
+    with torch.no_grad():
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True):
+            q.copy_(p)
+    x = torch.randn(6, *MNIST)
+    for mode in (False, True):
+        ours.train(mode), theirs.train(mode)
+        torch.manual_seed(1)
+        a = ours(x)
+        torch.manual_seed(1)
+        b = theirs(x)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert [type(m) for m in ours if "Dropout" in type(m).__name__] == [nn.Dropout2d, nn.Dropout]
+    relus = [i for i, m in enumerate(ours) if isinstance(m, nn.ReLU)]
+    assert relus == [1, 7]  # after conv1 and fc1 only, not after conv2
+    other = build_model("net", MNIST, 10)
+    with torch.no_grad():  # the same weights (net's keys are shifted by its extra ReLU)
+        for p, q in zip(other.parameters(), ours.parameters(), strict=True):
+            p.copy_(q)
+    ours.eval(), other.eval()
+    assert not torch.allclose(other(x), ours(x))
+
+
+def test_mlp_300_100_is_lenet_300_100():
+    model = build_model("mlp_300_100", MNIST, 10)
+    assert [type(m) for m in model] == [nn.Flatten] + [nn.Linear, nn.ReLU] * 2 + [nn.Linear]

@@ -1,0 +1,273 @@
+"""Gradient-free methods (population evaluation under vmap, each method improving a tiny problem,
+determinism) and ``methods.fit``, the loop of every no-gradient-descent method (history columns,
+budget, exact resume)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from corruptlab.train import gradient_free as gf
+from corruptlab.train.methods import METHODS, MethodConfig, build_runner, fit
+from corruptlab.train.models import build_model
+from corruptlab.train.training import TrainData, seeded_model
+
+SHAPE = (1, 8, 8)
+GRADIENT_FREE = ["random_search", "one_plus_one_es", "simulated_annealing", "genetic", "openai_es"]
+
+
+def blobs(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three classes of 8x8 images around three fixed random means."""
+    g = torch.Generator().manual_seed(seed)
+    means = torch.randn(3, *SHAPE, generator=torch.Generator().manual_seed(123))
+    y = torch.randint(0, 3, (n,), generator=g)
+    return means[y] + 0.8 * torch.randn(n, *SHAPE, generator=g), y
+
+
+def data() -> TrainData:
+    x, y = blobs(256)
+    vx, vy = blobs(128, seed=1)
+    return TrainData(x, torch.arange(len(x)), y, vx, vy)
+
+
+def model(name: str = "perceptron", seed: int = 0):
+    return seeded_model(lambda: build_model(name, SHAPE, 3), seed)
+
+
+def test_registered_methods():
+    assert METHODS.names() == [
+        "edge_popup", "bernoulli_supermask", "ticket_finder", *GRADIENT_FREE
+    ]  # fmt: skip
+    assert [n for n in METHODS if not METHODS.get(n).gradients] == GRADIENT_FREE
+
+
+@pytest.mark.parametrize(("name", "shape"), [("mlp1", SHAPE), ("net_notebook", (1, 12, 12))])
+def test_population_forward_equals_a_loop_over_members(name, shape):
+    torch.manual_seed(0)
+    m = build_model(name, shape, 3).eval()
+    pop = gf.Population(m, chunk=2)  # 5 members in vmap calls of 2, 2 and 1
+    theta = gf.flatten(m) + 0.05 * torch.randn(
+        5, pop.dim, generator=torch.Generator().manual_seed(1)
+    )
+    x = torch.randn(7, *shape)
+    y = torch.randint(0, 3, (7,))
+    logits = pop.logits(theta, x)
+    losses = pop.losses(theta, x, y)
+    assert logits.shape == (5, 7, 3) and losses.shape == (5,)
+    for i in range(5):
+        with torch.no_grad():
+            one = functional_call(m, pop.state(theta[i]), (x,))
+        torch.testing.assert_close(logits[i], one, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(losses[i], F.cross_entropy(one, y), rtol=1e-5, atol=1e-6)
+
+
+def test_flatten_and_state_round_trip():
+    m = model("mlp1")
+    pop = gf.Population(m)
+    state = pop.state(gf.flatten(m))
+    assert state.keys() == m.state_dict().keys()
+    assert all(torch.equal(state[k], v) for k, v in m.state_dict().items())
+
+
+def test_centered_ranks():
+    r = gf.centered_ranks(torch.tensor([3.0, -1.0, 10.0, 0.0, 0.5]))
+    assert r.tolist() == [0.25, -0.5, 0.5, -0.25, 0.0]
+
+
+def run_generations(name: str, generations: int, seed: int = 0, **params):
+    """A gradient-free method on the blobs for ``generations`` minibatches of 64; returns the
+    full-set loss before and after and the final solution."""
+    runner = build_runner(model(), {"name": name, **params}, seed)
+    x, y = blobs(256)
+    pop = runner.population
+    before = pop.losses(runner.method.solution()[None], x, y).item()
+    spent = 0
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(generations):
+        sel = torch.randint(0, 256, (64,), generator=g)
+        _, count = runner.method.step(x[sel], y[sel])
+        spent += count
+    after = pop.losses(runner.method.solution()[None], x, y).item()
+    return before, after, runner.method.solution().clone(), spent
+
+
+GENERATIONS = {
+    "random_search": ({"population": 8}, 10, 9 * 64),
+    "one_plus_one_es": ({"sigma": 0.05}, 60, 2 * 64),
+    "simulated_annealing": ({"sigma": 0.05, "t0": 0.01}, 60, 2 * 64),
+    "genetic": ({"population": 16, "sigma": 0.05}, 15, 16 * 64),
+    "openai_es": ({"pairs": 8, "lr": 0.05}, 20, 17 * 64),
+}
+
+
+@pytest.mark.parametrize("name", GRADIENT_FREE)
+def test_each_method_improves_a_tiny_problem(name):
+    params, generations, per_generation = GENERATIONS[name]
+    before, after, _, spent = run_generations(name, generations, **params)
+    assert after < 0.8 * before, (before, after)
+    assert spent == generations * per_generation  # examples forwarded: members x batch
+
+
+@pytest.mark.parametrize("name", GRADIENT_FREE)
+def test_each_method_is_deterministic_given_its_seed(name):
+    params, generations, _ = GENERATIONS[name]
+    generations = min(generations, 8)
+    _, a_loss, a, _ = run_generations(name, generations, seed=3, **params)
+    _, b_loss, b, _ = run_generations(name, generations, seed=3, **params)
+    _, _, c, _ = run_generations(name, generations, seed=4, **params)
+    assert torch.equal(a, b) and a_loss == b_loss
+    assert not torch.equal(a, c)
+
+
+def test_one_plus_one_es_follows_the_one_fifth_rule():
+    runner = build_runner(model(), {"name": "one_plus_one_es", "sigma": 0.1}, 0)
+    es = runner.method
+    x, y = blobs(64)
+    successes = 0
+    for _ in range(20):
+        parent = es.parent
+        es.step(x, y)
+        successes += not torch.equal(es.parent, parent)
+    assert es.sigma == pytest.approx(0.1 * math.exp(successes / 3 - (20 - successes) / 12))
+
+
+def test_no_gradient_is_ever_computed():
+    runner = build_runner(model("mlp1"), {"name": "openai_es", "pairs": 2}, 0)
+    x, y = blobs(32)
+    with torch.enable_grad():
+        loss, _ = runner.method.step(x, y)
+    assert not loss.requires_grad and not runner.method.center.requires_grad
+
+
+# --- fit ------------------------------------------------------------------------------------
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAtUpdate:
+    """A progress bar that kills the run at its ``n``-th update (the end of epoch n, before
+    that epoch's checkpoint is written)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def update(self, _count) -> None:
+        self.n -= 1
+        if self.n == 0:
+            raise Killed
+
+    def set_postfix(self, **_kw) -> None:
+        pass
+
+
+def comparable(history: list[dict]) -> list[dict]:
+    return [
+        {
+            k: "nan" if isinstance(v, float) and math.isnan(v) else v
+            for k, v in row.items()
+            if k not in ("seconds", "seconds_total")
+        }
+        for row in history
+    ]
+
+
+RESUMED = {
+    "openai_es": {"name": "openai_es", "pairs": 4, "lr": 0.05},
+    "edge_popup": {"name": "edge_popup", "k": 0.5, "lr": 0.5},
+    "bernoulli_supermask": {"name": "bernoulli_supermask"},
+    "ticket_finder": {"name": "ticket_finder"},
+    "genetic": {"name": "genetic", "population": 8, "sigma": 0.05},
+    "simulated_annealing": {"name": "simulated_annealing"},
+}
+
+
+@pytest.mark.parametrize("name", list(RESUMED))
+def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, name):
+    cfg = MethodConfig(RESUMED[name], batch_size=64, max_epochs=4, patience=10, seed=5)
+    d = data()
+    full = fit(model("mlp1"), d, cfg, checkpoint=tmp_path / "a.pt")
+    ckpt = tmp_path / "b.pt"
+    with pytest.raises(Killed):
+        fit(model("mlp1"), d, cfg, checkpoint=ckpt, progress=KillAtUpdate(3))
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
+    resumed = fit(model("mlp1"), d, cfg, checkpoint=ckpt)
+    assert resumed.resumed_from_epoch == 2
+    assert comparable(resumed.history) == comparable(full.history)
+    assert resumed.best_state.keys() == full.best_state.keys()
+    assert all(torch.equal(resumed.best_state[k], v) for k, v in full.best_state.items())
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_fit_records_examples_and_returns_a_state_of_the_model(name):
+    cfg = MethodConfig({"name": name}, batch_size=64, max_epochs=2, patience=5, seed=1)
+    m = model("mlp1")
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    result = fit(m, data(), cfg)
+    assert [row["epoch"] for row in result.history] == [0, 1, 2]
+    per_batch = {"random_search": 17, "genetic": 32, "openai_es": 33}.get(name, 1)
+    if name in ("one_plus_one_es", "simulated_annealing"):
+        per_batch = 2
+    assert [row["examples"] for row in result.history] == [0, 256 * per_batch, 256 * per_batch]
+    assert result.history[-1]["examples_total"] == 512 * per_batch
+    assert all(math.isfinite(row["val_accuracy"]) for row in result.history)
+    assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())  # m unchanged
+    m.load_state_dict(result.best_state)  # a plain state of the model given
+    if METHODS.get(name).gradients:
+        assert 0.3 < result.history[-1]["mask_density"] <= 0.7
+
+
+def test_edge_popup_learns_and_its_solution_is_the_masked_init():
+    cfg = MethodConfig(
+        {"name": "edge_popup", "k": 0.5, "lr": 0.5}, batch_size=32, max_epochs=3, seed=0
+    )
+    result = fit(model("mlp1"), data(), cfg)
+    assert result.history[-1]["val_accuracy"] > 0.8 > result.history[0]["val_accuracy"]
+    w = result.best_state["1.weight"]
+    assert (w != 0).double().mean().item() == pytest.approx(0.5, abs=1e-3)
+    assert set(w[w != 0].abs().unique().tolist()) == pytest.approx([math.sqrt(2 / 64)])
+
+
+def test_a_budget_of_examples_stops_the_run():
+    cfg = MethodConfig(
+        {"name": "genetic", "population": 8}, batch_size=64, max_epochs=10, seed=0,
+        max_examples=3000,
+    )  # fmt: skip
+    result = fit(model(), data(), cfg)
+    assert result.stopped_by == "budget"
+    # 8 members x 64 examples per generation; the run stops at the first total >= 3000
+    assert result.history[-1]["examples_total"] == 6 * 512
+    assert [row["examples"] for row in result.history] == [0, 4 * 512, 2 * 512]
+
+
+def test_a_method_refuses_unknown_or_bad_parameters():
+    with pytest.raises(ValueError, match="unknown parameter.*momentum"):
+        build_runner(model(), {"name": "genetic", "momentum": 0.9}, 0)
+    with pytest.raises(ValueError, match="k: got 1.5"):
+        build_runner(model(), {"name": "edge_popup", "k": 1.5}, 0)
+    with pytest.raises(ValueError, match="max_examples: got 0"):
+        MethodConfig({"name": "genetic"}, max_examples=0)
+
+
+def test_a_budget_of_seconds_spent_before_an_epoch_stops_the_run_there(tmp_path):
+    cfg = MethodConfig({"name": "one_plus_one_es"}, batch_size=64, max_seconds=1e-9)
+    result = fit(model(), data(), cfg, checkpoint=tmp_path / "c.pt")
+    assert result.stopped_by == "budget" and result.status == "ok"
+    assert [row["epoch"] for row in result.history] == [0]
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["stopped_by"] == "budget"
+
+
+def test_on_epoch_measures_the_current_solution():
+    def probe(epoch: int, solution) -> dict:
+        return {"probe_epoch": epoch, "zeros": (solution[1].weight == 0).double().mean().item()}
+
+    cfg = MethodConfig({"name": "edge_popup", "k": 0.3}, batch_size=64, max_epochs=2, seed=0)
+    result = fit(model("mlp1"), data(), cfg, on_epoch=probe)
+    assert [row["probe_epoch"] for row in result.history] == [0, 1, 2]
+    for row in result.history:
+        assert row["zeros"] == int(0.7 * 64 * 256) / (64 * 256)  # edge-popup drops 1 - k
