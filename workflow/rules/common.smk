@@ -264,7 +264,7 @@ def all_targets():
         targets += [f"results/{study}/tables/{t}.parquet" for t in kind.table_names]
         targets += [
             f"results/{study}/figures/{f}.{ext}"
-            for f in kind.figures
+            for f in kind.figures_of(spec)
             for ext in ("png", "pdf")
         ]
     return targets
@@ -307,7 +307,10 @@ def page_inputs(wildcards):
     base = f"results/{wildcards.study}"
     return {
         "tables": [f"{base}/tables/{t}.parquet" for t in kind.tables],
-        "figures": [f"{base}/figures/{f}.png" for f in kind.figures],
+        "figures": [
+            f"{base}/figures/{f}.png"
+            for f in kind.figures_of(config["studies"][wildcards.study])
+        ],
     }
 
 

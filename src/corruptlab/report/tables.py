@@ -16,6 +16,7 @@ from corruptlab.core.io import read_json
 from corruptlab.data.noise import NOISE, variant_of
 from corruptlab.eval.metrics import METRICS
 from corruptlab.report.stats import bounds_of, mean_ci
+from corruptlab.train.methods import METHODS
 from corruptlab.train.objectives import OBJECTIVES
 from corruptlab.train.optim import OPTIMIZERS
 from corruptlab.train.schedules import SCHEDULES
@@ -26,6 +27,10 @@ OPTIM_PARAMS = list(dict.fromkeys(p.name for k in OPTIMIZERS.items() for p in k[
 # non-constant schedule or a non-default objective (elsewhere: NaN), so that other studies'
 # tables keep their columns
 OPTIM_COLUMNS = ["optimizer", *OPTIM_PARAMS, "lr_schedule"]
+# a run's training method (corruptlab.train.methods): columns only of studies whose runs name
+# one (no_gd), so that other studies' tables keep their columns; its parameters are columns
+# train_method_<param> beside them
+TRAIN_METHOD_COLUMNS = ["train_method", "train_method_id"]
 CONFIG_COLUMNS = [
     "study",
     "kind",
@@ -36,6 +41,7 @@ CONFIG_COLUMNS = [
     *NOISE_PARAMS,
     *OPTIM_COLUMNS,
     "objective",
+    *TRAIN_METHOD_COLUMNS,
     "batch_size",
     "max_epochs",
     "patience",
@@ -71,6 +77,12 @@ def flatten_run(record: dict) -> dict:
         row["lr_schedule"] = SCHEDULES.get(schedule["name"]).slug(schedule)
     if "objective" in run:
         row["objective"] = OBJECTIVES.get(run["objective"]["name"]).slug(run["objective"])
+    if "train_method" in run:
+        spec = run["train_method"]
+        method = METHODS.get(spec["name"])
+        row["train_method"] = spec["name"]
+        row["train_method_id"] = method.slug(method.values(spec))
+        row.update({f"train_method_{p.name}": spec.get(p.name, p.default) for p in method.params})
     row.update({k: run[k] for k in ("batch_size", "max_epochs", "patience", "seed", "run_id")})
     classes = run.get("in_classes")
     row["in_classes"] = "all" if classes is None else ",".join(map(str, classes))

@@ -10,7 +10,8 @@ branching on its name:
   measurement during training, or ``inputs``: files of other runs it consumes);
 - ``eval_conditions``: test conditions besides the clean test set and the configured
   corruptions; ``steps``: per-run steps after training (``evaluate``, and ``ood`` scoring);
-- ``tables``, ``figures``: what its aggregation writes, each a function and what it needs;
+- ``tables``, ``figures``: what its aggregation writes, each a function and what it needs
+  (``figures_of``: those a given study draws);
   ``claims``: the paper's claims checked on its numbers.
 
 A kind outside this package registers itself the same way from any module named in the config's
@@ -34,7 +35,7 @@ from typing import Any
 
 from corruptlab.core.registry import Registry
 
-BUILTIN = ("label_noise", "corruption_tta", "ood", "memorization")
+BUILTIN = ("label_noise", "corruption_tta", "ood", "memorization", "no_gd")
 # tables the workflow builds from every run's files (rules runs_table, predictions_table, ...)
 PER_RUN_TABLES = ("runs", "predictions", "histories", "ood_runs")
 
@@ -98,6 +99,12 @@ class StudyKind:
 
     def ood_scores(self, study: dict) -> list[str]:
         return []
+
+    def figures_of(self, study: dict) -> list[str]:
+        """The figures a (validated) study of this kind draws: every one of ``figures`` unless
+        the kind leaves out those its runs cannot show (e.g. a figure of a method the study
+        does not train)."""
+        return list(self.figures)
 
     @property
     def table_names(self) -> tuple[str, ...]:
