@@ -129,6 +129,31 @@ def test_method_parameters_expand_and_name_the_run(stand_ins):
     assert runs[-1]["train_method"] == {"name": "random_search", "population": 16}
 
 
+def test_a_method_entry_may_restrict_models_and_set_its_own_budget(stand_ins):
+    config = validated(
+        models=["mlp2", "conv4"],
+        methods=[
+            {"name": "gd", "max_epochs": 4, "batch_size": 64},
+            {"name": "openai_es", "models": ["mlp2"], "batch_size": [100, 200]},
+        ],
+        seeds=1,
+    )
+    runs = expand_runs("ng", config["studies"]["ng"], config)
+    assert [r["run_id"] for r in runs] == [
+        "mlp2/none/gd/adadelta-lr1-wd0-step-g0.7-bs64-e4/seed0",
+        "mlp2/none/openai_es-p8/bs100/seed0",
+        "mlp2/none/openai_es-p8/bs200/seed0",
+        "conv4/none/gd/adadelta-lr1-wd0-step-g0.7-bs64-e4/seed0",
+    ]
+    assert [r["max_epochs"] for r in runs] == [4, 2, 2, 4]
+    with pytest.raises(ConfigError) as err:
+        validated(methods=[{"name": "gd", "models": ["conv4"], "max_epochs": 1}])
+    assert "studies.ng.methods[0].models[0]: 'conv4' is not among the study's models" in str(
+        err.value
+    )
+    assert "studies.ng.methods[0].max_epochs: 1 is below the study's patience 2" in str(err.value)
+
+
 def test_figures_follow_the_methods(stand_ins):
     kind = STUDIES.get("no_gd")
     plain = validated()["studies"]["ng"]

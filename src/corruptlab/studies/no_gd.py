@@ -68,8 +68,9 @@ SCHEMA = {
         """
 methods:
   description: "training methods (registry corruptlab.train.methods.METHODS), each
-    {name, <parameter>: <value or list>, ...}; a method that trains with an optimizer (gd)
-    may name its own optimizers (else the study's)"
+    {name, <parameter>: <value or list>, ...}; an entry may restrict the models it trains and
+    set its own batch_size and max_epochs, and one that trains with an optimizer (gd) its own
+    optimizers (else the study's)"
   type: array
   minItems: 1
   default:
@@ -79,7 +80,15 @@ methods:
     required: [name]
     properties:
       name: {type: string}
+      models:
+        description: "the study's models this method trains (default: all of them)"
+        type: array
+        items: {type: string}
+        minItems: 1
+        uniqueItems: true
       optimizers: {$ref: "#/$defs/study/properties/optimizers"}
+      batch_size: {$ref: "#/$defs/study/properties/batch_size"}
+      max_epochs: {$ref: "#/$defs/study/properties/max_epochs"}
     additionalProperties:
       oneOf:
         - {$ref: "#/$defs/number_or_list"}
@@ -108,20 +117,25 @@ def _noise_settings(study: dict) -> list[dict]:
     ]
 
 
-def method_settings(study: dict) -> list[tuple[dict, dict | None]]:
-    """(method setting, optimizer setting or None) of a (validated) study, in the listed order:
-    each method entry's list-valued parameters expanded, times its optimizer settings if it
-    trains with an optimizer (the entry's ``optimizers``, else the study's)."""
+# keys of a method entry that are not the method's parameters: what the entry overrides of the
+# study's own keys for its runs
+ENTRY_KEYS = ("models", "optimizers", "batch_size", "max_epochs")
+
+
+def method_settings(study: dict) -> list[tuple[dict, dict, dict | None]]:
+    """(method entry, method setting, optimizer setting or None) of a (validated) study, in the
+    listed order: each method entry's list-valued parameters expanded, times its optimizer
+    settings if it trains with an optimizer (the entry's ``optimizers``, else the study's)."""
     out = []
     for entry in study["methods"]:
         method = METHODS.get(entry["name"])
-        spec = {k: v for k, v in entry.items() if k != "optimizers"}
+        spec = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
         for values in expand_grid(spec, "name", method.params):
             if method.uses_optimizer:
                 specs = entry.get("optimizers", study["optimizers"])
-                out += [(values, o) for s in specs for o in optimizer_grid(s)]
+                out += [(entry, values, o) for s in specs for o in optimizer_grid(s)]
             else:
-                out.append((values, None))
+                out.append((entry, values, None))
     return out
 
 
@@ -669,10 +683,24 @@ class NoGd(StudyKind):
 
     def check(self, where: str, study: dict) -> list[str]:
         errors = OOD.check(self, where, study)
+        models = [m for _, m in entries(study.get("models"), str)]
+        patience = study.get("patience")
         for i, entry in entries(study.get("methods"), dict):
             w = f"{where}.methods[{i}]"
-            spec = {k: v for k, v in entry.items() if k != "optimizers"}
+            spec = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
             errors += check_entry(w, spec, "name", METHODS)
+            for j, model in entries(entry.get("models"), str):
+                if model not in models:
+                    errors.append(
+                        f"{w}.models[{j}]: {model!r} is not among the study's models; "
+                        f"accepted: {', '.join(models)}"
+                    )
+            epochs = [e for _, e in entries(as_list(entry.get("max_epochs", [])), int)]
+            if isinstance(patience, int) and epochs and 1 <= min(epochs) < patience:
+                errors.append(
+                    f"{w}.max_epochs: {min(epochs)} is below the study's patience {patience}; "
+                    "accepted: integers >= patience"
+                )
             name = entry.get("name")
             if "optimizers" not in entry or name not in METHODS:
                 continue
@@ -715,44 +743,48 @@ class NoGd(StudyKind):
 
     def expand(self, name: str, study: dict, config: dict) -> list[dict]:
         """models x noise settings x method settings (with their optimizers) x batch sizes x
-        max_epochs x seeds, in that order."""
-        epoch_grid = isinstance(study["max_epochs"], list)  # then run paths name the epochs
+        max_epochs x seeds, in that order; a method entry's ``models``, ``batch_size`` and
+        ``max_epochs`` replace the study's for its runs. Run paths name the epochs
+        (``-e<epochs>``) when the study's ``max_epochs`` is a list or the entry sets its own."""
         out = []
-        for model, noise, (method, optim), bs, epochs, seed in itertools.product(
-            study["models"],
-            _noise_settings(study),
-            method_settings(study),
-            as_list(study["batch_size"]),
-            as_list(study["max_epochs"]),
-            seed_list(study["seeds"]),
+        for model, noise, (entry, method, optim) in itertools.product(
+            study["models"], _noise_settings(study), method_settings(study)
         ):
+            if model not in entry.get("models", study["models"]):
+                continue
             noise_slug = NOISE.get(noise["kind"]).slug(noise)
             method_slug = METHODS.get(method["name"]).slug(method)
-            optim_slug = f"bs{fmt_number(bs)}" + (f"-e{epochs}" if epoch_grid else "")
-            if optim is not None:
-                optim_slug = f"{optimizer_slug(optim)}-{optim_slug}"
-            config_id = run_paths.config_id(model, noise_slug, method_slug, optim_slug)
-            run = {
-                "study": name,
-                "kind": study["kind"],
-                "dataset": study["dataset"],
-                "split_seed": config["data"]["split_seed"],
-                "model": model,
-                "noise": noise,
-                "noise_slug": noise_slug,
-                "optimizer": dict(NO_OPTIMIZER) if optim is None else optim,
-                "optim_slug": optim_slug,
-                "train_method": method,
-                "batch_size": bs,
-                "max_epochs": epochs,
-                "patience": study["patience"],
-                "seed": seed,
-                "device": config["device"],
-                "run_id": run_paths.run_id(config_id, seed),
-            }
-            if study.get("in_classes"):
-                run["in_classes"] = sorted(study["in_classes"])
-            out.append(run)
+            epoch_grid = isinstance(study["max_epochs"], list) or "max_epochs" in entry
+            for bs, epochs, seed in itertools.product(
+                as_list(entry.get("batch_size", study["batch_size"])),
+                as_list(entry.get("max_epochs", study["max_epochs"])),
+                seed_list(study["seeds"]),
+            ):
+                optim_slug = f"bs{fmt_number(bs)}" + (f"-e{epochs}" if epoch_grid else "")
+                if optim is not None:
+                    optim_slug = f"{optimizer_slug(optim)}-{optim_slug}"
+                config_id = run_paths.config_id(model, noise_slug, method_slug, optim_slug)
+                run = {
+                    "study": name,
+                    "kind": study["kind"],
+                    "dataset": study["dataset"],
+                    "split_seed": config["data"]["split_seed"],
+                    "model": model,
+                    "noise": noise,
+                    "noise_slug": noise_slug,
+                    "optimizer": dict(NO_OPTIMIZER) if optim is None else optim,
+                    "optim_slug": optim_slug,
+                    "train_method": method,
+                    "batch_size": bs,
+                    "max_epochs": epochs,
+                    "patience": study["patience"],
+                    "seed": seed,
+                    "device": config["device"],
+                    "run_id": run_paths.run_id(config_id, seed),
+                }
+                if study.get("in_classes"):
+                    run["in_classes"] = sorted(study["in_classes"])
+                out.append(run)
         return out
 
 
