@@ -16,7 +16,6 @@ from corruptlab.core.io import read_json
 from corruptlab.data.noise import NOISE, variant_of
 from corruptlab.eval.metrics import METRICS
 from corruptlab.report.stats import bounds_of, mean_ci
-from corruptlab.train.methods import METHODS
 from corruptlab.train.objectives import OBJECTIVES
 from corruptlab.train.optim import OPTIMIZERS
 from corruptlab.train.schedules import SCHEDULES
@@ -77,12 +76,11 @@ def flatten_run(record: dict) -> dict:
         row["lr_schedule"] = SCHEDULES.get(schedule["name"]).slug(schedule)
     if "objective" in run:
         row["objective"] = OBJECTIVES.get(run["objective"]["name"]).slug(run["objective"])
-    if "train_method" in run:
+    if "train_method" in run:  # its parameters are in the run dict, its slug beside them
         spec = run["train_method"]
-        method = METHODS.get(spec["name"])
         row["train_method"] = spec["name"]
-        row["train_method_id"] = method.slug(method.values(spec))
-        row.update({f"train_method_{p.name}": spec.get(p.name, p.default) for p in method.params})
+        row["train_method_id"] = run.get("train_method_id", spec["name"])
+        row.update({f"train_method_{k}": v for k, v in spec.items() if k != "name"})
     row.update({k: run[k] for k in ("batch_size", "max_epochs", "patience", "seed", "run_id")})
     classes = run.get("in_classes")
     row["in_classes"] = "all" if classes is None else ",".join(map(str, classes))

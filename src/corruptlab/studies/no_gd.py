@@ -775,6 +775,7 @@ class NoGd(StudyKind):
                     "optimizer": dict(NO_OPTIMIZER) if optim is None else optim,
                     "optim_slug": optim_slug,
                     "train_method": method,
+                    "train_method_id": method_slug,
                     "batch_size": bs,
                     "max_epochs": epochs,
                     "patience": study["patience"],

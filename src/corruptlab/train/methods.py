@@ -108,7 +108,9 @@ def register_method(method: Method) -> Method:
 
 
 def method_of(run: dict) -> dict:
-    """A run's method setting (``{"name": "gd"}`` for a run without ``train_method``)."""
+    """A run's method setting (``{"name": "gd"}`` for a run without ``train_method``). A run
+    that names one (the ``no_gd`` study kind's) carries it as ``train_method``, every declared
+    parameter present, and its slug as ``train_method_id`` (the tables' column)."""
     return run.get("train_method", {"name": DEFAULT_METHOD})
 
 
