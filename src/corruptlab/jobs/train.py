@@ -75,8 +75,9 @@ def train_job(
                 results.append(
                     fit_run(job.model(), job.data, job.cfg, spec, checkpoint, bar, callback)
                 )
-                epochs = results[-1].history[-1]["epoch"]
-                bar.total -= (job.cfg.max_epochs - epochs) * job.n_train  # if it stopped early
+                if spec["name"] == DEFAULT_METHOD:  # an epoch forwards the training set once
+                    epochs = results[-1].history[-1]["epoch"]
+                    bar.total -= (job.cfg.max_epochs - epochs) * job.n_train  # stopped early
         else:
             from corruptlab.train.packing import train_packed
 
