@@ -574,16 +574,38 @@ def edge_popup_k(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     return fig
 
 
+def config_labels(frame: pd.DataFrame) -> pd.Series:
+    """A short label per row naming its configuration: the model and method, then the other
+    configuration columns that vary in ``frame`` (``lr=0.1``), missing values left out."""
+    fixed = ["model", "train_method_id"]
+    varying = [
+        c
+        for c in CONFIG_COLUMNS
+        if c in frame
+        and c not in fixed
+        and c != "train_method"
+        and frame[c].nunique(dropna=False) > 1
+    ]
+
+    def label(row) -> str:
+        words = [str(row[c]) for c in fixed if c in row]
+        words += [
+            f"{c}={fmt_number(row[c]) if isinstance(row[c], float) else row[c]}"
+            for c in varying
+            if pd.notna(row[c]) and row[c] != NO_OPTIMIZER["name"]
+        ]
+        return " ".join(words)
+
+    return frame.apply(label, axis=1)
+
+
 def ood_auroc_by_method(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Max-softmax AUROC per OOD set (groups) and method configuration (bars): mean and 95% CI
     over seeds; 0.5 is chance."""
     plt = pyplot()
     m = tables["ood_metrics"]
     m = m[(m["metric"] == "auroc") & (m["score"] == "msp")]
-    m = m.assign(config=m["model"].astype(str) + " " + m["train_method_id"].astype(str))
-    if "optimizer" in m:
-        gd = m["train_method"] == DEFAULT_METHOD
-        m.loc[gd, "config"] += " " + m.loc[gd, "optimizer"].astype(str)
+    m = m.assign(config=config_labels(m))
     sets = list(dict.fromkeys(m["ood_set"]))
     configs = sorted(m["config"].unique())
     width = 0.8 / max(len(configs), 1)
