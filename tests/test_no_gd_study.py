@@ -220,6 +220,85 @@ def test_method_errors_of_registered_methods(stand_ins):
     assert "studies.ng.train.packing: vmap trains gradient descent only" in text
 
 
+# --- the train job fits a run by its method --------------------------------------------------
+
+
+def _search_fit(model, data, cfg, spec, checkpoint, progress, on_epoch):
+    """A stand-in gradient-free method: keeps the initial weights, reports two generations of
+    ``spec["population"]`` members forwarding 10 examples each."""
+    from corruptlab.train.training import TrainResult
+
+    _search_fit.seen = {"spec": spec, "optimizer": cfg.optimizer, "n": len(data.indices)}
+    forwarded = spec["population"] * 10
+    rows = [
+        {
+            "epoch": g,
+            "examples_forwarded": 0 if g == 0 else forwarded,
+            "seconds": 0.01 * g,
+            "train_loss": math.nan if g == 0 else 2.0,
+            "val_loss": 2.3,
+            "val_accuracy": 0.1,
+            "sigma": 0.5 / (g + 1),  # a method's own column
+        }
+        for g in range(3)
+    ]
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return TrainResult("ok", "max_epochs", 0, 0.1, state, rows)
+
+
+@pytest.fixture
+def search_method():
+    method = Method(
+        "test_search",
+        _search_fit,
+        params=(Param("population", "p", int, 1, None, default=4),),
+        gradient_free=True,
+    )
+    METHODS.add(method.name, method)
+    yield method
+    METHODS._entries.pop(method.name)
+
+
+def test_the_train_job_fits_a_run_by_its_method(search_method, tmp_path):
+    import torch
+
+    from corruptlab.data.datasets import prepare, save_prepared
+    from corruptlab.jobs.labels import make_labels
+    from corruptlab.jobs.train import train_job
+    from corruptlab.train.models import build_model
+
+    data = tmp_path / "data.pt"
+    save_prepared(prepare("mnist5k", split_seed=0), data)
+    config = validated(methods=[{"name": "test_search"}], seeds=1)
+    config["device"] = "cpu"
+    run = expand_runs("ng", config["studies"]["ng"], config)[0]
+    assert run["run_id"] == "mlp2/none/test_search-p4/bs64/seed0"
+    labels = tmp_path / "labels.npz"
+    make_labels(str(data), run["noise"], "ng", 0, str(labels), run.get("in_classes"))
+    out = {k: str(tmp_path / "run" / f) for k, f in [
+        ("model", "model.pt"), ("history", "history.parquet"), ("run", "run.json")]}  # fmt: skip
+    record = train_job([run], str(data), [str(labels)], [out])[0]
+    assert _search_fit.seen["spec"] == {"name": "test_search", "population": 4}
+    assert _search_fit.seen["optimizer"] == {"name": "none"}
+    history = pd.read_parquet(out["history"])
+    assert history["examples_forwarded"].tolist() == [0, 40, 40]
+    assert history["sigma"].tolist() == [0.5, 0.25, 0.5 / 3]
+    assert record["epochs_trained"] == 2 and record["run"]["train_method_id"] == "test_search-p4"
+    saved = torch.load(out["model"], weights_only=True)
+    model = build_model(saved["model"], tuple(saved["in_shape"]), saved["n_classes"])
+    model.load_state_dict(saved["state_dict"])  # a plain state dict of the registered model
+
+    def broken(*args):
+        return _search_fit(*args).__class__("ok", "max_epochs", 0, 0.1, {}, [{"epoch": 0}])
+
+    METHODS._entries["test_search"] = Method("test_search", broken, search_method.params)
+    fresh = {k: str(tmp_path / "broken" / f) for k, f in [
+        ("model", "model.pt"), ("history", "history.parquet"), ("run", "run.json")]}  # fmt: skip
+    with pytest.raises(ValueError, match="'test_search': history row 0 .* lacks"):
+        train_job([run], str(data), [str(labels)], [fresh])
+    assert not (tmp_path / "broken").exists() or not any((tmp_path / "broken").iterdir())
+
+
 # --- claims on synthetic tables --------------------------------------------------------------
 
 
