@@ -128,3 +128,12 @@ def test_weights_digest_is_bit_exact():
     }
     assert weights_digest(a) != weights_digest(nudged)
     assert weights_digest([torch.ones(2)]) != weights_digest([torch.ones(2, dtype=torch.float64)])
+
+
+def test_checkpoint_keys_differ_by_configuration_and_method_setting():
+    from corruptlab.train.methods import checkpoint_key
+
+    key = checkpoint_key(cfg(), {"name": "edge_popup", "k": 0.5})
+    assert key == checkpoint_key(cfg(), {"k": 0.5, "name": "edge_popup"})
+    assert key != checkpoint_key(cfg(), {"name": "edge_popup", "k": 0.3})
+    assert key != checkpoint_key(cfg(seed=8), {"name": "edge_popup", "k": 0.5})

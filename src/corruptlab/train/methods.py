@@ -16,8 +16,8 @@ its module and tests. Every fit function has the one contract::
   ``uses_optimizer``, else ``NO_OPTIMIZER``); ``spec``: the run's method setting
   ``{"name": ..., <param>: <value>, ...}`` with every declared parameter present (defaults
   filled in); ``checkpoint``: a path to write an atomic checkpoint to after every epoch or
-  generation and to resume from (None: none; ``training.Checkpoint``, whose key must include
-  ``spec``); ``progress``: a tqdm-like bar (``update(n)`` in training examples forwarded,
+  generation and to resume from, with the same result as an uninterrupted run (None: none;
+  ``training.Checkpoint`` under ``checkpoint_key(cfg, spec)``); ``progress``: a tqdm-like bar (``update(n)`` in training examples forwarded,
   ``set_postfix``, ``total``) or None; ``on_epoch(epoch, model)``: None, or extra columns for a
   history row (call it with the model as the row's weights, as ``training.train`` does).
 - The result is a ``training.TrainResult``: ``best_state`` is a plain ``state_dict`` of the
@@ -143,6 +143,16 @@ def check_history(history: Sequence[dict], method: Method) -> None:
             f"training method {method.name!r}: the first history row is epoch "
             f"{history[0]['epoch']}; accepted: 0, the initial weights"
         )
+
+
+def checkpoint_key(cfg, spec: dict) -> str:
+    """The key a method's ``training.Checkpoint`` is saved under: the run's configuration and
+    its method setting, so that a checkpoint of another setting is never resumed."""
+    import hashlib
+    import json
+
+    text = json.dumps({"cfg": cfg.key(), "method": spec}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def weights_digest(tensors: dict[str, Any] | Sequence[Any]) -> str:
