@@ -154,6 +154,13 @@ def test_a_method_entry_may_restrict_models_and_set_its_own_budget(stand_ins):
     assert "studies.ng.methods[0].max_epochs: 1 is below the study's patience 2" in str(err.value)
 
 
+def test_the_readme_lists_every_training_method():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "config" / "README.md").read_text()
+    assert [n for n in METHODS if f"| `{n}` |" not in text] == []
+
+
 def test_figures_follow_the_methods(stand_ins):
     kind = STUDIES.get("no_gd")
     plain = validated()["studies"]["ng"]
@@ -189,7 +196,7 @@ def test_figures_follow_the_methods(stand_ins):
         ),
         (
             {"ood": {"synthetic": []}, "in_classes": None},
-            "studies.ng.ood: an ood study needs at least one OOD set",
+            "studies.ng.ood: a no_gd study needs at least one OOD set",
         ),
         (
             {"methods": [{"name": "gd"}, {"name": "gd"}]},

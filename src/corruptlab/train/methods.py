@@ -17,9 +17,10 @@ its module and tests. Every fit function has the one contract::
   ``{"name": ..., <param>: <value>, ...}`` with every declared parameter present (defaults
   filled in); ``checkpoint``: a path to write an atomic checkpoint to after every epoch or
   generation and to resume from, with the same result as an uninterrupted run (None: none;
-  ``training.Checkpoint`` under ``checkpoint_key(cfg, spec)``); ``progress``: a tqdm-like bar (``update(n)`` in training examples forwarded,
-  ``set_postfix``, ``total``) or None; ``on_epoch(epoch, model)``: None, or extra columns for a
-  history row (call it with the model as the row's weights, as ``training.train`` does).
+  ``training.Checkpoint`` under ``checkpoint_key(cfg, spec)``); ``progress``: a tqdm-like
+  bar (``update(n)`` in training examples forwarded, ``set_postfix``, ``total``) or None;
+  ``on_epoch(epoch, model)``: None, or extra columns for a history row (call it with the
+  model as the row's weights, as ``training.train`` does).
 - The result is a ``training.TrainResult``: ``best_state`` is a plain ``state_dict`` of the
   *registered* model (a supermask folds mask * weights into its weights), so that evaluation
   and OOD scoring load it as any run's ``model.pt``; ``status``, ``stopped_by``, ``best_epoch``
