@@ -21,6 +21,9 @@ its module and tests. Every fit function has the one contract::
   bar (``update(n)`` in training examples forwarded, ``set_postfix``, ``total``) or None;
   ``on_epoch(epoch, model)``: None, or extra columns for a history row (call it with the
   model as the row's weights, as ``training.train`` does).
+- Randomness: every draw (data order, minibatches, mutations, mask samples) comes from
+  generators seeded from ``cfg.seed`` (``corruptlab.core.seeding.derive_seed(cfg.seed,
+  <purpose>, <epoch or generation>)``), so that a resumed run repeats an uninterrupted one.
 - The result is a ``training.TrainResult``: ``best_state`` is a plain ``state_dict`` of the
   *registered* model (a supermask folds mask * weights into its weights), so that evaluation
   and OOD scoring load it as any run's ``model.pt``; ``status``, ``stopped_by``, ``best_epoch``
