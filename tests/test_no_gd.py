@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from corruptlab.train import gradient_free as gf
-from corruptlab.train.methods import METHODS, MethodConfig, build_runner, fit
+from corruptlab.train.method_loop import RUNNERS, MethodConfig, build_runner, fit
 from corruptlab.train.models import build_model
 from corruptlab.train.training import TrainData, seeded_model
 
@@ -39,10 +39,10 @@ def model(name: str = "perceptron", seed: int = 0):
 
 
 def test_registered_methods():
-    assert METHODS.names() == [
+    assert RUNNERS.names() == [
         "edge_popup", "bernoulli_supermask", "ticket_finder", *GRADIENT_FREE
     ]  # fmt: skip
-    assert [n for n in METHODS if not METHODS.get(n).gradients] == GRADIENT_FREE
+    assert [n for n in RUNNERS if not RUNNERS.get(n).gradients] == GRADIENT_FREE
 
 
 @pytest.mark.parametrize(("name", "shape"), [("mlp1", SHAPE), ("net_notebook", (1, 12, 12))])
@@ -203,7 +203,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, name):
     assert all(torch.equal(resumed.best_state[k], v) for k, v in full.best_state.items())
 
 
-@pytest.mark.parametrize("name", METHODS.names())
+@pytest.mark.parametrize("name", RUNNERS.names())
 def test_fit_records_examples_and_returns_a_state_of_the_model(name):
     cfg = MethodConfig({"name": name}, batch_size=64, max_epochs=2, patience=5, seed=1)
     m = model("mlp1")
@@ -218,7 +218,7 @@ def test_fit_records_examples_and_returns_a_state_of_the_model(name):
     assert all(math.isfinite(row["val_accuracy"]) for row in result.history)
     assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())  # m unchanged
     m.load_state_dict(result.best_state)  # a plain state of the model given
-    if METHODS.get(name).gradients:
+    if RUNNERS.get(name).gradients:
         assert 0.3 < result.history[-1]["mask_density"] <= 0.7
 
 

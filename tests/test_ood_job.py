@@ -228,7 +228,7 @@ def test_ood_config_errors():
     assert "an ood study needs at least one OOD set" in _errors(ood={})
     msg = _errors(kind="label_noise")
     assert "studies.o: unknown key(s) 'ood'; accepted: batch_size, dataset" in msg
-    assert "('ood' is a key of study kind 'ood')" in msg
+    assert "('ood' is a key of study kinds 'ood' and 'no_gd')" in msg
 
 
 def test_ood_config_defaults_and_runs():

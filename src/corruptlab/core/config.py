@@ -115,12 +115,14 @@ def _schema_message(error, prefix: list | None = None) -> str:
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         message = f"{where}: unknown key(s) {', '.join(map(repr, extra))}; accepted: {allowed}"
-        owners = [  # a key of another study kind, in a study of this one
-            f"{key!r} is a key of study kind {name!r}"
-            for key in extra
-            for name, kind in STUDIES.items()
-            if prefix and len(error.absolute_path) == 0 and key in kind.schema
-        ]
+        owners = []  # a key of other study kinds, in a study of this one
+        for key in extra if prefix and len(error.absolute_path) == 0 else []:
+            kinds = [repr(name) for name, kind in STUDIES.items() if key in kind.schema]
+            if kinds:
+                which = " and ".join(
+                    [", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds
+                )
+                owners.append(f"{key!r} is a key of study kind{'s' * (len(kinds) > 1)} {which}")
         return message + (f" ({'; '.join(owners)})" if owners else "")
     if error.validator == "propertyNames" or "propertyNames" in error.schema_path:
         return (

@@ -38,10 +38,16 @@ def train_job(
     (``packing.train_packed``) with one checkpoint for the pack.
     """
     from corruptlab.core.devices import configure_torch, resolve_device
-    from corruptlab.train.training import train
+    from corruptlab.train.methods import DEFAULT_METHOD, fit_run, method_of
 
     if packing is not None and packing not in PACKINGS:
         raise ValueError(f"packing {packing!r}; accepted: {', '.join(PACKINGS)}")
+    others = sorted({method_of(r)["name"] for r in runs} - {DEFAULT_METHOD})
+    if packing == "vmap" and len(runs) > 1 and others:
+        raise ValueError(
+            f"packing vmap trains gradient descent only, these runs use {', '.join(others)}; "
+            "accepted: packing sequential"
+        )
     t0 = time.perf_counter()
     device = resolve_device(runs[0]["device"])
     configure_torch(threads, device)
@@ -64,11 +70,14 @@ def train_job(
             checkpoints = [Path(out["model"]).with_name("checkpoint.pt") for out in outs]
             results = []
             for job, callback, checkpoint in zip(jobs, callbacks, checkpoints, strict=True):
+                # the run's training method (corruptlab.train.methods; gd without one)
+                spec = method_of(job.run)
                 results.append(
-                    train(job.model(), job.data, job.cfg, checkpoint, bar, on_epoch=callback)
+                    fit_run(job.model(), job.data, job.cfg, spec, checkpoint, bar, callback)
                 )
-                epochs = results[-1].history[-1]["epoch"]
-                bar.total -= (job.cfg.max_epochs - epochs) * job.n_train  # if it stopped early
+                if spec["name"] == DEFAULT_METHOD:  # an epoch forwards the training set once
+                    epochs = results[-1].history[-1]["epoch"]
+                    bar.total -= (job.cfg.max_epochs - epochs) * job.n_train  # stopped early
         else:
             from corruptlab.train.packing import train_packed
 
@@ -89,6 +98,9 @@ def train_job(
                 progress=bar,
                 on_epoch=on_epoch,
             )
+            for job, result in zip(jobs, results, strict=True):  # as methods._fit_gd's rows
+                for row in result.history:
+                    row.setdefault("examples_forwarded", 0 if row["epoch"] == 0 else job.n_train)
     share = (time.perf_counter() - t0) / len(jobs)
     pack = {"packed_with": seeds, "packing": packing} if packing else {}
     records = [

@@ -26,6 +26,10 @@ OPTIM_PARAMS = list(dict.fromkeys(p.name for k in OPTIMIZERS.items() for p in k[
 # non-constant schedule or a non-default objective (elsewhere: NaN), so that other studies'
 # tables keep their columns
 OPTIM_COLUMNS = ["optimizer", *OPTIM_PARAMS, "lr_schedule"]
+# a run's training method (corruptlab.train.methods): columns only of studies whose runs name
+# one (no_gd), so that other studies' tables keep their columns; its parameters are columns
+# train_method_<param> beside them
+TRAIN_METHOD_COLUMNS = ["train_method", "train_method_id"]
 CONFIG_COLUMNS = [
     "study",
     "kind",
@@ -36,6 +40,7 @@ CONFIG_COLUMNS = [
     *NOISE_PARAMS,
     *OPTIM_COLUMNS,
     "objective",
+    *TRAIN_METHOD_COLUMNS,
     "batch_size",
     "max_epochs",
     "patience",
@@ -71,6 +76,11 @@ def flatten_run(record: dict) -> dict:
         row["lr_schedule"] = SCHEDULES.get(schedule["name"]).slug(schedule)
     if "objective" in run:
         row["objective"] = OBJECTIVES.get(run["objective"]["name"]).slug(run["objective"])
+    if "train_method" in run:  # its parameters are in the run dict, its slug beside them
+        spec = run["train_method"]
+        row["train_method"] = spec["name"]
+        row["train_method_id"] = run.get("train_method_id", spec["name"])
+        row.update({f"train_method_{k}": v for k, v in spec.items() if k != "name"})
     row.update({k: run[k] for k in ("batch_size", "max_epochs", "patience", "seed", "run_id")})
     classes = run.get("in_classes")
     row["in_classes"] = "all" if classes is None else ",".join(map(str, classes))

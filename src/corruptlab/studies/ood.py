@@ -367,7 +367,8 @@ class OOD(StudyKind):
         sets = [ood.get(k) for k in ("synthetic", "corruptions", "datasets")]
         if not any(isinstance(v, list) and v for v in sets) and not study.get("in_classes"):
             errors.append(
-                f"{where}.ood: an ood study needs at least one OOD set; accepted: names in "
+                f"{where}.ood: a{'n' * (self.name[0] in 'aeiou')} {self.name} study needs at "
+                "least one OOD set; accepted: names in "
                 "ood.synthetic, ood.corruptions or ood.datasets, or in_classes (held-out classes)"
             )
         return errors
