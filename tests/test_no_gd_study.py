@@ -167,7 +167,10 @@ def test_figures_follow_the_methods(stand_ins):
     plain = validated()["studies"]["ng"]
     assert "edge_popup_k" not in kind.figure_names(plain)
     assert "mask_density" not in kind.figure_names(plain)
-    masked = validated(methods=[{"name": "edge_popup", "k": 0.5}])["studies"]["ng"]
+    one_k = validated(methods=[{"name": "edge_popup", "k": 0.5}])["studies"]["ng"]
+    assert "edge_popup_k" not in kind.figure_names(one_k)  # a point, not a curve
+    assert "mask_density" in kind.figure_names(one_k)
+    masked = validated(methods=[{"name": "edge_popup", "k": [0.3, 0.5]}])["studies"]["ng"]
     assert {"edge_popup_k", "mask_density"} <= set(kind.figure_names(masked))
 
 

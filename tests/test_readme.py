@@ -20,7 +20,13 @@ import yaml
 from conftest import REPO, copy_workflow, planned_jobs, snakemake
 
 README = (REPO / "README.md").read_text()
-DEFAULT_STUDIES = ["label_noise_quick", "corruption_tta_quick", "ood_quick", "memorization_quick"]
+DEFAULT_STUDIES = [
+    "label_noise_quick",
+    "corruption_tta_quick",
+    "ood_quick",
+    "memorization_quick",
+    "no_gd_quick",
+]
 
 
 def blocks(language: str) -> list[str]:
@@ -257,6 +263,9 @@ EXERCISED = {
     "uv run snakemake --cores all --configfile config/studies/memorization.yaml": [
         "tests/test_readme.py::test_the_full_studies_plan_with_the_readme_options"
     ],
+    "uv run snakemake --cores all --configfile config/studies/no_gd.yaml": [
+        "tests/test_readme.py::test_the_full_studies_plan_with_the_readme_options"
+    ],
 }
 
 
@@ -284,6 +293,8 @@ def test_the_full_studies_plan_with_the_readme_options(tmp_path):
         jobs = planned_jobs(snakemake(wd, "-n", *args).stdout)
         if "label_noise" in configfile:
             assert "--resources" in args and jobs["train"] == 5 * 13 * 5 * 5
+        elif "no_gd" in configfile:  # 13 method settings (edge-popup at 3 k) x 5 seeds
+            assert jobs["train"] == 13 * 5 == jobs["ood"]
         else:
             assert jobs["train_decades"] == 3 * 2 * 10  # 100 seeds of 3 variants x 2 epochs
 

@@ -660,8 +660,16 @@ def mask_density(tables: dict[str, pd.DataFrame]) -> plt.Figure:
 
 
 def _trains_edge_popup(study: dict) -> bool:
-    """Edge-popup accuracy vs k is drawn for a study that trains an edge_popup method."""
-    return any(entry["name"] == EDGE_POPUP for entry in study["methods"])
+    """Edge-popup accuracy vs k is drawn for a study that trains edge_popup at two k or more
+    (one k is a point without a curve: the summary table has it)."""
+    default = METHODS.get(EDGE_POPUP).values({"name": EDGE_POPUP})["k"]
+    ks = {
+        float(k)
+        for entry in study["methods"]
+        if entry["name"] == EDGE_POPUP
+        for k in as_list(entry.get("k", default))
+    }
+    return len(ks) >= 2
 
 
 def _masks_frozen_weights(study: dict) -> bool:
