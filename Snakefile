@@ -74,7 +74,8 @@ rule all:
 # that study's tables, figures and page. A study may not take the name of a rule of the workflow.
 _clashes = [study for study in config["studies"] if workflow.is_rule(study)]
 if _clashes:
-    raise WorkflowError(
+    stop(
+        f"{config_files_line(workflow.configfiles, workflow.config_settings.config)}\n"
         "invalid config (see config/README.md):\n"
         + "\n".join(
             f"  - studies.{study}: the name {study!r} is taken by a rule of the workflow "

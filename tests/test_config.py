@@ -527,8 +527,8 @@ BAD = [
         _set(*Q, "models", []),
         [
             "studies.quick.models: got []; accepted: a non-empty list of distinct names out of "
-            "perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096 "
-            "(model names (registry corruptlab.train.models.MODELS))"
+            "perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
+            "net_notebook, mlp_300_100 (model names (registry corruptlab.train.models.MODELS))"
         ],
         id="empty-models",
     ),
@@ -536,8 +536,8 @@ BAD = [
         _set(*Q, "models", ["mlp1", "mlp1"]),
         [
             "studies.quick.models: got ['mlp1', 'mlp1']; accepted: a non-empty list of distinct "
-            "names out of perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096 "
-            "(model names (registry corruptlab.train.models.MODELS))"
+            "names out of perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
+            "net_notebook, mlp_300_100 (model names (registry corruptlab.train.models.MODELS))"
         ],
         id="repeated-model",
     ),

@@ -349,6 +349,7 @@ def test_a_study_named_like_a_rule_is_a_config_error(tmp_path):
     for study in ("all", "train"):
         assert f"studies.{study}: the name '{study}' is taken by a rule" in result.stdout
     assert "rename the study" in result.stdout
+    assert "WorkflowError" not in result.stdout and "Traceback" not in result.stdout
     assert not (wd / "results").exists()
 
 
