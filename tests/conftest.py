@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,12 +28,38 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
+@functools.cache
+def _stub_scontrol_dir() -> str | None:
+    """A directory holding a ``scontrol`` that fails at once, where the real one is installed but
+    no SLURM controller answers (a developer's machine after ``.ci/slurm down``): the SLURM
+    executor plugin runs ``scontrol show config`` at every snakemake start and waits about 9 s
+    for it there, on each of the suite's ~100 snakemake runs. None where SLURM answers (CI, whose
+    cluster tests need the real one) or where scontrol is not installed (it fails at once)."""
+    exe = shutil.which("scontrol")
+    if exe is None:
+        return None
+    try:
+        answered = subprocess.run([exe, "show", "config"], capture_output=True, timeout=20)
+        if answered.returncode == 0:
+            return None
+    except subprocess.TimeoutExpired:
+        pass
+    directory = Path(tempfile.mkdtemp(prefix="corruptlab-no-slurm-"))
+    stub = directory / "scontrol"
+    stub.write_text("#!/bin/sh\nexit 1\n")
+    stub.chmod(0o755)
+    return str(directory)
+
+
 def snakemake(
     workdir: Path, *args: str, check: bool = True, timeout: float = SNAKEMAKE_TIMEOUT
 ) -> subprocess.CompletedProcess:
     """Run the snakemake CLI of this environment in ``workdir`` (bounded; SIGINT on timeout, which
     also makes Snakemake cancel the SLURM jobs it submitted)."""
     env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
+    stub = _stub_scontrol_dir()
+    if stub is not None:
+        env["PATH"] = f"{stub}{os.pathsep}{env['PATH']}"
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
     proc = subprocess.Popen(
         cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
