@@ -608,16 +608,12 @@ def ood_auroc_by_method(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     m = m.assign(config=config_labels(m))
     sets = list(dict.fromkeys(m["ood_set"]))
     configs = sorted(m["config"].unique())
-    width = 0.8 / max(len(configs), 1)
     with plt.rc_context(STYLE):
         size = (max(4.5, 1.1 * len(sets) + 2) + 2, 3.2)  # the legend on the right
         fig, ax = plt.subplots(figsize=size, layout="constrained")
         for i, (config, color) in enumerate(zip(configs, _colors(len(configs)), strict=True)):
             d = m[m["config"] == config].set_index("ood_set").reindex(sets)
-            x = np.arange(len(sets)) + (i - (len(configs) - 1) / 2) * width
-            err = np.vstack([d["mean"] - d["ci95_low"], d["ci95_high"] - d["mean"]])
-            ax.bar(x, d["mean"], width, color=color, label=config)
-            ax.errorbar(x, d["mean"], yerr=np.nan_to_num(err), fmt="none", ecolor="k", lw=0.8)
+            _ci_bars(ax, i, len(configs), d["mean"], d["ci95_low"], d["ci95_high"], color, config)
         ax.axhline(0.5, color="#999999", lw=0.8, ls=":")
         ax.set_xticks(range(len(sets)), sets, rotation=20, ha="right")
         ax.set_ylim(0, 1.02)
@@ -625,6 +621,17 @@ def ood_auroc_by_method(tables: dict[str, pd.DataFrame]) -> plt.Figure:
         _outside_legend(ax)
         fig.suptitle("OOD detection by training method (mean, 95% CI over seeds)", fontsize=9)
     return fig
+
+
+def _ci_bars(ax, i: int, n: int, mean, low, high, color, label: str) -> None:
+    """Bars of group member ``i`` of ``n`` side by side at each x position (width 0.8 / n), with
+    their 95% CI as error bars (none where the CI is missing)."""
+    width = 0.8 / max(n, 1)
+    mean, low, high = (np.asarray(v, dtype=float) for v in (mean, low, high))
+    x = np.arange(len(mean)) + (i - (n - 1) / 2) * width
+    ax.bar(x, mean, width, color=color, label=label)
+    err = np.nan_to_num(np.vstack([mean - low, high - mean]))
+    ax.errorbar(x, mean, yerr=err, fmt="none", ecolor="k", lw=0.8)
 
 
 def mask_density(tables: dict[str, pd.DataFrame]) -> plt.Figure:
@@ -637,20 +644,14 @@ def mask_density(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     last = last.assign(config=config_of(last["run_id"])).dropna(subset=columns, how="all")
     configs = sorted(last["config"].unique())
     layers = [c[len(MASK_DENSITY) :] for c in columns]
-    width = 0.8 / max(len(configs), 1)
     with plt.rc_context(STYLE):
         size = (max(4.5, 0.9 * len(layers) + 2) + 2, 3.0)  # the legend on the right
         fig, ax = plt.subplots(figsize=size, layout="constrained")
         for i, (config, color) in enumerate(zip(configs, _colors(len(configs)), strict=True)):
             g = last[last["config"] == config]
             stats = [mean_ci(g[c].to_numpy(float), bounds=(0.0, 1.0)) for c in columns]
-            mean = np.array([s["mean"] for s in stats])
-            low = np.array([s["ci95_low"] for s in stats])
-            high = np.array([s["ci95_high"] for s in stats])
-            x = np.arange(len(columns)) + (i - (len(configs) - 1) / 2) * width
-            ax.bar(x, mean, width, color=color, label=config.split("/", 2)[-1])
-            err = np.nan_to_num(np.vstack([mean - low, high - mean]))
-            ax.errorbar(x, mean, yerr=err, fmt="none", ecolor="k", lw=0.8)
+            mean, low, high = ([s[k] for s in stats] for k in ("mean", "ci95_low", "ci95_high"))
+            _ci_bars(ax, i, len(configs), mean, low, high, color, config.split("/", 2)[-1])
         ax.set_xticks(range(len(layers)), layers, rotation=20, ha="right")
         ax.set_ylim(0, 1.02)
         ax.set_ylabel("mask density (fraction on)")
