@@ -106,7 +106,9 @@ def test_a_registered_method_gets_its_spec_with_defaults_and_is_checked():
         def broken(*args):
             return _result([{"epoch": 0}])
 
-        METHODS._entries["test_fit_contract"] = Method("test_fit_contract", broken)
+        METHODS._entries["test_fit_contract"] = Method(
+            "test_fit_contract", broken, params=method.params
+        )
         with pytest.raises(ValueError, match="lacks examples_forwarded, seconds"):
             fit_run(tiny_model(), toy_data(n=32), cfg(), spec, None)
     finally:
@@ -128,12 +130,3 @@ def test_weights_digest_is_bit_exact():
     }
     assert weights_digest(a) != weights_digest(nudged)
     assert weights_digest([torch.ones(2)]) != weights_digest([torch.ones(2, dtype=torch.float64)])
-
-
-def test_checkpoint_keys_differ_by_configuration_and_method_setting():
-    from corruptlab.train.methods import checkpoint_key
-
-    key = checkpoint_key(cfg(), {"name": "edge_popup", "k": 0.5})
-    assert key == checkpoint_key(cfg(), {"k": 0.5, "name": "edge_popup"})
-    assert key != checkpoint_key(cfg(), {"name": "edge_popup", "k": 0.3})
-    assert key != checkpoint_key(cfg(seed=8), {"name": "edge_popup", "k": 0.5})

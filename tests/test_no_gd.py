@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from corruptlab.train import gradient_free as gf
-from corruptlab.train.method_loop import RUNNERS, MethodConfig, build_runner, fit
+from corruptlab.train.method_loop import MethodConfig, build_runner, fit, fit_method
+from corruptlab.train.methods import METHODS
 from corruptlab.train.models import build_model
 from corruptlab.train.training import TrainData, seeded_model
 
@@ -38,11 +39,19 @@ def model(name: str = "perceptron", seed: int = 0):
     return seeded_model(lambda: build_model(name, SHAPE, 3), seed)
 
 
+LOOP_METHODS = ["edge_popup", "bernoulli_supermask", "ticket_finder", *GRADIENT_FREE]
+
+
 def test_registered_methods():
-    assert RUNNERS.names() == [
-        "edge_popup", "bernoulli_supermask", "ticket_finder", *GRADIENT_FREE
-    ]  # fmt: skip
-    assert [n for n in RUNNERS if not RUNNERS.get(n).gradients] == GRADIENT_FREE
+    """One registry: gradient descent and the loop's methods, each loop method with a runner
+    builder and the loop's fit function."""
+    assert METHODS.names() == ["gd", *LOOP_METHODS]
+    assert [n for n in METHODS if METHODS.get(n).gradient_free] == GRADIENT_FREE
+    assert [n for n in METHODS if METHODS.get(n).build is not None] == LOOP_METHODS
+    assert [n for n in METHODS if METHODS.get(n).frozen_weights] == LOOP_METHODS[:3]
+    assert {METHODS.get(n).resolve() for n in LOOP_METHODS} == {fit_method}
+    with pytest.raises(ValueError, match="'gd' is not one of the loop's; accepted: edge_popup"):
+        build_runner(model(), {"name": "gd"}, 0)
 
 
 @pytest.mark.parametrize(("name", "shape"), [("mlp1", SHAPE), ("net_notebook", (1, 12, 12))])
@@ -203,7 +212,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(tmp_path, name):
     assert all(torch.equal(resumed.best_state[k], v) for k, v in full.best_state.items())
 
 
-@pytest.mark.parametrize("name", RUNNERS.names())
+@pytest.mark.parametrize("name", LOOP_METHODS)
 def test_fit_records_examples_and_returns_a_state_of_the_model(name):
     cfg = MethodConfig({"name": name}, batch_size=64, max_epochs=2, patience=5, seed=1)
     m = model("mlp1")
@@ -213,12 +222,16 @@ def test_fit_records_examples_and_returns_a_state_of_the_model(name):
     per_batch = {"random_search": 17, "genetic": 32, "openai_es": 33}.get(name, 1)
     if name in ("one_plus_one_es", "simulated_annealing"):
         per_batch = 2
-    assert [row["examples"] for row in result.history] == [0, 256 * per_batch, 256 * per_batch]
+    assert [row["examples_forwarded"] for row in result.history] == [
+        0,
+        256 * per_batch,
+        256 * per_batch,
+    ]
     assert result.history[-1]["examples_total"] == 512 * per_batch
     assert all(math.isfinite(row["val_accuracy"]) for row in result.history)
     assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())  # m unchanged
     m.load_state_dict(result.best_state)  # a plain state of the model given
-    if RUNNERS.get(name).gradients:
+    if not METHODS.get(name).gradient_free:
         assert 0.3 < result.history[-1]["mask_density"] <= 0.7
 
 
@@ -242,7 +255,7 @@ def test_a_budget_of_examples_stops_the_run():
     assert result.stopped_by == "budget"
     # 8 members x 64 examples per generation; the run stops at the first total >= 3000
     assert result.history[-1]["examples_total"] == 6 * 512
-    assert [row["examples"] for row in result.history] == [0, 4 * 512, 2 * 512]
+    assert [row["examples_forwarded"] for row in result.history] == [0, 4 * 512, 2 * 512]
 
 
 def test_a_method_refuses_unknown_or_bad_parameters():

@@ -1,10 +1,10 @@
 """Ways to fit a model other than training its weights by gradient descent, and the one loop that
-runs them all: ``fit``. ``corruptlab.train.methods`` registers each of them as a training method
-(its fit contract, ``fit_method`` below); this module holds how each is built (``RUNNERS``).
+runs them all: ``fit``. Each is an entry of the training-method registry
+(``corruptlab.train.methods.METHODS``, which imports this module) whose fit function is
+``fit_method`` (the registry's fit contract over ``fit``) and whose ``build`` makes its runner.
 
-Each entry of ``RUNNERS`` declares its hyper-parameters (``Param``s, with defaults and their
-sources in the docstrings of ``supermask``, ``ticket_finder`` and ``gradient_free``) and builds
-a runner for a model. The entries:
+Each entry declares its hyper-parameters (``Param``s, with defaults and their sources in the
+docstrings of ``supermask``, ``ticket_finder`` and ``gradient_free``). The entries:
 
 - ``edge_popup``: an edge-popup supermask (``supermask``, Ramanujan et al. 2020) trained by
   SGD on its scores; ``k=0.5``, ``weights=signed_constant``, ``lr=0.1``, ``momentum=0.9``,
@@ -26,7 +26,7 @@ set once in minibatches of ``cfg.batch_size`` in the order that ``training.train
 gradient-free one runs one generation per minibatch. Every epoch's history row holds, beside
 ``training.RunRecord``'s columns (``train_loss``: the incumbent's mean loss over the epoch's
 minibatches; ``val_loss``, ``val_accuracy`` of the current solution; ``seconds``):
-``examples`` forwarded in the epoch, ``examples_total`` and ``seconds_total`` so far, and the
+``examples_forwarded`` in the epoch, ``examples_total`` and ``seconds_total`` so far, and the
 method's own diagnostics (a mask's density, a step size, a temperature). Early stopping,
 ``restore_best`` and the checkpoint are ``training``'s: ``RunRecord`` and ``Checkpoint``, with
 the method's whole state saved after every epoch, so a resumed run gives bit-identical results
@@ -55,49 +55,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corruptlab.core.params import Param, slug
-from corruptlab.core.registry import Registry
+from corruptlab.core.params import Param
+from corruptlab.train.methods import METHODS, Method, register_method
 
-
-@dataclass(frozen=True)
-class MethodKind:
-    name: str
-    params: tuple[Param, ...]
-    build: Callable[..., Any]  # (model, seed, **values) -> runner
-    doc: str
-    gradients: bool  # it takes a backward pass
-
-    def slug(self, values: dict) -> str:
-        return slug(self.name, self.params, values)
-
-    def values(self, spec: dict) -> dict[str, Any]:
-        """The parameter values of ``spec`` (``{"name": ..., **params}``), defaults filled in;
-        an unknown key or a bad value raises ValueError naming it and what is accepted."""
-        known = {p.name for p in self.params}
-        unknown = sorted(set(spec) - known - {"name"})
-        if unknown:
-            raise ValueError(
-                f"method {self.name!r}: unknown parameter(s) {', '.join(unknown)}; "
-                f"accepted: {', '.join(sorted(known)) or 'none'}"
-            )
-        values = {}
-        for p in self.params:
-            value = spec.get(p.name, p.default)
-            if value is None:
-                raise ValueError(f"method {self.name!r}: {p.name} is required ({p.accepted()})")
-            reason = p.check(value)
-            if reason is not None:
-                raise ValueError(f"method {self.name!r}: {p.name}: {reason}")
-            values[p.name] = value
-        return values
-
-
-RUNNERS: Registry[MethodKind] = Registry("no-gd method")
+# the mask methods: their frozen weights never change (a claim checks their digest)
+FROZEN = ("edge_popup", "bernoulli_supermask", "ticket_finder")
 
 
 def _register(name: str, doc: str, *params: Param, gradients: bool):
+    """Register ``build`` (``(model, seed, **values) -> runner``) as the training method
+    ``name``, fitted by ``fit_method``."""
+
     def decorate(build: Callable[..., Any]) -> Callable[..., Any]:
-        RUNNERS.add(name, MethodKind(name, params, build, doc, gradients))
+        register_method(
+            Method(
+                name,
+                f"{__name__}:fit_method",  # defined below
+                params=params,
+                doc=doc,
+                gradient_free=not gradients,
+                frozen_weights=name in FROZEN,
+                build=build,
+            )
+        )
         return build
 
     return decorate
@@ -420,9 +400,17 @@ def _openai_es(model, seed: int, pairs, sigma, lr, weight_decay, chunk):
 
 
 def build_runner(model, spec: dict, seed: int):
-    """The runner of method ``spec`` (``{"name": ..., **params}``) for ``model``."""
-    kind = RUNNERS.get(spec["name"])
-    return kind.build(model, seed, **kind.values(spec))
+    """The runner of method ``spec`` (``{"name": ..., **params}``, a method of this loop) for
+    ``model``."""
+    method = METHODS.get(spec["name"])
+    if method.build is None:
+        raise ValueError(
+            f"method {method.name!r} is not one of the loop's; accepted: "
+            f"{', '.join(n for n, m in METHODS.items() if m.build is not None)}"
+        )
+    values = method.values(spec)
+    del values["name"]
+    return method.build(model, seed, **values)
 
 
 # --- the loop -------------------------------------------------------------------------------
@@ -509,7 +497,7 @@ def fit(
     def extra(epoch: int, epoch_examples: int) -> Callable[[], dict]:
         def columns() -> dict:
             row = {
-                "examples": epoch_examples,
+                "examples_forwarded": epoch_examples,
                 "examples_total": budget.examples,
                 "seconds_total": budget.seconds,
                 **runner.extra(),
@@ -562,3 +550,18 @@ def fit(
         epoch_progress(progress, epoch, [record])
         save(epoch)
     return record.result(resumed_from)
+
+
+def fit_method(model, data, cfg, spec, checkpoint, progress=None, on_epoch=None):
+    """``fit`` under the registry's fit contract (``corruptlab.train.methods``): the run's
+    batch size, epochs, patience, seed and restore_best from ``cfg``
+    (``training.TrainConfig``), the method from ``spec``."""
+    loop_cfg = MethodConfig(
+        method=spec,
+        batch_size=cfg.batch_size,
+        max_epochs=cfg.max_epochs,
+        patience=cfg.patience,
+        seed=cfg.seed,
+        restore_best=cfg.restore_best,
+    )
+    return fit(model, data, loop_cfg, checkpoint, progress, on_epoch)

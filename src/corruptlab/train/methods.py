@@ -17,7 +17,7 @@ its module and tests. Every fit function has the one contract::
   ``{"name": ..., <param>: <value>, ...}`` with every declared parameter present (defaults
   filled in); ``checkpoint``: a path to write an atomic checkpoint to after every epoch or
   generation and to resume from, with the same result as an uninterrupted run (None: none;
-  ``training.Checkpoint`` under ``checkpoint_key(cfg, spec)``); ``progress``: a tqdm-like
+  the method's own ``training.Checkpoint``); ``progress``: a tqdm-like
   bar (``update(n)`` in training examples forwarded, ``set_postfix``, ``total``) or None;
   ``on_epoch(epoch, model)``: None, or extra columns for a history row (call it with the
   model as the row's weights, as ``training.train`` does).
@@ -86,6 +86,9 @@ class Method:
     uses_optimizer: bool = False
     gradient_free: bool = False
     frozen_weights: bool = False
+    # a method of the shared loop (``method_loop.fit_method``): builds its runner,
+    # ``build(model, seed, **values)``; None for a method with a fit function of its own
+    build: Callable[..., Any] | None = None
 
     def slug(self, values: dict) -> str:
         """The method's run-path segment: ``edge_popup-k0.5`` (the name alone without
@@ -93,8 +96,25 @@ class Method:
         return slug(self.name, self.params, values)
 
     def values(self, spec: dict) -> dict:
-        """``spec`` with every declared parameter (defaults filled in), ``name`` first."""
-        return {"name": self.name, **{p.name: spec.get(p.name, p.default) for p in self.params}}
+        """``spec`` with every declared parameter (defaults filled in), ``name`` first; an
+        unknown key or a bad value raises ValueError naming it and what is accepted."""
+        known = {p.name for p in self.params}
+        unknown = sorted(set(spec) - known - {"name"})
+        if unknown:
+            raise ValueError(
+                f"method {self.name!r}: unknown parameter(s) {', '.join(unknown)}; "
+                f"accepted: {', '.join(sorted(known)) or 'none'}"
+            )
+        values = {"name": self.name}
+        for p in self.params:
+            value = spec.get(p.name, p.default)
+            if value is None:
+                raise ValueError(f"method {self.name!r}: {p.name} is required ({p.accepted()})")
+            reason = p.check(value)
+            if reason is not None:
+                raise ValueError(f"method {self.name!r}: {p.name}: {reason}")
+            values[p.name] = value
+        return values
 
     def resolve(self) -> FitFn:
         """The fit function."""
@@ -149,16 +169,6 @@ def check_history(history: Sequence[dict], method: Method) -> None:
         )
 
 
-def checkpoint_key(cfg, spec: dict) -> str:
-    """The key a method's ``training.Checkpoint`` is saved under: the run's configuration and
-    its method setting, so that a checkpoint of another setting is never resumed."""
-    import hashlib
-    import json
-
-    text = json.dumps({"cfg": cfg.key(), "method": spec}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def weights_digest(tensors: dict[str, Any] | Sequence[Any]) -> str:
     """SHA-256 (hex) of tensors' bytes, in order (by name for a dict): equal digests mean
     bit-identical tensors."""
@@ -198,46 +208,6 @@ register_method(
 )
 
 
-# --- the methods of corruptlab.train.method_loop: masks over frozen weights, gradient-free -------
-
-# their fit: the loop's, with the run's batch size, epochs, patience, seed and restore_best
-FROZEN = ("edge_popup", "bernoulli_supermask", "ticket_finder")
-
-
-def _fit_loop(model, data, cfg, spec, checkpoint, progress=None, on_epoch=None):
-    """A method of ``method_loop`` under the fit contract: its history's ``examples`` are the
-    contract's ``examples_forwarded``."""
-    from corruptlab.train.method_loop import MethodConfig, fit
-
-    loop_cfg = MethodConfig(
-        method=spec,
-        batch_size=cfg.batch_size,
-        max_epochs=cfg.max_epochs,
-        patience=cfg.patience,
-        seed=cfg.seed,
-        restore_best=cfg.restore_best,
-    )
-    result = fit(model, data, loop_cfg, checkpoint, progress, on_epoch)
-    for row in result.history:
-        row["examples_forwarded"] = row.pop("examples")
-    return result
-
-
-def _register_loop_methods() -> None:
-    from corruptlab.train.method_loop import RUNNERS
-
-    for name in RUNNERS:
-        runner = RUNNERS.get(name)
-        register_method(
-            Method(
-                name,
-                _fit_loop,
-                params=runner.params,
-                doc=runner.doc,
-                gradient_free=not runner.gradients,
-                frozen_weights=name in FROZEN,
-            )
-        )
-
-
-_register_loop_methods()
+# the masks over frozen weights and the gradient-free searches: their entries are in
+# corruptlab.train.method_loop (one registry: importing this module registers them)
+from corruptlab.train import method_loop as _method_loop  # noqa: E402, F401
