@@ -886,3 +886,21 @@ def test_readme_lists_every_schedule_and_objective_with_its_parameters():
     assert {p.name for p in params} == {"gamma", "temperature", "alpha"}
     assert [p.name for p in params if f"`{p.name}` (`{p.code}`: " not in text] == []
     assert "| `schedule` |" in text and "| `objective` |" in text
+
+
+def test_a_corruption_tta_study_with_several_training_settings_is_refused():
+    """Its claims and figures compare adaptation methods per model: two noise settings (or two
+    lrs) would be averaged together, so the config is refused, naming the settings."""
+    config = minimal()
+    study(config).update(kind="corruption_tta", models=["conv4_bn"], max_epochs=2)
+    with pytest.raises(ConfigError) as err:
+        validate_config(config)
+    message = str(err.value)
+    assert "studies.quick: trains each model in 4 settings" in message
+    assert "uniform-a0/adadelta-lr0.1" in message and "uniform-a2/adadelta-lr1" in message
+    assert "accepted: one noise setting and one optimizer setting" in message
+    study(config).update(
+        noise=[{"kind": "uniform", "alpha": 2}], optimizers=[{"name": "adadelta", "lr": 1.0}]
+    )
+    validate_config(config)  # one setting per model: accepted
+    assert len(runs_of(config)) == 3  # three seeds (the default)

@@ -528,13 +528,38 @@ class CorruptionTTA(StudyKind):
     claims = (_clean_accuracy_kept, _tta_beats_source, _entropy_ranks_error)
 
     def check(self, where: str, study: dict) -> list[str]:
+        errors = []
         baseline, models = study.get("baseline_model"), study.get("models")
         if isinstance(baseline, str) and isinstance(models, list) and baseline not in models:
-            return [
+            errors.append(
                 f"{where}.baseline_model: {baseline!r} is not one of the study's models; "
                 f"accepted: {', '.join(map(str, models))}"
-            ]
+            )
+        settings = training_settings(study)
+        if len(settings) > 1:
+            errors.append(
+                f"{where}: trains each model in {len(settings)} settings "
+                f"({', '.join(settings[:4])}{', ...' if len(settings) > 4 else ''}), but its "
+                "tables, claims and figures compare adaptation methods per model and would "
+                "average over them; accepted: one noise setting and one optimizer setting "
+                "(one lr, batch_size, max_epochs, objective) per corruption_tta study (put "
+                "other settings in studies of their own)"
+            )
+        return errors
+
+
+def training_settings(study: dict) -> list[str]:
+    """The distinct training settings of a study's models (run paths without the model and
+    seed: noise, optimizer, batch size, epochs); [] for a study whose grid cannot be expanded
+    (its schema errors are reported instead)."""
+    from corruptlab.core.grid import grid_runs
+
+    try:
+        one = {"batch_size": 128, "max_epochs": 1, **study, "seeds": 1}  # the schema default
+        runs = grid_runs("check", one, {"data": {"split_seed": 0}, "device": ""})
+    except Exception:  # a malformed study: the schema's messages name the fault
         return []
+    return list(dict.fromkeys(r["run_id"].split("/", 1)[1].rsplit("/", 1)[0] for r in runs))
 
 
 register(CorruptionTTA())
