@@ -303,7 +303,8 @@ NOISE0 = (*Q, "noise", 0)
 OPT0 = (*Q, "optimizers", 0)
 MODELS = (
     "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
-    "net_notebook, mlp_300_100"
+    "net_notebook, mlp_300_100, mlp_d10, mlp_d10_bn, mlp_d20, mlp_d20_bn, resnet_preact, "
+    "resnet_preact_bn"
 )
 STUDY_KEYS = (  # of a label_noise study; other kinds add their own (memorization:, ood:, ...)
     "batch_size, dataset, evaluation, in_classes, kind, max_epochs, models, noise, objective, "
@@ -528,7 +529,8 @@ BAD = [
         [
             "studies.quick.models: got []; accepted: a non-empty list of distinct names out of "
             "perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
-            "net_notebook, mlp_300_100 (model names (registry corruptlab.train.models.MODELS))"
+            "net_notebook, mlp_300_100, mlp_d10, mlp_d10_bn, mlp_d20, mlp_d20_bn, resnet_preact, "
+            "resnet_preact_bn (model names (registry corruptlab.train.models.MODELS))"
         ],
         id="empty-models",
     ),
@@ -537,7 +539,8 @@ BAD = [
         [
             "studies.quick.models: got ['mlp1', 'mlp1']; accepted: a non-empty list of distinct "
             "names out of perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
-            "net_notebook, mlp_300_100 (model names (registry corruptlab.train.models.MODELS))"
+            "net_notebook, mlp_300_100, mlp_d10, mlp_d10_bn, mlp_d20, mlp_d20_bn, resnet_preact, "
+            "resnet_preact_bn (model names (registry corruptlab.train.models.MODELS))"
         ],
         id="repeated-model",
     ),
