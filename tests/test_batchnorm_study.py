@@ -6,6 +6,7 @@ snakemake CLI, and the full config planned."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib
 
@@ -21,11 +22,13 @@ from torch import nn  # noqa: E402
 
 from corruptlab.core.config import ConfigError, expand_runs, validate_config  # noqa: E402
 from corruptlab.report.claims import check_claims  # noqa: E402
-from corruptlab.studies import STUDIES, batchnorm  # noqa: E402, F401 (registers the kind)
+from corruptlab.studies import STUDIES, load  # noqa: E402
 from corruptlab.train.inits import INITS, initialise  # noqa: E402
 from corruptlab.train.models import build_model  # noqa: E402
 from corruptlab.train.probes import init_probe, probed_layers  # noqa: E402
 from corruptlab.train.training import seeded_model  # noqa: E402
+
+load()  # the built-in study kinds, registered in their order (batchnorm among them)
 
 STUDY = {
     "kind": "batchnorm",
@@ -106,6 +109,26 @@ def test_config_errors_name_the_key_and_what_is_accepted(changes, message):
     with pytest.raises(ConfigError) as err:
         validated(**changes)
     assert message in str(err.value)
+
+
+def test_a_colour_dataset_trains_but_refuses_grey_test_sets():
+    config = validated(dataset="cifar10")
+    assert expand_runs("bn", config["studies"]["bn"], config)[0]["dataset"] == "cifar10"
+    study = {
+        "kind": "corruption_tta",
+        "dataset": "cifar10",
+        "models": ["conv4_bn"],
+        "noise": [{"kind": "none"}],
+        "optimizers": [{"name": "adam", "lr": 0.001}],
+        "evaluation": {"corruptions": ["gaussian_noise"]},
+    }
+    with pytest.raises(ConfigError) as err:
+        validate_config({"studies": {"tta": study}})
+    assert (
+        "studies.tta.evaluation.corruptions: the corrupted and OOD test sets are made of grey "
+        "images, and 'cifar10' is a colour dataset; accepted: no evaluation.corruptions with a "
+        "colour dataset"
+    ) in str(err.value)
 
 
 # --- initialisations and measurements at init -----------------------------------------------------
@@ -189,6 +212,55 @@ def test_without_bn_a_large_step_blows_the_loss_up_and_with_bn_it_does_not():
         ratios[name] = init_probe(model, _batches(size=64), [3.0])["probe.relative_loss.s3"]
     assert ratios["mlp_d20"] > 100
     assert ratios["mlp_d20_bn"] < 10
+
+
+def test_the_train_job_trains_a_resnet_pair_on_colour_images_and_measures_it(tmp_path):
+    """A run of each ResNet on a tiny CIFAR-shaped dataset (3 x 32 x 32): trained every epoch,
+    its initial weights drawn by the named init from (study, seed, "init"), and measured at
+    initialisation (epoch 0's history row) on the same minibatches for both lrs of a seed."""
+    import sys
+
+    from corruptlab.data.datasets import prepare, save_prepared
+    from corruptlab.jobs.labels import make_labels
+    from corruptlab.jobs.train import train_job
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_datasets import write_cifar_archive
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    write_cifar_archive(raw / "cifar-10-python.tar.gz", per_batch=10)
+    data = tmp_path / "data.pt"
+    save_prepared(prepare("cifar10", raw, split_seed=0, n_val=10), data)
+    config = validated(
+        dataset="cifar10",
+        models=["resnet_preact", "resnet_preact_bn"],
+        init=["xavier"],
+        optimizers=[{"name": "sgd", "lr": [0.01, 0.1], "momentum": 0.9}],
+        moderate_lr=0.1,
+        batch_size=16,
+        seeds=1,
+        train=None,
+    )
+    config["device"] = "cpu"
+    runs = expand_runs("bn", config["studies"]["bn"], config)
+    labels = tmp_path / "labels.npz"
+    make_labels(str(data), runs[0]["noise"], "bn", 0, str(labels))
+    rows = {}
+    for run in runs:
+        files = {"model": "model.pt", "history": "history.parquet", "run": "run.json"}
+        out = {k: str(tmp_path / run["run_id"] / f) for k, f in files.items()}
+        record = train_job([run], str(data), [str(labels)], [out])[0]
+        assert record["epochs_trained"] == 1 and record["run"]["init"] == "xavier"
+        rows[run["run_id"]] = pd.read_parquet(out["history"]).set_index("epoch")
+        saved = torch.load(out["model"], weights_only=True)
+        assert saved["in_shape"] == [3, 32, 32]
+    first = rows["resnet_preact_bn/none/xavier/sgd-lr0.01-m0.9-wd0-bs16/seed0"].loc[0]
+    second = rows["resnet_preact_bn/none/xavier/sgd-lr0.1-m0.9-wd0-bs16/seed0"].loc[0]
+    probe = [c for c in first.index if c.startswith("probe.")]
+    assert len([c for c in probe if c.startswith("probe.act_std.")]) == 14  # 13 convs, 1 linear
+    assert first[probe].to_dict() == second[probe].to_dict()  # same init, same minibatches
+    assert rows["resnet_preact/none/xavier/sgd-lr0.1-m0.9-wd0-bs16/seed0"].loc[1, "train_loss"] > 0
 
 
 # --- tables and claims on synthetic runs ---------------------------------------------------------
@@ -425,8 +497,9 @@ def test_a_batchnorm_study_runs_end_to_end(bn_run):
 def test_the_full_and_quick_configs_plan(tmp_path):
     wd = copy_workflow(tmp_path)
     full = planned_jobs(snakemake(wd, "-n", "--configfile", "config/studies/batchnorm.yaml").stdout)
-    # 8 models x 2 inits x 10 lrs, 3 seeds a job
-    assert full["train_seeds0_2"] == 160 and full["download"] == 1
+    # MNIST: 8 models x 2 inits x 10 lrs; CIFAR-10: 6 models x 2 inits x 10 lrs; 3 seeds a job
+    assert full["train_seeds0_2"] == 160 + 120 and full["download"] == 2
+    assert full["prepare"] == 2
     quick = planned_jobs(
         snakemake(wd, "-n", "--configfile", "config/studies/batchnorm_quick.yaml").stdout
     )

@@ -400,10 +400,10 @@ BAD = [
         id="unknown-model",
     ),
     pytest.param(
-        _set(*Q, "dataset", "cifar10"),
+        _set(*Q, "dataset", "cifar100"),
         [
-            "studies.quick.dataset: unknown dataset 'cifar10'; "
-            "accepted: mnist5k, mnist, fashion-mnist, kmnist"
+            "studies.quick.dataset: unknown dataset 'cifar100'; "
+            "accepted: mnist5k, mnist, fashion-mnist, kmnist, cifar10"
         ],
         id="unknown-dataset",
     ),
@@ -471,7 +471,7 @@ BAD = [
         _del(*Q, "dataset"),
         [
             "studies.quick.dataset: missing; accepted: one of mnist5k, mnist, fashion-mnist, "
-            "kmnist (dataset name (registry corruptlab.data.datasets.DATASETS))"
+            "kmnist, cifar10 (dataset name (registry corruptlab.data.datasets.DATASETS))"
         ],
         id="study-without-dataset",
     ),
@@ -655,10 +655,10 @@ def test_config_error_is_a_value_error_with_a_header():
 
 def test_two_registry_mistakes_are_reported_together():
     config = minimal()
-    study(config).update(models=["resnet", "mlp1", "vit"], dataset="cifar10")
+    study(config).update(models=["resnet", "mlp1", "vit"], dataset="cifar100")
     assert problems(config) == [
-        "studies.quick.dataset: unknown dataset 'cifar10'; "
-        "accepted: mnist5k, mnist, fashion-mnist, kmnist",
+        "studies.quick.dataset: unknown dataset 'cifar100'; "
+        "accepted: mnist5k, mnist, fashion-mnist, kmnist, cifar10",
         f"studies.quick.models[0]: unknown model 'resnet'; {MODELS}",
         f"studies.quick.models[2]: unknown model 'vit'; {MODELS}",
     ]
