@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from corruptlab.core.registry import Registry
 from corruptlab.core.seeding import derive_seed
 
 log = logging.getLogger("corruptlab")
@@ -62,10 +63,7 @@ def train_job(
     if len(runs) > 1:
         name = name.rsplit("/", 1)[0] + f"/{packing}-seeds{seeds[0]}-{seeds[-1]}"
     callbacks = [
-        _measurements(
-            csr_callback(job.run, job.data.val_images, job.data.val_labels, shared["std"]),
-            probe_callback(job.run, job.data),
-        )
+        _measurements(*(m(job.run, job.data, shared["std"]) for _, m in MEASUREMENTS.items()))
         for job in jobs
     ]
     with _progress(total, name, progress_file) as bar:
@@ -200,6 +198,16 @@ def _measurements(*callbacks):
         return row
 
     return measure
+
+
+# Measurements during training (a registry): each entry, named after the run-dict key that asks
+# for it, maps (run, training data, the data's std) to the run's ``on_epoch`` (None for a run
+# without the key); a run's history rows get the columns of every measurement it has.
+MEASUREMENTS: Registry = Registry("training measurement")
+MEASUREMENTS.add(
+    "csr", lambda run, data, std: csr_callback(run, data.val_images, data.val_labels, std)
+)
+MEASUREMENTS.add("probe", lambda run, data, std: probe_callback(run, data))
 
 
 def csr_examples(run: dict, val_labels):
