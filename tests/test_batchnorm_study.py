@@ -377,6 +377,8 @@ def test_claims_supported_when_the_numbers_behave_as_the_paper_says():
     ratio = rows(claims, "the largest lr that trains")
     assert ratio["verdict"].tolist() == ["supported"]
     assert ratio["value"].iloc[0] == pytest.approx(2.0)  # log10(1 / 0.01)
+    assert ratio["paper_value"].iloc[0] == 3.0  # Bjorck et al.'s 1e-4 vs 0.1
+    assert "Fig. 1" in ratio["paper_source"].iloc[0]
     assert rows(claims, "without batch norm the deep MLP diverges")["verdict"].tolist() == [
         "supported"
     ]
