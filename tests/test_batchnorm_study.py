@@ -308,7 +308,7 @@ def synthetic(outcome, inits=("kaiming",), n_layers: int = 11) -> dict[str, pd.D
                             )
                         row[f"probe.act_std.L{layer:02d}"] = grow**layer * (1 + 0.02 * seed)
                         row[f"probe.act_mean.L{layer:02d}"] = 0.1
-                        row[f"probe.grad_tail.L{layer:02d}"] = 5.0
+                        row[f"probe.grad_tail.L{layer:02d}"] = 5.0 * grow**2 + 0.1 * seed
                     for eta in (0.01, 1.0):
                         blow = 1e6 if (eta == 1.0 and not model.endswith("_bn")) else 0.9
                         row[f"probe.relative_loss.s{eta:g}"] = blow
@@ -388,10 +388,13 @@ def test_claims_supported_when_the_numbers_behave_as_the_paper_says():
     best = rows(claims, "the best accuracy over the lr grid")
     assert best["verdict"].tolist() == ["supported"]
     assert best["value"].iloc[0] == pytest.approx(0.02)
-    growth = rows(claims, "at init")
+    growth = claims[claims["claim"].str.contains("grow")]
     assert len(growth) == 4 and set(growth["verdict"]) == {"supported"}
     grads = rows(claims, "at init, without batch norm, gradient norms")
     assert grads["value"].iloc[0] == pytest.approx(8 * math.log10(1.3))  # layer 10 over 2
+    tails = rows(claims, "at init, the gradients of a middle layer are heavier-tailed")
+    assert tails["verdict"].tolist() == ["supported"]
+    assert tails["detail"].iloc[0].startswith("layer 6;")  # the middle of 11
     refused = rows(claims, "batch norm wins at a small, equal lr")
     assert refused["verdict"].tolist() == ["not applicable"]
     assert "deliberately not claimed" in refused["reason"].iloc[0]
@@ -439,6 +442,7 @@ def test_figures_draw(tmp_path):
     assert kind.figure_names(study) == (
         "accuracy_vs_lr",
         "grad_norm_hist",
+        "gradients_vs_depth",
         "activation_std_vs_depth",
         "relative_loss_vs_step",
     )
@@ -488,6 +492,7 @@ def test_a_batchnorm_study_runs_end_to_end(bn_run):
     assert figures == {
         "accuracy_vs_lr",
         "grad_norm_hist",
+        "gradients_vs_depth",
         "activation_std_vs_depth",
         "relative_loss_vs_step",
     }

@@ -440,6 +440,36 @@ def _depth_growth(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     return rows
 
 
+def _heavier_tails(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    """Bjorck et al.'s Fig. 2: at initialisation the gradient entries of a middle layer are
+    heavier-tailed without batch norm: log10 of q99.9 / q50 of their absolute values (4.9 for
+    Gaussian entries), without BN minus with BN, Welch CI over seeds, per pair and init."""
+    claim = "at init, the gradients of a middle layer are heavier-tailed without batch norm"
+    quantity = "log10(q99.9 / q50 of |gradient|): without BN - with BN"
+    probe = tables["init_probe"]
+    found = pairs(study["models"])
+    if probe.empty or not found:
+        return [not_applicable(claim, "-", f"{quantity} > 0", "no BN pair measured at init")]
+    tails = _per_run(probe)
+    tails = tails[tails["quantity"] == "grad_tail"]
+    rows = []
+    for pair in found:
+        for init, at in tails.groupby("init", sort=True):
+            layer = (int(at.loc[at["model"] == pair[1], "layer"].max()) + 1) // 2
+            values = {
+                m: np.log10(
+                    at[(at["model"] == m) & (at["layer"] == layer)]["value"].to_numpy(float)
+                )
+                for m in pair
+            }
+            s = diff_ci(values[pair[1]], values[pair[0]])
+            detail = f"layer {layer}; log10 tail per seed: without BN {_fmt(values[pair[1]])}, "
+            detail += f"with BN {_fmt(values[pair[0]])} (Gaussian: {math.log10(4.9):.2f})"
+            subject = f"{_pair_name(pair)}, {init}"
+            rows.append(compare(claim, subject, s, quantity, ">", 0, detail))
+    return rows
+
+
 def _fmt(values) -> str:
     return "/".join(f"{v:+.2f}" for v in values) or "none"
 
@@ -585,6 +615,38 @@ def grad_norm_hist(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     return fig
 
 
+def gradients_vs_depth(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Gradients per layer at initialisation, per pair and init (rows): the gradient norm of
+    each layer's weight (left) and the tail of its entries, q99.9 / q50 of their absolute
+    values (right; dotted: 4.9, Gaussian entries), as log10, mean and 95% CI over seeds."""
+    plt = pyplot()
+    s = tables["init_probe_summary"]
+    s = s[s["quantity"].isin(["grad_norm", "grad_tail"])]
+    panels = _panels(s) if len(s) else []
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            max(len(panels), 1), 2, figsize=(7.6, 2.6 * max(len(panels), 1) + 0.7),
+            squeeze=False, layout="constrained",
+        )  # fmt: skip
+        for row, (title, d) in zip(axes, panels, strict=False):
+            for ax, quantity, label in (
+                (row[0], "grad_norm", "log10 gradient norm"),
+                (row[1], "grad_tail", "log10 q99.9 / q50 of |gradient|"),
+            ):
+                _lines(ax, d[d["quantity"] == quantity], "layer")
+                ax.set_title(title, fontsize=8)
+                ax.set_xlabel("layer (1 = first, last = classifier)")
+                ax.set_ylabel(label)
+            row[1].axhline(math.log10(4.9), color="#999999", lw=0.8, ls=":")
+            row[0].legend(frameon=False, fontsize=7)
+        fig.suptitle(
+            "Gradients per layer at initialisation (mean of log10 over seeds, 95% CI;\n"
+            "dotted: the tail of Gaussian entries)",
+            fontsize=9,
+        )
+    return fig
+
+
 def _lines(ax, d: pd.DataFrame, x: str) -> None:
     for bn, b in d.groupby("bn", sort=False):
         b = b.sort_values(x)
@@ -669,6 +731,7 @@ class Batchnorm(StudyKind):
     figures = {
         "accuracy_vs_lr": Output(accuracy_vs_lr, ("lr_sweep",)),
         "grad_norm_hist": Output(grad_norm_hist, ("init_probe",), when=_has_probe),
+        "gradients_vs_depth": Output(gradients_vs_depth, ("init_probe_summary",), when=_has_probe),
         "activation_std_vs_depth": Output(
             activation_std_vs_depth, ("init_probe_summary",), when=_has_probe
         ),
@@ -682,6 +745,7 @@ class Batchnorm(StudyKind):
         _diverges_at_high_lr,
         _best_accuracy,
         _depth_growth,
+        _heavier_tails,
         _not_claimed_small_lr,
     )
 
