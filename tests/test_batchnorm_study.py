@@ -102,6 +102,11 @@ def test_probe_defaults():
             "accepted: a pair such as conv4_bn with conv4, mlp_d10_bn with mlp_d10",
         ),
         ({"probe": {"batches": 0}}, "studies.bn.probe.batches: got 0; accepted:"),
+        (
+            {"train": {"seeds_per_job": 2, "packing": "vmap"}},
+            "studies.bn.train.packing: a batchnorm study measures each run at initialisation on "
+            "its own model, which vmap's stacked seeds do not give; accepted: sequential",
+        ),
         ({"probe": {"steps": [1]}}, "studies.bn.probe: "),
     ],
 )

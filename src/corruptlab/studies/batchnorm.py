@@ -773,6 +773,12 @@ class Batchnorm(StudyKind):
                 f"{where}.moderate_lr: {moderate:g} is not one of the study's learning rates; "
                 f"accepted: {', '.join(f'{v:g}' for v in sorted(lrs))}"
             )
+        train = study.get("train") if isinstance(study.get("train"), dict) else {}
+        if train.get("packing") == "vmap":
+            errors.append(
+                f"{where}.train.packing: a batchnorm study measures each run at initialisation "
+                "on its own model, which vmap's stacked seeds do not give; accepted: sequential"
+            )
         models = [m for _, m in entries(study.get("models"), str) if m in MODELS]
         if models and not pairs(models):
             twins = [f"{m} with {MODELS.get(m).without_bn}" for m in MODELS if twin_of(m)]
