@@ -41,7 +41,7 @@ from corruptlab.report.claims import (
 )
 from corruptlab.report.stats import RANGES, UNBOUNDED, diff_ci, difference_range, mean_ci
 from corruptlab.report.style import STYLE, pyplot
-from corruptlab.report.tables import ci_rows, provenance, summary
+from corruptlab.report.tables import CONFIG_COLUMNS, OPTIM_COLUMNS, ci_rows, provenance, summary
 from corruptlab.studies import Output, StudyKind, register
 from corruptlab.train.inits import INITS
 from corruptlab.train.models import MODELS
@@ -206,19 +206,20 @@ def init_probe(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
     """The measurements at initialisation, one row per (model, init, seed, quantity, layer,
     minibatch or step size): the history's ``probe.*`` columns of epoch 0, long. A seed's
     initial weights and probe minibatches are the same at every learning rate, so each
-    (model, init, seed) is kept once (its run at the smallest lr)."""
+    (model, init, seed, batch size and noise setting: the data it is measured on) is kept once,
+    its run at the smallest lr."""
     h = tables["histories"]
     columns = [c for c in h if c.startswith(PROBE)]
     runs = clean_runs(tables["runs"])
-    base = ["run_id", "model", "bn", "pair", "init", "seed", "lr"]
+    base = ["run_id", "model", "bn", "pair", "init", "seed", "batch_size", "lr"]
     out_columns = [*base, "quantity", "layer", "batch", "step_size", "value"]
     if not columns:
         return pd.DataFrame(columns=out_columns)
+    same_data = [c for c in CONFIG_COLUMNS if c in runs and c not in OPTIM_COLUMNS]
     first = h[h["epoch"] == 0][["run_id", *columns]]
-    first = first.merge(runs[[c for c in base if c in runs]], on="run_id", how="inner")
-    first = first.sort_values(["model", "init", "seed", "lr"]).drop_duplicates(
-        ["model", "init", "seed"]
-    )
+    first = first.merge(runs[["run_id", *same_data, "bn", "pair", "seed"]], on="run_id")
+    first = first.merge(runs[["run_id", "lr"]], on="run_id")
+    first = first.sort_values([*same_data, "seed", "lr"]).drop_duplicates([*same_data, "seed"])
     long = first.melt(id_vars=base, value_vars=columns, var_name="column").dropna(subset=["value"])
     parts = long["column"].str.extract(COLUMN)
     long["quantity"] = parts["quantity"]
@@ -235,7 +236,8 @@ def init_probe(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
 def _per_run(probe: pd.DataFrame) -> pd.DataFrame:
     """One value per (run, quantity, layer, step size): a quantity measured per minibatch
     (gradient norms) is averaged over its minibatches."""
-    keys = ["run_id", "model", "bn", "pair", "init", "seed", "quantity", "layer", "step_size"]
+    keys = ["run_id", "model", "bn", "pair", "init", "seed", "batch_size"]
+    keys += ["quantity", "layer", "step_size"]
     return probe.groupby(keys, dropna=False, sort=True, as_index=False)["value"].mean()
 
 
@@ -252,7 +254,7 @@ def init_probe_summary(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataF
     per_run = _per_run(probe)
     per_run["value"] = np.log10(np.clip(per_run["value"].to_numpy(float), 1e-12, 1e12))
     per_run["scale"] = "log10"
-    keys = ["model", "bn", "pair", "init", "quantity", "scale", "layer", "step_size"]
+    keys = ["model", "bn", "pair", "init", "batch_size", "quantity", "scale", "layer", "step_size"]
     rows = ci_rows(per_run.assign(**provenance(probe)), keys, "value", {}, metric="value")
     return pd.DataFrame(rows)
 
