@@ -303,7 +303,8 @@ NOISE0 = (*Q, "noise", 0)
 OPT0 = (*Q, "optimizers", 0)
 MODELS = (
     "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
-    "net_notebook, mlp_300_100"
+    "net_notebook, mlp_300_100, mlp_d10, mlp_d10_bn, mlp_d20, mlp_d20_bn, resnet_preact, "
+    "resnet_preact_bn"
 )
 STUDY_KEYS = (  # of a label_noise study; other kinds add their own (memorization:, ood:, ...)
     "batch_size, dataset, evaluation, in_classes, kind, max_epochs, models, noise, objective, "
@@ -399,10 +400,10 @@ BAD = [
         id="unknown-model",
     ),
     pytest.param(
-        _set(*Q, "dataset", "cifar10"),
+        _set(*Q, "dataset", "cifar100"),
         [
-            "studies.quick.dataset: unknown dataset 'cifar10'; "
-            "accepted: mnist5k, mnist, fashion-mnist, kmnist"
+            "studies.quick.dataset: unknown dataset 'cifar100'; "
+            "accepted: mnist5k, mnist, fashion-mnist, kmnist, cifar10"
         ],
         id="unknown-dataset",
     ),
@@ -470,7 +471,7 @@ BAD = [
         _del(*Q, "dataset"),
         [
             "studies.quick.dataset: missing; accepted: one of mnist5k, mnist, fashion-mnist, "
-            "kmnist (dataset name (registry corruptlab.data.datasets.DATASETS))"
+            "kmnist, cifar10 (dataset name (registry corruptlab.data.datasets.DATASETS))"
         ],
         id="study-without-dataset",
     ),
@@ -528,7 +529,8 @@ BAD = [
         [
             "studies.quick.models: got []; accepted: a non-empty list of distinct names out of "
             "perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
-            "net_notebook, mlp_300_100 (model names (registry corruptlab.train.models.MODELS))"
+            "net_notebook, mlp_300_100, mlp_d10, mlp_d10_bn, mlp_d20, mlp_d20_bn, resnet_preact, "
+            "resnet_preact_bn (model names (registry corruptlab.train.models.MODELS))"
         ],
         id="empty-models",
     ),
@@ -537,7 +539,8 @@ BAD = [
         [
             "studies.quick.models: got ['mlp1', 'mlp1']; accepted: a non-empty list of distinct "
             "names out of perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
-            "net_notebook, mlp_300_100 (model names (registry corruptlab.train.models.MODELS))"
+            "net_notebook, mlp_300_100, mlp_d10, mlp_d10_bn, mlp_d20, mlp_d20_bn, resnet_preact, "
+            "resnet_preact_bn (model names (registry corruptlab.train.models.MODELS))"
         ],
         id="repeated-model",
     ),
@@ -652,10 +655,10 @@ def test_config_error_is_a_value_error_with_a_header():
 
 def test_two_registry_mistakes_are_reported_together():
     config = minimal()
-    study(config).update(models=["resnet", "mlp1", "vit"], dataset="cifar10")
+    study(config).update(models=["resnet", "mlp1", "vit"], dataset="cifar100")
     assert problems(config) == [
-        "studies.quick.dataset: unknown dataset 'cifar10'; "
-        "accepted: mnist5k, mnist, fashion-mnist, kmnist",
+        "studies.quick.dataset: unknown dataset 'cifar100'; "
+        "accepted: mnist5k, mnist, fashion-mnist, kmnist, cifar10",
         f"studies.quick.models[0]: unknown model 'resnet'; {MODELS}",
         f"studies.quick.models[2]: unknown model 'vit'; {MODELS}",
     ]

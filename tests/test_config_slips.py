@@ -135,8 +135,8 @@ def test_a_missing_dataset_names_the_key_and_the_datasets():
     config = minimal()
     del config["studies"]["quick"]["dataset"]
     assert problems(config) == [
-        "studies.quick.dataset: missing; accepted: one of mnist5k, mnist, fashion-mnist, kmnist "
-        "(dataset name (registry corruptlab.data.datasets.DATASETS))"
+        "studies.quick.dataset: missing; accepted: one of mnist5k, mnist, fashion-mnist, "
+        "kmnist, cifar10 (dataset name (registry corruptlab.data.datasets.DATASETS))"
     ]
 
 
@@ -149,8 +149,8 @@ def test_a_wrong_type_names_the_key_what_was_given_and_the_type_and_range():
 
 def test_a_dataset_of_the_wrong_type_lists_the_datasets():
     assert problems(minimal(dataset=5)) == [
-        "studies.quick.dataset: got 5; accepted: one of mnist5k, mnist, fashion-mnist, kmnist "
-        "(dataset name (registry corruptlab.data.datasets.DATASETS))"
+        "studies.quick.dataset: got 5; accepted: one of mnist5k, mnist, fashion-mnist, "
+        "kmnist, cifar10 (dataset name (registry corruptlab.data.datasets.DATASETS))"
     ]
 
 

@@ -41,12 +41,13 @@ def test_import_does_not_load_torch():
 
 
 def test_registry():
-    assert set(datasets.DATASETS) == {"mnist5k", "mnist", "fashion-mnist", "kmnist"}
+    assert set(datasets.DATASETS) == {"mnist5k", "mnist", "fashion-mnist", "kmnist", "cifar10"}
     for name, spec in datasets.DATASETS.items():
         assert spec.name == name and len(spec.classes) == spec.n_classes == 10
     assert not datasets.is_downloadable("mnist5k")
     assert datasets.is_downloadable("kmnist")
     assert get_dataset("fashion-mnist").torchvision_class == "FashionMNIST"
+    assert get_dataset("cifar10").raw_format == "cifar" and datasets.is_downloadable("cifar10")
 
 
 @pytest.mark.parametrize("call", [get_dataset, prepare, lambda n: download(n, "unused")])
@@ -266,6 +267,85 @@ def test_download_verifies_and_prepare_parses(served, server, dead, tmp_path):
     assert torch.bincount(data["val_labels"]).tolist() == [1] * 10
     assert np.array_equal(data["test_images"].numpy(), arrays["test"][0])  # kept as is
     assert data["content_hash"] == content_hash(data)
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+
+def test_cifar10_downloads_torchvisions_archive_with_its_md5():
+    """The URL and md5 come from torchvision's CIFAR10 class (no network needed to read them)."""
+    import torchvision.datasets
+
+    resources, mirrors = datasets.torchvision_files("cifar10")
+    tv = torchvision.datasets.CIFAR10
+    assert resources == [("cifar-10-python.tar.gz", tv.tgz_md5)]
+    assert [m + resources[0][0] for m in mirrors] == [tv.url]
+    mnist_resources, mnist_mirrors = datasets.torchvision_files("mnist")
+    assert mnist_resources == [tuple(r) for r in torchvision.datasets.MNIST.resources]
+    assert mnist_mirrors == torchvision.datasets.MNIST.mirrors
+
+
+def write_cifar_archive(path: Path, per_batch: int = 20, rng_seed: int = 0) -> dict:
+    """A tiny archive laid out as torchvision's cifar-10-python.tar.gz (pickled batches under
+    cifar-10-batches-py/); returns the images [N, 3, 32, 32] and labels of each split."""
+    import io
+    import pickle
+    import tarfile
+
+    rng = np.random.default_rng(rng_seed)
+    arrays = {}
+    with tarfile.open(path, "w:gz") as tar:
+        for split, names in datasets.CIFAR_BATCHES.items():
+            xs, ys = [], []
+            for name in names:
+                x = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+                y = list(np.tile(np.arange(10), per_batch // 10))
+                blob = pickle.dumps({"batch_label": name, "data": x, "labels": y})
+                info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+                info.size = len(blob)
+                tar.addfile(info, io.BytesIO(blob))
+                xs.append(x.reshape(-1, 3, 32, 32))
+                ys.append(np.asarray(y))
+            arrays[split] = (np.concatenate(xs), np.concatenate(ys))
+    return arrays
+
+
+def test_cifar10_download_verifies_and_prepare_reads_the_archive(server, dead, tmp_path):
+    url, requests = server  # serves tmp_path / "served" (the fixture ``served``'s directory)
+    served = tmp_path / "served" / "cifar"
+    served.mkdir()
+    arrays = write_cifar_archive(served / "cifar-10-python.tar.gz")
+    md5 = hashlib.md5((served / "cifar-10-python.tar.gz").read_bytes()).hexdigest()
+    resources = [("cifar-10-python.tar.gz", md5)]
+    dest = tmp_path / "raw"
+    paths = download(
+        "cifar10", dest, [f"{url}/cifar"], resources=resources, default_mirrors=[dead], timeout=5
+    )
+    assert paths == [dest / "cifar-10-python.tar.gz"]
+    assert requests == ["/cifar/cifar-10-python.tar.gz"]
+    data = prepare("cifar10", dest, split_seed=0, n_val=10)
+    assert [len(data[f"{s}_labels"]) for s in SPLITS] == [90, 10, 20]
+    assert tuple(data["train_images"].shape[1:]) == (3, 32, 32)
+    assert data["train_images"].dtype == torch.uint8
+    assert torch.bincount(data["val_labels"]).tolist() == [1] * 10
+    assert np.array_equal(data["test_images"].numpy(), arrays["test"][0])  # kept as is
+    assert data["classes"][0] == "airplane" and data["content_hash"] == content_hash(data)
+    path = tmp_path / "data.pt"
+    save_prepared(data, path)
+    assert load_prepared(path)["content_hash"] == data["content_hash"]
+
+
+def test_cifar10_prepare_names_a_missing_batch_or_archive(tmp_path):
+    import tarfile
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    with pytest.raises(FileNotFoundError, match="expected one CIFAR archive"):
+        prepare("cifar10", raw)
+    with tarfile.open(raw / "cifar-10-python.tar.gz", "w:gz"):
+        pass
+    with pytest.raises(DatasetFileError, match="no batch 'data_batch_1' in the archive"):
+        prepare("cifar10", raw)
 
 
 def test_download_rejects_corrupted_file(served, server, dead, tmp_path):

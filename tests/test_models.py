@@ -16,7 +16,8 @@ from corruptlab.train.models import MODELS, build_model
 MNIST = (1, 28, 28)
 NAMES = [
     "perceptron", "mlp1", "mlp2", "mlp4", "conv4", "net", "conv4_bn", "mlp_bn", "mlp2_4096",
-    "net_notebook", "mlp_300_100",
+    "net_notebook", "mlp_300_100", "mlp_d10", "mlp_d10_bn", "mlp_d20", "mlp_d20_bn",
+    "resnet_preact", "resnet_preact_bn",
 ]  # fmt: skip
 
 
@@ -63,6 +64,12 @@ LINEARS = {
     "mlp2_4096": [(784, 4096), (4096, 4096), (4096, 10)],
     "net_notebook": [(64 * 12 * 12, 128), (128, 10)],
     "mlp_300_100": [(784, 300), (300, 100), (100, 10)],
+    "mlp_d10": [(784, 128)] + [(128, 128)] * 9 + [(128, 10)],
+    "mlp_d10_bn": [(784, 128)] + [(128, 128)] * 9 + [(128, 10)],
+    "mlp_d20": [(784, 128)] + [(128, 128)] * 19 + [(128, 10)],
+    "mlp_d20_bn": [(784, 128)] + [(128, 128)] * 19 + [(128, 10)],
+    "resnet_preact": [(64, 10)],
+    "resnet_preact_bn": [(64, 10)],
 }
 
 
@@ -71,6 +78,47 @@ def test_linear_layers(name):
     model = build_model(name, MNIST, 10)
     sizes = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
     assert sizes == LINEARS[name]
+
+
+def _weight_shapes(model: nn.Module) -> list[tuple[int, ...]]:
+    return [tuple(m.weight.shape) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if MODELS.get(n).without_bn])
+def test_a_batchnorm_model_and_its_twin_have_the_same_widths_and_depth(name):
+    """The batchnorm study's pairs: the same linear and conv weights in the same order, one
+    batch norm per hidden layer (biases replaced by its shift), and no batch norm in the twin."""
+    twin = MODELS.get(name).without_bn
+    assert MODELS.get(twin).batchnorm is False
+    with_bn, without = build_model(name, MNIST, 10), build_model(twin, MNIST, 10)
+    assert _weight_shapes(with_bn) == _weight_shapes(without)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in without.modules())
+
+
+def test_only_a_batchnorm_model_names_a_twin():
+    from corruptlab.train.models import model
+
+    with pytest.raises(ValueError, match="only a batch-norm model names its twin"):
+        model("x", family="mlp", without_bn="mlp1")
+    assert [n for n in NAMES if MODELS.get(n).without_bn] == [
+        "conv4_bn", "mlp_d10_bn", "mlp_d20_bn", "resnet_preact_bn"
+    ]  # fmt: skip
+
+
+def test_resnet_preact_layers():
+    """14 weight layers (stem, 6 blocks of two 3x3 convs, the classifier) plus the 1x1
+    shortcut convs of the two stages that change the shape; with BN, 13 batch norms (two per
+    block and the last pre-activation)."""
+    for name, n_bn in (("resnet_preact", 0), ("resnet_preact_bn", 13)):
+        model = build_model(name, MNIST, 10)
+        convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+        shortcuts = [n for n, _ in convs if n.endswith("shortcut")]
+        assert len(convs) - len(shortcuts) == 13 and len(shortcuts) == 2
+        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        assert len(bns) == n_bn
+        assert [m.out_channels for _, m in convs if m.kernel_size == (3, 3)] == [16] * 5 + [
+            32
+        ] * 4 + [64] * 4
 
 
 def test_parameter_counts():
@@ -176,6 +224,8 @@ def test_models_have_one_line_descriptions():
 # The Snakefile imports these at parse time; they must not pay for torch.
 LIGHT_MODULES = [
     "corruptlab.train.models",
+    "corruptlab.train.inits",
+    "corruptlab.studies.batchnorm",
     "corruptlab.core.config",
     "corruptlab.data.noise",
     "corruptlab.studies",
@@ -221,9 +271,11 @@ def test_each_models_facts_hold_for_the_built_model(name):
 def test_models_where_selects_by_facts():
     from corruptlab.train.models import models_where
 
-    assert models_where(batchnorm=True) == ["conv4_bn", "mlp_bn"]
+    assert models_where(batchnorm=True) == [
+        "conv4_bn", "mlp_bn", "mlp_d10_bn", "mlp_d20_bn", "resnet_preact_bn"
+    ]  # fmt: skip
     assert models_where(family="mlp", batchnorm=False) == [
-        "mlp1", "mlp2", "mlp4", "mlp2_4096", "mlp_300_100"
+        "mlp1", "mlp2", "mlp4", "mlp2_4096", "mlp_300_100", "mlp_d10", "mlp_d20"
     ]  # fmt: skip
     assert models_where(family="linear") == ["perceptron"]
     with pytest.raises(ValueError, match="family 'rnn'; accepted: linear, mlp, conv"):

@@ -266,6 +266,13 @@ EXERCISED = {
     "uv run snakemake --cores all --configfile config/studies/no_gd.yaml": [
         "tests/test_readme.py::test_the_full_studies_plan_with_the_readme_options"
     ],
+    "uv run snakemake --cores all --configfile config/studies/batchnorm.yaml": [
+        "tests/test_batchnorm_study.py::test_the_full_and_quick_configs_plan"
+    ],
+    "uv run snakemake --cores all --configfile config/studies/batchnorm_quick.yaml": [
+        "tests/test_batchnorm_study.py::test_the_full_and_quick_configs_plan",
+        "tests/test_batchnorm_study.py::test_a_batchnorm_study_runs_end_to_end",
+    ],
 }
 
 

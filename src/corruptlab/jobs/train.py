@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from corruptlab.core.registry import Registry
 from corruptlab.core.seeding import derive_seed
 
 log = logging.getLogger("corruptlab")
@@ -62,7 +63,7 @@ def train_job(
     if len(runs) > 1:
         name = name.rsplit("/", 1)[0] + f"/{packing}-seeds{seeds[0]}-{seeds[-1]}"
     callbacks = [
-        csr_callback(job.run, job.data.val_images, job.data.val_labels, shared["std"])
+        _measurements(*(m(job.run, job.data, shared["std"]) for _, m in MEASUREMENTS.items()))
         for job in jobs
     ]
     with _progress(total, name, progress_file) as bar:
@@ -153,6 +154,62 @@ def csr_callback(run: dict, val_images, val_labels, std: float):
     return measure
 
 
+def probe_callback(run: dict, data):
+    """``on_epoch`` measuring a run at initialisation (epoch 0) when it has a ``probe``
+    (``corruptlab.train.probes.init_probe``: per-layer gradient norms and tails, activation
+    statistics, relative loss vs step size) on ``probe.batches`` training minibatches of the
+    run's batch size, drawn from (study, seed, "probe"): the same minibatches, and the same
+    initial weights, for every learning rate of a seed. None for runs without ``probe``."""
+    spec = run.get("probe")
+    if not spec:
+        return None
+    import torch
+
+    from corruptlab.train.probes import init_probe
+
+    def measure(epoch: int, model) -> dict:
+        if epoch != 0:
+            return {}
+        generator = torch.Generator().manual_seed(derive_seed(run["study"], run["seed"], "probe"))
+        size = run["batch_size"]
+        order = torch.randperm(len(data.indices), generator=generator)
+        order = order[: spec["batches"] * size].to(data.indices.device)
+        batches = [
+            (data.images.index_select(0, data.indices.index_select(0, sel)), data.labels[sel])
+            for sel in order.split(size)
+        ]
+        row = init_probe(model, batches, spec["step_sizes"])
+        log.info("%s: measured %d quantities at initialisation", run["run_id"], len(row))
+        return row
+
+    return measure
+
+
+def _measurements(*callbacks):
+    """One ``on_epoch`` from the measurements a run has (None: none; one: itself)."""
+    present = [c for c in callbacks if c is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+
+    def measure(epoch: int, model) -> dict:
+        row: dict = {}
+        for callback in present:
+            row.update(callback(epoch, model))
+        return row
+
+    return measure
+
+
+# Measurements during training (a registry): each entry, named after the run-dict key that asks
+# for it, maps (run, training data, the data's std) to the run's ``on_epoch`` (None for a run
+# without the key); a run's history rows get the columns of every measurement it has.
+MEASUREMENTS: Registry = Registry("training measurement")
+MEASUREMENTS.add(
+    "csr", lambda run, data, std: csr_callback(run, data.val_images, data.val_labels, std)
+)
+MEASUREMENTS.add("probe", lambda run, data, std: probe_callback(run, data))
+
+
 def csr_examples(run: dict, val_labels):
     """The positions (int64 tensor, sorted) of the validation examples a run's critical sample
     ratio is measured on: ``csr.n`` of them, class-stratified, drawn from the study and the
@@ -227,10 +284,16 @@ class _RunInputs:
         from corruptlab.train.training import seeded_model
 
         run, n_classes = self.run, self.shared["data"]["n_classes"]
-        model = seeded_model(
-            lambda: build_model(run["model"], self.in_shape, n_classes),
-            derive_seed(run["study"], run["seed"], "init"),
-        )
+
+        def build():
+            built = build_model(run["model"], self.in_shape, n_classes)
+            if "init" in run:  # a named initialisation (corruptlab.train.inits), same seed
+                from corruptlab.train.inits import initialise
+
+                initialise(built, run["init"])
+            return built
+
+        model = seeded_model(build, derive_seed(run["study"], run["seed"], "init"))
         init = input_paths(run).get("init")
         if init is not None:
             saved = torch.load(init, map_location="cpu", weights_only=True)

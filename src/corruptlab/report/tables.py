@@ -36,6 +36,7 @@ CONFIG_COLUMNS = [
     "dataset",
     "split_seed",
     "model",
+    "init",
     "noise_kind",
     *NOISE_PARAMS,
     *OPTIM_COLUMNS,
@@ -67,6 +68,8 @@ def flatten_run(record: dict) -> dict:
     """One flat row from a run.json record: config fields, outcome and provenance."""
     run = record["run"]
     row = {k: run[k] for k in ("study", "kind", "dataset", "split_seed", "model")}
+    if "init" in run:  # a named initialisation (the batchnorm study's; others keep their columns)
+        row["init"] = run["init"]
     row["noise_kind"] = run["noise"]["kind"]
     row.update({p: run["noise"].get(p, np.nan) for p in NOISE_PARAMS})
     row["optimizer"] = run["optimizer"]["name"]

@@ -35,7 +35,7 @@ from typing import Any
 
 from corruptlab.core.registry import Registry
 
-BUILTIN = ("label_noise", "corruption_tta", "ood", "memorization", "no_gd")
+BUILTIN = ("label_noise", "corruption_tta", "ood", "memorization", "no_gd", "batchnorm")
 # tables the workflow builds from every run's files (rules runs_table, predictions_table, ...)
 PER_RUN_TABLES = ("runs", "predictions", "histories", "ood_runs")
 

@@ -5,7 +5,9 @@ stochastic=...)``), so that no other module or test keeps a side list of names:
 - ``family``: ``linear`` (no hidden layer), ``mlp`` or ``conv``;
 - ``batchnorm``: it has batch-norm layers (what test-time adaptation adapts);
 - ``stochastic``: it has random layers (dropout), whose draws differ when seeds are trained
-  together (``train.packing: vmap`` is refused for it).
+  together (``train.packing: vmap`` is refused for it);
+- ``without_bn``: for a batch-norm model, the registered model of the same widths and depth
+  without batch norm (its twin in the ``batchnorm`` study's comparisons); None for the others.
 
 Builders import torch themselves so that this module (and the names it registers) can be
 imported by the Snakefile for config validation without paying for torch.
@@ -27,15 +29,23 @@ FAMILIES = ("linear", "mlp", "conv")
 
 
 def model(
-    name: str, *, family: str, batchnorm: bool = False, stochastic: bool = False
+    name: str,
+    *,
+    family: str,
+    batchnorm: bool = False,
+    stochastic: bool = False,
+    without_bn: str | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register a builder as model ``name`` with its facts (see the module docstring; a test
     holds each to the built model)."""
     if family not in FAMILIES:
         raise ValueError(f"model {name!r}: family {family!r}; accepted: {', '.join(FAMILIES)}")
+    if without_bn is not None and not batchnorm:
+        raise ValueError(f"model {name!r}: only a batch-norm model names its twin without_bn")
 
     def decorate(build: Builder) -> Builder:
         build.family, build.batchnorm, build.stochastic = family, batchnorm, stochastic
+        build.without_bn = without_bn
         return MODELS.register(name)(build)
 
     return decorate
@@ -147,7 +157,7 @@ def net(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     )
 
 
-@model("conv4_bn", family="conv", batchnorm=True)
+@model("conv4_bn", family="conv", batchnorm=True, without_bn="conv4")
 def conv4_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """conv4 with batch norm: conv -> BatchNorm2d -> pool -> ReLU, and BatchNorm1d after the
     hidden linear layer (the layers a test-time adaptation method such as TENT adapts).
@@ -233,3 +243,120 @@ def mlp_300_100(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """LeNet-300-100 (LeCun et al. 1998), the MLP of the lottery-ticket and supermask papers
     (Frankle & Carbin 2019, Zhou et al. 2019): hidden ReLU layers of 300 and 100 units."""
     return _mlp(in_shape, n_classes, [300, 100])
+
+
+# --- the batchnorm study's pairs (Bjorck et al. 2018): the same widths and depths, with and
+# without batch norm ---------------------------------------------------------------------------
+
+DEEP_WIDTH = 128  # the deep MLPs' hidden width (issue 18: width 128 on the CPU)
+
+
+def _deep_mlp(
+    in_shape: tuple[int, int, int], n_classes: int, depth: int, batchnorm: bool
+) -> nn.Module:
+    """``depth`` hidden layers of ``DEEP_WIDTH`` units, each linear -> ReLU, or with batch norm
+    linear (no bias) -> BatchNorm1d -> ReLU; then the linear classifier."""
+    from torch import nn
+
+    c, h, w = in_shape
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = c * h * w
+    for _ in range(depth):
+        if batchnorm:
+            layers += [nn.Linear(width, DEEP_WIDTH, bias=False), nn.BatchNorm1d(DEEP_WIDTH)]
+        else:
+            layers.append(nn.Linear(width, DEEP_WIDTH))
+        layers.append(nn.ReLU())
+        width = DEEP_WIDTH
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+@model("mlp_d10", family="mlp")
+def mlp_d10(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Deep MLP without batch norm: 10 hidden ReLU layers of 128 units."""
+    return _deep_mlp(in_shape, n_classes, 10, batchnorm=False)
+
+
+@model("mlp_d10_bn", family="mlp", batchnorm=True, without_bn="mlp_d10")
+def mlp_d10_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """mlp_d10 with batch norm: 10 hidden layers of 128 units, linear -> BatchNorm1d -> ReLU."""
+    return _deep_mlp(in_shape, n_classes, 10, batchnorm=True)
+
+
+@model("mlp_d20", family="mlp")
+def mlp_d20(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Deep MLP without batch norm: 20 hidden ReLU layers of 128 units."""
+    return _deep_mlp(in_shape, n_classes, 20, batchnorm=False)
+
+
+@model("mlp_d20_bn", family="mlp", batchnorm=True, without_bn="mlp_d20")
+def mlp_d20_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """mlp_d20 with batch norm: 20 hidden layers of 128 units, linear -> BatchNorm1d -> ReLU."""
+    return _deep_mlp(in_shape, n_classes, 20, batchnorm=True)
+
+
+RESNET_WIDTHS = (16, 32, 64)  # the three stages' channels (strides 1, 2, 2)
+RESNET_BLOCKS = 2  # pre-activation blocks per stage: 6 blocks, 14 weight layers in all
+
+
+def _preact_resnet(in_shape: tuple[int, int, int], n_classes: int, batchnorm: bool) -> nn.Module:
+    """A small pre-activation ResNet (He et al. 2016, "Identity Mappings"): a 3x3 stem conv,
+    three stages of ``RESNET_BLOCKS`` blocks with ``RESNET_WIDTHS`` channels, each block
+    [BN ->] ReLU -> conv3x3 -> [BN ->] ReLU -> conv3x3 plus its input (through a 1x1 conv named
+    ``shortcut`` where the shape changes), then [BN ->] ReLU, global average pooling and the
+    linear classifier. Without batch norm the convolutions have biases."""
+    import torch
+    from torch import nn
+
+    def norm(channels: int) -> nn.Module:
+        return nn.BatchNorm2d(channels) if batchnorm else nn.Identity()
+
+    class Block(nn.Module):
+        def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+            super().__init__()
+            self.norm1, self.act1 = norm(c_in), nn.ReLU()
+            self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=not batchnorm)
+            self.norm2, self.act2 = norm(c_out), nn.ReLU()
+            self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=not batchnorm)
+            self.shortcut = (
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+                if stride != 1 or c_in != c_out
+                else None
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.act1(self.norm1(x))
+            skip = x if self.shortcut is None else self.shortcut(out)
+            out = self.conv1(out)
+            out = self.conv2(self.act2(self.norm2(out)))
+            return out + skip
+
+    c = in_shape[0]
+    layers: list[nn.Module] = [nn.Conv2d(c, RESNET_WIDTHS[0], 3, 1, 1, bias=not batchnorm)]
+    c = RESNET_WIDTHS[0]
+    for stage, width in enumerate(RESNET_WIDTHS):
+        for block in range(RESNET_BLOCKS):
+            stride = 2 if stage > 0 and block == 0 else 1
+            layers.append(Block(c, width, stride))
+            c = width
+    layers += [
+        norm(c),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(c, n_classes),
+    ]
+    return _channels_last(nn.Sequential(*layers))
+
+
+@model("resnet_preact", family="conv")
+def resnet_preact(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """A small pre-activation ResNet without batch norm: 14 weight layers, 16/32/64 channels."""
+    return _preact_resnet(in_shape, n_classes, batchnorm=False)
+
+
+@model("resnet_preact_bn", family="conv", batchnorm=True, without_bn="resnet_preact")
+def resnet_preact_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """resnet_preact with batch norm before each ReLU of its pre-activation blocks."""
+    return _preact_resnet(in_shape, n_classes, batchnorm=True)
