@@ -303,7 +303,7 @@ NOISE0 = (*Q, "noise", 0)
 OPT0 = (*Q, "optimizers", 0)
 MODELS = (
     "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
-    "net_notebook, mlp_300_100"
+    "net_notebook, mlp_300_100, mlp_1200_dropout_jitter, mlp_400_dropout_jitter, mlp_800"
 )
 STUDY_KEYS = (  # of a label_noise study; other kinds add their own (memorization:, ood:, ...)
     "batch_size, dataset, evaluation, in_classes, kind, max_epochs, models, noise, objective, "
@@ -528,7 +528,8 @@ BAD = [
         [
             "studies.quick.models: got []; accepted: a non-empty list of distinct names out of "
             "perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
-            "net_notebook, mlp_300_100 (model names (registry corruptlab.train.models.MODELS))"
+            "net_notebook, mlp_300_100, mlp_1200_dropout_jitter, mlp_400_dropout_jitter, "
+            "mlp_800 (model names (registry corruptlab.train.models.MODELS))"
         ],
         id="empty-models",
     ),
@@ -537,7 +538,8 @@ BAD = [
         [
             "studies.quick.models: got ['mlp1', 'mlp1']; accepted: a non-empty list of distinct "
             "names out of perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
-            "net_notebook, mlp_300_100 (model names (registry corruptlab.train.models.MODELS))"
+            "net_notebook, mlp_300_100, mlp_1200_dropout_jitter, mlp_400_dropout_jitter, "
+            "mlp_800 (model names (registry corruptlab.train.models.MODELS))"
         ],
         id="repeated-model",
     ),
