@@ -617,8 +617,8 @@ BAD = [
         [
             "studies.quick.objective.name: 'distillation' trains on soft targets (a teacher's "
             "logits for every training example), which the runs of a 'label_noise' study do not "
-            "have; accepted: cross_entropy (no study kind provides soft targets yet; a "
-            "distillation study kind will)"
+            "have; accepted: cross_entropy, or a study of kind 'distillation' (which gives its "
+            "runs soft targets and sets their objective itself)"
         ],
         id="distillation-without-soft-targets",
     ),
@@ -839,8 +839,9 @@ def test_a_constant_schedule_and_the_default_objective_leave_runs_as_they_were()
 
 
 def test_an_objective_expands_into_the_grid_and_names_its_runs(monkeypatch):
-    """No study kind provides soft targets yet: with a kind that does (as a distillation kind
-    will), a distillation objective's list-valued parameters expand into the grid, its slug
+    """With a kind whose grid runs have soft targets (here label_noise made one; the
+    distillation kind sets its students' objectives itself), a distillation objective's
+    list-valued parameters expand into the grid, its slug
     follows the optimizer's (and schedule's), and the run dict carries it."""
     import copy
 
