@@ -26,6 +26,7 @@ DEFAULT_STUDIES = [
     "ood_quick",
     "memorization_quick",
     "no_gd_quick",
+    "distillation_quick",
 ]
 
 
@@ -265,6 +266,9 @@ EXERCISED = {
     ],
     "uv run snakemake --cores all --configfile config/studies/no_gd.yaml": [
         "tests/test_readme.py::test_the_full_studies_plan_with_the_readme_options"
+    ],
+    "uv run snakemake --cores all --configfile config/studies/distillation.yaml": [
+        "tests/test_distillation_study.py::test_the_full_distillation_study_plans_the_papers_grid"
     ],
 }
 
