@@ -167,6 +167,10 @@ def test_bias_shift_conditions_one_per_transfer_set_that_lacks_classes():
             "transfer_sets[2]; accepted: distinct (name, noise) pairs",
         ),
         (
+            lambda s: s.update(max_epochs=[2, 4]),
+            "studies.d.max_epochs: got a list; accepted: one integer in a distillation study",
+        ),
+        (
             lambda s: s["train"].update(packing="vmap"),
             "studies.d.train.packing: vmap cannot train teacher 'mlp_400_dropout_jitter' (it has "
             "dropout); accepted: packing sequential",
@@ -343,6 +347,31 @@ def test_changing_a_teacher_retrains_it_and_its_students_only(tiny_run):
     assert re.findall(r"output: results/d/runs/(\S+?)/seed0/train_logits\.npy", out) == [
         TEACHER_CLEAN
     ]
+
+
+def test_a_teacher_trains_to_the_same_weights_twice():
+    """Dropout and jitter draw from generators seeded per (run seed, epoch): a teacher retrained
+    on the CPU has bit-identical weights, so its soft targets (and its students) are too."""
+    from corruptlab.train.models import build_model
+    from corruptlab.train.training import TrainConfig, TrainData, seeded_model, train
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(64, 1, 28, 28, generator=g)
+    labels = torch.randint(0, 10, (64,), generator=g)
+    cfg = TrainConfig(
+        optimizer={"name": "adam", "lr": 0.001},
+        batch_size=16,
+        max_epochs=2,
+        patience=2,
+        seed=3,
+        restore_best=False,
+    )
+    states = []
+    for _ in range(2):
+        model = seeded_model(lambda: build_model("mlp_400_dropout_jitter", (1, 28, 28), 10), 7)
+        data = TrainData(images, torch.arange(64), labels, images[:16], labels[:16])
+        states.append(train(model, data, cfg).best_state)  # the last epoch's (restore_best off)
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
 def test_the_model_input_of_a_teacher_reaches_the_student_trainer():
