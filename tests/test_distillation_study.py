@@ -6,6 +6,7 @@ snakemake CLI, with the rerun a teacher's change causes (only it and its student
 from __future__ import annotations
 
 import copy
+import math
 import re
 
 import matplotlib
@@ -415,3 +416,101 @@ def test_the_full_distillation_study_plans_the_papers_grid(tmp_path):
     assert study["distillation"]["alpha"] == [1.0, 0.5]
     assert study["dataset"] == "mnist" and study["models"] == ["mlp_800"]
     assert study["teachers"][0]["models"] == ["mlp_1200_dropout_jitter"]
+
+
+# --- tables and claims on synthetic runs --------------------------------------------------------
+
+NO3 = {**STUDY, "transfer_sets": [{"name": "no3", "omit": [3], "temperature": 4}]}
+T_CONFIG = "teacher/m/none/adam-lr0.001-wd0-bs128"
+HARD = "student/s/none/no3/hard/adam-lr0.001-wd0-bs128"
+SOFT = "student/s/none/no3/from-m+none+adam-lr0.001-wd0-bs128/adam-lr0.001-wd0-kd-t4-a0.5-bs128"
+LABELS = np.repeat(np.arange(10), 10)  # 100 test images, 10 per class
+
+
+def _predictions(run_id: str, condition: str, right: dict[int, int]) -> pd.DataFrame:
+    """Per-example rows: of each class's 10 images, ``right[class]`` (default 9) correct."""
+    correct = np.concatenate([np.arange(10) < right.get(c, 9) for c in range(10)])
+    n = len(LABELS)
+    return pd.DataFrame(
+        {"run_id": [run_id] * n, "condition": [condition] * n, "label": LABELS, "correct": correct}
+    )
+
+
+def _synthetic(after_on_3: int) -> dict[str, pd.DataFrame]:
+    """A teacher, a hard-label student and a distilled student without 3s, two seeds each: the
+    distilled one gets 4 of 10 test 3s before the shift and ``after_on_3`` after it; the hard
+    one none."""
+    runs, preds = [], []
+    for seed in (0, 1):
+        for config, role, right_before, right_after in (
+            (T_CONFIG, "teacher", {}, None),
+            (HARD, "student", {3: 0}, {3: 0}),
+            (SOFT, "student", {3: 4}, {3: after_on_3}),
+        ):
+            run_id = f"{config}/seed{seed}"
+            soft = config == SOFT
+            base = {
+                "run_id": run_id,
+                "seed": seed,
+                "model": "m" if role == "teacher" else "s",
+                "role": role,
+                "transfer_set": "all" if role == "teacher" else "no3",
+                "teacher_run_id": f"{T_CONFIG}/seed{seed}" if soft else None,
+                "teacher_model": "m" if soft else None,
+                "teacher_noise": "none" if soft else None,
+                "kd_temperature": 4.0 if soft else np.nan,
+                "kd_alpha": 0.5 if soft else np.nan,
+                "objective": "kd-t4-a0.5" if soft else None,
+                "git_commit": "abc",
+                "study": "d",
+            }
+            runs.append({**base, "condition": "clean", "bias_shift": np.nan})
+            runs.append({**base, "condition": "shift_no3", "bias_shift": 2.5})
+            preds.append(_predictions(run_id, "clean", right_before))
+            preds.append(_predictions(run_id, "shift_no3", right_after or right_before))
+    return {"runs": pd.DataFrame(runs), "predictions": pd.concat(preds, ignore_index=True)}
+
+
+def _claims(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    from corruptlab.report.claims import check_claims
+
+    study = config_of(NO3)["studies"]["d"]
+    tables = {**tables, "errors": distillation.errors(tables, study)}
+    return check_claims("distillation", tables, study)
+
+
+def test_the_errors_table_counts_per_class_before_and_after_the_shift():
+    tables = _synthetic(after_on_3=9)
+    study = config_of(NO3)["studies"]["d"]
+    e = distillation.errors(tables, study)
+    soft = e[e["run_id"] == f"{SOFT}/seed0"].set_index(["stage", "class"])
+    assert soft.loc[("before", "3"), "errors"] == 6 and soft.loc[("after", "3"), "errors"] == 1
+    assert soft.loc[("before", "all"), "errors"] == 6 + 9  # 9 other classes, one error each
+    assert soft.loc[("before", "all"), "n"] == 100
+    assert soft.loc[("after", "3"), "bias_shift"] == 2.5
+    assert set(soft["teacher_run_id"]) == {f"{T_CONFIG}/seed0"}
+    teacher = e[e["role"] == "teacher"]
+    assert set(teacher["stage"]) == {"before"}  # a teacher saw every class: no shift
+    summary = distillation.summary({"errors": e}, study)
+    row = summary[(summary["config"] == SOFT) & (summary["stage"] == "after")]
+    row = row[row["class"] == "3"].iloc[0]
+    assert row["mean"] == 0.9 and row["n"] == 2 and row["teacher_run_ids"].count(";") == 1
+
+
+def test_the_mythical_three_claims_follow_the_numbers():
+    claims = _claims(_synthetic(after_on_3=9)).set_index("claim")
+    assert claims.index[0] == "the teacher learns (sanity)"
+    assert claims.loc["the teacher learns (sanity)", "verdict"] == "supported"
+    soft_claim = (
+        "without a class in the transfer set, the distilled student gets it right after the "
+        "bias shift"
+    )
+    hard_claim = "without a class in the transfer set, the hard-label student never gets it right"
+    assert claims.loc[soft_claim, "verdict"] == "supported"
+    assert claims.loc[soft_claim, "value"] == 0.9
+    assert math.isclose(claims.loc[soft_claim, "paper_value"], 1 - 14 / 1010)
+    assert claims.loc[hard_claim, "verdict"] == "supported"
+    worse = _claims(_synthetic(after_on_3=5)).set_index("claim")
+    assert worse.loc[soft_claim, "verdict"] == "contradicted"  # 0.5 on the 3s, both seeds
+    only = worse.loc["only some classes in the transfer set: test error > 40% before the shift"]
+    assert only["verdict"] == "not applicable"  # no transfer set keeps only some classes
