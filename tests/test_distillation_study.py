@@ -151,8 +151,8 @@ def test_bias_shift_conditions_one_per_transfer_set_that_lacks_classes():
         ),
         (
             lambda s: s.update(objective={"name": "distillation", "temperature": 2, "alpha": 1}),
-            "studies.d.objective: a distillation study sets its students' loss in distillation: "
-            "and trains on every class; accepted: no such key",
+            "studies.d.objective: a distillation study sets its students' loss itself (keys "
+            "distillation.temperature and distillation.alpha); accepted: no objective key",
         ),
         (
             lambda s: s["teachers"][1].update(models=["resnet"]),
@@ -166,6 +166,10 @@ def test_bias_shift_conditions_one_per_transfer_set_that_lacks_classes():
             lambda s: s["transfer_sets"].append({"name": "no3", "omit": [4]}),
             "studies.d.transfer_sets[4]: transfer set 'no3' with noise none is also "
             "transfer_sets[2]; accepted: distinct (name, noise) pairs",
+        ),
+        (
+            lambda s: s.update(in_classes=[0, 1, 2]),
+            "studies.d.in_classes: a distillation study trains and tests on every class",
         ),
         (
             lambda s: s.update(max_epochs=[2, 4]),

@@ -1112,12 +1112,17 @@ class Distillation(StudyKind):
 
     def check(self, where: str, study: dict) -> list[str]:
         errors = []
-        for key in ("objective", "in_classes"):
-            if key in study:
-                errors.append(
-                    f"{where}.{key}: a distillation study sets its students' loss in "
-                    "distillation: and trains on every class; accepted: no such key"
-                )
+        if "objective" in study:
+            errors.append(
+                f"{where}.objective: a distillation study sets its students' loss itself (keys "
+                "distillation.temperature and distillation.alpha); accepted: no objective key"
+            )
+        if "in_classes" in study:
+            errors.append(
+                f"{where}.in_classes: a distillation study trains and tests on every class "
+                "(transfer_sets[].omit / keep leave classes out of the students' training "
+                "only); accepted: no in_classes key"
+            )
         for key in ("batch_size", "max_epochs"):
             if isinstance(study.get(key), list):
                 errors.append(
