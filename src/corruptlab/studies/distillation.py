@@ -474,7 +474,10 @@ def _teacher_learns(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     a broken teacher's numbers could pass while the study is wrong)."""
     e = _overall(tables["errors"])
     t = e[e["role"] == TEACHER]
-    return learns("the teacher learns (sanity)", t, ["config"])
+    names = {c: _subject(g) for c, g in t.groupby("config")}
+    return learns(
+        "the teacher learns (sanity)", t.assign(subject=t["config"].map(names)), ["subject"]
+    )
 
 
 def _students(e: pd.DataFrame, transfer: str | None = None) -> pd.DataFrame:
@@ -491,7 +494,7 @@ def _subject(g: pd.DataFrame) -> str:
     """A claims row's subject in words: the run configuration of ``g``'s rows."""
     r = g.iloc[0]
     if r["role"] == TEACHER:
-        return f"teacher {r['model']}, labels {r['noise']}"
+        return f"teacher {r['model']}, labels {r['noise']}, {r['config'].rsplit('/', 1)[-1]}"
     words = f"{r['model']}, labels {r['noise']}, transfer set {r['transfer_set']}, "
     if r["objective"] == "cross_entropy":
         return words + "hard labels"
