@@ -168,6 +168,10 @@ def test_bias_shift_conditions_one_per_transfer_set_that_lacks_classes():
             "transfer_sets[2]; accepted: distinct (name, noise) pairs",
         ),
         (
+            lambda s: s.pop("teachers"),
+            "studies.d.teachers: missing; accepted: a non-empty list of teacher entries",
+        ),
+        (
             lambda s: s.update(in_classes=[0, 1, 2]),
             "studies.d.in_classes: a distillation study trains and tests on every class",
         ),

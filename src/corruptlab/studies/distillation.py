@@ -1115,6 +1115,11 @@ class Distillation(StudyKind):
 
     def check(self, where: str, study: dict) -> list[str]:
         errors = []
+        if "teachers" not in study:
+            errors.append(
+                f"{where}.teachers: missing; accepted: a non-empty list of teacher entries "
+                "({models: [...], noise: [...], ...}; config/README.md)"
+            )
         if "objective" in study:
             errors.append(
                 f"{where}.objective: a distillation study sets its students' loss itself (keys "
