@@ -8,14 +8,13 @@ from corruptlab.core.logs import end_job, job_log
 from corruptlab.jobs.soft_targets import soft_targets_job
 
 params = snakemake.params
-n_runs = sum(1 for key in snakemake.output.keys() if key.startswith("train_logits_"))
 with job_log(snakemake.log[0]), gpu_lease(params.device):
-    for i in range(n_runs):
+    for i, out in enumerate(snakemake.output):  # one logits file per run of the pack
         soft_targets_job(
             snakemake.input[f"run_{i}"],
             snakemake.input.data,
             snakemake.input[f"model_{i}"],
-            snakemake.output[f"train_logits_{i}"],
+            out,
             device=params.device,
             threads=snakemake.threads,
         )

@@ -69,7 +69,7 @@ for _seeds, _studies in SOFT_TARGET_PACKS.items():
             **trained_files(_seeds),
             data=dataset_file,
         output:
-            **pack_files(_seeds, "train_logits.npy"),
+            **pack_files(_seeds, runs.SOFT_TARGETS),
         log:
             pack_log("soft_targets", _seeds),
         wildcard_constraints:

@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 
 TEACHER, STUDENT = "teacher", "student"
 HARD = "hard"  # the path segment (and teacher column) of a hard-label student
-SOFT_TARGETS_FILE = "train_logits.npy"  # what the soft_targets rule writes in a teacher's run dir
+SOFT_TARGETS_FILE = run_paths.SOFT_TARGETS  # what the soft_targets rule writes in a run dir
 SHIFT_PREFIX = "shift_"  # eval condition of a transfer set's bias shift: shift_<transfer set>
 BEFORE, AFTER = "before", "after"
 ALL_CLASSES = "all"
