@@ -522,3 +522,64 @@ def test_the_mythical_three_claims_follow_the_numbers():
     assert worse.loc[soft_claim, "verdict"] == "contradicted"  # 0.5 on the 3s, both seeds
     only = worse.loc["only some classes in the transfer set: test error > 40% before the shift"]
     assert only["verdict"] == "not applicable"  # no transfer set keeps only some classes
+
+
+def _whole_set_errors() -> pd.DataFrame:
+    """The errors table of a teacher, a hard-label student and students at T = 2 and 8 on the
+    whole training set (two seeds), and of the mythical-3 runs above."""
+    runs, preds = [], []
+    soft = (
+        "student/s/none/all/from-m+none+adam-lr0.001-wd0-bs128/adam-lr0.001-wd0-kd-t{t}-a0.5-bs128"
+    )
+    for seed in (0, 1):
+        for config, temp, wrong in (
+            (T_CONFIG, None, 1),
+            ("student/s/none/all/hard/adam-lr0.001-wd0-bs128", None, 3),
+            (soft.format(t=2), 2.0, 2),
+            (soft.format(t=8), 8.0, 2),
+        ):
+            run_id = f"{config}/seed{seed}"
+            teacher = config == T_CONFIG
+            runs.append(
+                {
+                    "run_id": run_id,
+                    "study": "d",
+                    "seed": seed,
+                    "model": "m" if teacher else "s",
+                    "role": "teacher" if teacher else "student",
+                    "transfer_set": "all",
+                    "teacher_run_id": None if temp is None else f"{T_CONFIG}/seed{seed}",
+                    "teacher_model": None if temp is None else "m",
+                    "teacher_noise": None if temp is None else "none",
+                    "kd_temperature": np.nan if temp is None else temp,
+                    "kd_alpha": np.nan if temp is None else 0.5,
+                    "objective": None if temp is None else f"kd-t{temp:g}-a0.5",
+                    "condition": "clean",
+                    "bias_shift": np.nan,
+                }
+            )
+            preds.append(_predictions(run_id, "clean", {c: 10 - wrong for c in range(10)}))
+    study = config_of({**STUDY, "transfer_sets": [{"name": "all"}]})["studies"]["d"]
+    tables = {"runs": pd.DataFrame(runs), "predictions": pd.concat(preds, ignore_index=True)}
+    return distillation.errors(tables, study)
+
+
+def test_the_figures_draw_what_the_tables_hold():
+    e = _whole_set_errors()
+    fig = distillation.errors_vs_temperature({"errors": e})
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["distilled, alpha=0.5", "hard labels", "teacher"]
+    distilled = ax.get_lines()[0]
+    assert list(distilled.get_xdata()) == [2.0, 8.0]
+    assert list(distilled.get_ydata()) == [20.0, 20.0]  # 2 errors in each of 10 classes
+    assert ax.get_lines()[1].get_ydata()[0] == 30.0 and ax.get_lines()[2].get_ydata()[0] == 10.0
+    fig = distillation.noisy_teachers({"errors": e})
+    bars = [p.get_height() for p in fig.axes[0].patches]
+    assert bars == pytest.approx([90.0, 80.0, 80.0, 70.0])  # teacher, T=2, T=8, hard labels
+    no3 = distillation.errors(_synthetic(after_on_3=9), config_of(NO3)["studies"]["d"])
+    fig = distillation.unseen_class_accuracy({"errors": no3})
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    # hard labels before, distilled before; hard labels after, distilled after (accuracy on 3s)
+    assert heights == pytest.approx([0.0, 40.0, 0.0, 90.0])
+    assert fig.axes[0].get_title() == "transfer set no3 (unseen: 3)"
