@@ -304,7 +304,7 @@ OPT0 = (*Q, "optimizers", 0)
 MODELS = (
     "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
     "net_notebook, mlp_300_100, mlp_d10, mlp_d10_bn, mlp_d20, mlp_d20_bn, resnet_preact, "
-    "resnet_preact_bn"
+    "resnet_preact_bn, mlp_1200_dropout_jitter, mlp_400_dropout_jitter, mlp_800"
 )
 STUDY_KEYS = (  # of a label_noise study; other kinds add their own (memorization:, ood:, ...)
     "batch_size, dataset, evaluation, in_classes, kind, max_epochs, models, noise, objective, "
@@ -530,7 +530,8 @@ BAD = [
             "studies.quick.models: got []; accepted: a non-empty list of distinct names out of "
             "perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
             "net_notebook, mlp_300_100, mlp_d10, mlp_d10_bn, mlp_d20, mlp_d20_bn, resnet_preact, "
-            "resnet_preact_bn (model names (registry corruptlab.train.models.MODELS))"
+            "resnet_preact_bn, mlp_1200_dropout_jitter, mlp_400_dropout_jitter, mlp_800 (model "
+            "names (registry corruptlab.train.models.MODELS))"
         ],
         id="empty-models",
     ),
@@ -540,7 +541,8 @@ BAD = [
             "studies.quick.models: got ['mlp1', 'mlp1']; accepted: a non-empty list of distinct "
             "names out of perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
             "net_notebook, mlp_300_100, mlp_d10, mlp_d10_bn, mlp_d20, mlp_d20_bn, resnet_preact, "
-            "resnet_preact_bn (model names (registry corruptlab.train.models.MODELS))"
+            "resnet_preact_bn, mlp_1200_dropout_jitter, mlp_400_dropout_jitter, mlp_800 (model "
+            "names (registry corruptlab.train.models.MODELS))"
         ],
         id="repeated-model",
     ),
@@ -618,8 +620,8 @@ BAD = [
         [
             "studies.quick.objective.name: 'distillation' trains on soft targets (a teacher's "
             "logits for every training example), which the runs of a 'label_noise' study do not "
-            "have; accepted: cross_entropy (no study kind provides soft targets yet; a "
-            "distillation study kind will)"
+            "have; accepted: cross_entropy, or a study of kind 'distillation' (which gives its "
+            "runs soft targets and sets their objective itself)"
         ],
         id="distillation-without-soft-targets",
     ),
@@ -840,8 +842,9 @@ def test_a_constant_schedule_and_the_default_objective_leave_runs_as_they_were()
 
 
 def test_an_objective_expands_into_the_grid_and_names_its_runs(monkeypatch):
-    """No study kind provides soft targets yet: with a kind that does (as a distillation kind
-    will), a distillation objective's list-valued parameters expand into the grid, its slug
+    """With a kind whose grid runs have soft targets (here label_noise made one; the
+    distillation kind sets its students' objectives itself), a distillation objective's
+    list-valued parameters expand into the grid, its slug
     follows the optimizer's (and schedule's), and the run dict carries it."""
     import copy
 

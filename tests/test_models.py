@@ -17,7 +17,8 @@ MNIST = (1, 28, 28)
 NAMES = [
     "perceptron", "mlp1", "mlp2", "mlp4", "conv4", "net", "conv4_bn", "mlp_bn", "mlp2_4096",
     "net_notebook", "mlp_300_100", "mlp_d10", "mlp_d10_bn", "mlp_d20", "mlp_d20_bn",
-    "resnet_preact", "resnet_preact_bn",
+    "resnet_preact", "resnet_preact_bn", "mlp_1200_dropout_jitter", "mlp_400_dropout_jitter",
+    "mlp_800",
 ]  # fmt: skip
 
 
@@ -70,6 +71,9 @@ LINEARS = {
     "mlp_d20_bn": [(784, 128)] + [(128, 128)] * 19 + [(128, 10)],
     "resnet_preact": [(64, 10)],
     "resnet_preact_bn": [(64, 10)],
+    "mlp_1200_dropout_jitter": [(784, 1200), (1200, 1200), (1200, 10)],
+    "mlp_400_dropout_jitter": [(784, 400), (400, 400), (400, 10)],
+    "mlp_800": [(784, 800), (800, 800), (800, 10)],
 }
 
 
@@ -275,7 +279,8 @@ def test_models_where_selects_by_facts():
         "conv4_bn", "mlp_bn", "mlp_d10_bn", "mlp_d20_bn", "resnet_preact_bn"
     ]  # fmt: skip
     assert models_where(family="mlp", batchnorm=False) == [
-        "mlp1", "mlp2", "mlp4", "mlp2_4096", "mlp_300_100", "mlp_d10", "mlp_d20"
+        "mlp1", "mlp2", "mlp4", "mlp2_4096", "mlp_300_100", "mlp_d10", "mlp_d20",
+        "mlp_1200_dropout_jitter", "mlp_400_dropout_jitter", "mlp_800",
     ]  # fmt: skip
     assert models_where(family="linear") == ["perceptron"]
     with pytest.raises(ValueError, match="family 'rnn'; accepted: linear, mlp, conv"):
@@ -338,3 +343,46 @@ def test_net_notebook_is_the_notebooks_net():
 def test_mlp_300_100_is_lenet_300_100():
     model = build_model("mlp_300_100", MNIST, 10)
     assert [type(m) for m in model] == [nn.Flatten] + [nn.Linear, nn.ReLU] * 2 + [nn.Linear]
+
+
+@pytest.mark.parametrize("name", ["mlp_1200_dropout_jitter", "mlp_400_dropout_jitter"])
+def test_teacher_regularisation_dropout_max_norm_and_jitter(name):
+    """Hinton et al. 2015's teacher: dropout 0.2 on the inputs and 0.5 on the hidden layers;
+    every weight row's norm at most 2.0 after a forward pass (also after a step that grew it);
+    inputs shifted by whole pixels in training only."""
+    torch.manual_seed(0)
+    model = build_model(name, MNIST, 10)
+    assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.2, 0.5, 0.5]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for layer in linears:
+            layer.weight.mul_(10.0)  # rows far outside the ball
+    model.eval()
+    x = torch.randn(4, *MNIST)
+    with torch.inference_mode():
+        first = model(x)
+        again = model(x)
+    assert torch.equal(first, again)  # eval: no dropout, no jitter
+    for layer in linears:
+        norms = layer.weight.detach().norm(dim=1)
+        assert norms.max().item() <= 2.0 + 1e-5
+        assert norms.max().item() >= 2.0 - 1e-3  # projected onto the sphere, not shrunk further
+    jitter = model[0]
+    jitter.train()
+    image = torch.zeros(64, 1, 28, 28)
+    image[:, 0, 10:18, 10:18] = 1.0  # an 8x8 square inside the border
+    shifted = jitter(image)
+    assert shifted.shape == image.shape
+    assert torch.equal(shifted.sum((1, 2, 3)), image.sum((1, 2, 3)))  # a whole-pixel shift
+    rows = shifted[:, 0].amax(2).argmax(1)  # first row of the square in each image
+    cols = shifted[:, 0].amax(1).argmax(1)
+    assert set(rows.tolist()) <= set(range(8, 13)) and set(cols.tolist()) <= set(range(8, 13))
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) > 5  # shifts vary
+    jitter.eval()
+    assert torch.equal(jitter(image), image)
+
+
+def test_student_of_the_paper_is_unregularised():
+    model = build_model("mlp_800", MNIST, 10)
+    assert not any(isinstance(m, nn.Dropout) for m in model.modules())
+    assert n_params(model) == 784 * 800 + 800 + 800 * 800 + 800 + 800 * 10 + 10

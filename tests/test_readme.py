@@ -26,6 +26,7 @@ DEFAULT_STUDIES = [
     "ood_quick",
     "memorization_quick",
     "no_gd_quick",
+    "distillation_quick",
 ]
 
 
@@ -272,6 +273,9 @@ EXERCISED = {
     "uv run snakemake --cores all --configfile config/studies/batchnorm_quick.yaml": [
         "tests/test_batchnorm_study.py::test_the_full_and_quick_configs_plan",
         "tests/test_batchnorm_study.py::test_a_batchnorm_study_runs_end_to_end",
+    ],
+    "uv run snakemake --cores all --configfile config/studies/distillation.yaml": [
+        "tests/test_distillation_study.py::test_the_full_distillation_study_plans_the_papers_grid"
     ],
 }
 

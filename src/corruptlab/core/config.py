@@ -349,7 +349,8 @@ def _check_objective(where: str, study: dict) -> list[str]:
         providers = [k for k in STUDIES if STUDIES.get(k).soft_targets]
         hard = [n for n in OBJECTIVES if not OBJECTIVES.get(n).soft_targets]
         where_else = (
-            f", or {name!r} in a study of kind {' or '.join(map(repr, providers))}"
+            f", or a study of kind {' or '.join(map(repr, providers))} (which gives its "
+            "runs soft targets and sets their objective itself)"
             if providers
             else " (no study kind provides soft targets yet; a distillation study kind will)"
         )

@@ -68,3 +68,11 @@ def torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def write_npy(array: Any, path: str | os.PathLike[str]) -> None:
+    """Write a numpy array to ``.npy`` atomically."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.asarray(array))

@@ -65,6 +65,10 @@ def input_paths(run: dict) -> dict[str, str]:
     }
 
 
+# a run's logits on the training split (the soft_targets rule's output), which students of a
+# distillation study name in their inputs
+SOFT_TARGETS = "train_logits.npy"
+
 # Path patterns of the workflow (Snakemake wildcards): a run's directory, and a configuration's
 # (where a pack of its seeds writes each run's files).
 RUN_DIR = f"{RESULTS}/{{study}}/runs/{{config}}/seed{{seed}}"

@@ -31,6 +31,20 @@ def _constant(n: int, value: Any, text: bool) -> np.ndarray:
     return np.full(n, np.nan if value is None else value)
 
 
+def _bias_shift(condition: dict, model, data: dict, saved: dict, device) -> float:
+    """A ``bias_shift`` condition's shift of its ``classes``' logits: the one with the best
+    accuracy on the validation split (corruptlab.eval.bias_shift)."""
+    from corruptlab.data.datasets import normalize
+    from corruptlab.eval.bias_shift import choose_shift
+    from corruptlab.train.training import predict
+
+    x = normalize(data["val_images"], saved["mean"], saved["std"]).to(device)
+    logits = predict(model, x).cpu().numpy()
+    delta = choose_shift(logits, data["val_labels"].numpy(), condition["classes"])
+    log.info("%s: bias shift %+.1f of classes %s", condition["name"], delta, condition["classes"])
+    return delta
+
+
 def evaluate_job(
     run_json: str,
     data_path: str,
@@ -46,7 +60,9 @@ def evaluate_job(
     ``batch_size``, ``steps``, ``stream``), in the configured order, which the rows keep as
     ``method_order`` (0 = the first configured setting). A condition with ``family: train`` is
     ``n`` examples of the run's training set as trained (its ``labels`` file; a seeded random
-    subset, memorization.example_subset). Defaults: the clean test set, no adaptation."""
+    subset, memorization.example_subset). A condition with ``family: bias_shift`` is the clean
+    test set with its ``classes``' logits shifted by the amount best on the validation split
+    (its row's ``bias_shift``). Defaults: the clean test set, no adaptation."""
     from corruptlab.data.datasets import normalize
     from corruptlab.eval.adaptation import method_id
 
@@ -66,12 +82,26 @@ def evaluate_job(
             x = x.to(device)
         else:
             positions = None
-            images, labels = load_condition(condition, data)
+            if condition.get("family") == "bias_shift":  # the clean test set, shifted below
+                images, labels = data["test_images"], data["test_labels"]
+            else:
+                images, labels = load_condition(condition, data)
             x = normalize(images, saved["mean"], saved["std"]).to(device)
+        shift = {}
+        if condition.get("family") == "bias_shift":  # chosen on the validation split
+            shift = {"bias_shift": _bias_shift(condition, model, data, saved, device)}
         for order, method in enumerate(methods):
             logits = adapt(
                 method, model, x, labels, seed=seed, stream_seed=stream_seed(run, condition)
             )
+            if shift:
+                import torch
+
+                from corruptlab.eval.bias_shift import shift_logits
+
+                delta = shift["bias_shift"]
+                shifted = shift_logits(logits.cpu().numpy(), condition["classes"], delta)
+                logits = torch.from_numpy(shifted).to(logits.device)
             metrics, per_example = evaluate_logits(logits, labels.to(device))
             if positions is not None:  # example = its position in the training set
                 per_example["index"] = positions
@@ -83,7 +113,7 @@ def evaluate_job(
                 "method_order": order,
                 **{f"tta_{k}": method.get(k) for k in METHOD_COLUMNS},
             }
-            rows.append({"run_id": run["run_id"], **key, **metrics})
+            rows.append({"run_id": run["run_id"], **key, **metrics, **shift})
             n = len(labels)
             constant = {k: _constant(n, v, k in TEXT_KEYS) for k, v in key.items()}
             preds.append({**constant, **per_example})
@@ -94,5 +124,7 @@ def evaluate_job(
                 key["method_id"],
                 {k: round(v, 4) for k, v in metrics.items()},
             )
+    if any("bias_shift" in row for row in rows):  # one schema for every row
+        rows = [{**row, "bias_shift": row.get("bias_shift", np.nan)} for row in rows]
     columns = {k: np.concatenate([np.asarray(p[k]) for p in preds]) for k in preds[0]}
     return rows, columns

@@ -223,6 +223,46 @@ def csr_examples(run: dict, val_labels):
     return torch.from_numpy(stratified_subset(labels, run["csr"]["n"], seed))
 
 
+TEACHER_INPUT = "teacher"  # the run input holding a teacher's logits on the training split
+
+
+def transfer_set(run: dict, noisy, true_labels):
+    """(indices, labels, soft targets or None) a run trains on: its noisy training set
+    (``noisy``, indices into the training split whose true classes are ``true_labels``),
+    restricted to its transfer set (``run["transfer"]``: corruptlab.data.transfer), with, for a
+    run whose ``inputs`` name a ``teacher`` (another run's logits on every training image,
+    float [N, C], corruptlab.jobs.soft_targets), that teacher's logits for each example."""
+    import numpy as np
+
+    from corruptlab.core.runs import input_paths
+    from corruptlab.data.transfer import transfer_mask
+
+    indices, labels = noisy.indices, noisy.labels
+    spec = run.get("transfer")
+    teacher = input_paths(run).get(TEACHER_INPUT)
+    if (spec is not None or teacher is not None) and noisy.n_synthetic:
+        raise ValueError(
+            f"{run['run_id']}: a transfer set or a teacher needs real training images, and its "
+            f"labels add {noisy.n_synthetic} synthetic ones (randx); accepted: noise kinds "
+            "without synthetic inputs"
+        )
+    if spec is not None:
+        keep = transfer_mask(true_labels[indices], spec)
+        if not keep.any():
+            raise ValueError(f"{run['run_id']}: transfer set {spec['name']!r} is empty")
+        indices, labels = indices[keep], labels[keep]
+    if teacher is None:
+        return indices, labels, None
+    logits = np.load(teacher)
+    if logits.ndim != 2 or len(logits) != len(true_labels):
+        raise ValueError(
+            f"{teacher}: teacher logits of shape {logits.shape}, for a training split of "
+            f"{len(true_labels)} images; accepted: float [{len(true_labels)}, classes]"
+        )
+    log.info("%s learns from the soft targets of %s", run["run_id"], teacher)
+    return indices, labels, np.ascontiguousarray(logits[indices], dtype=np.float32)
+
+
 class _RunInputs:
     """One run's training inputs on the device (data, labels, config, initial model), and the
     writing of its outputs. ``shared`` lets the runs of a pack share one copy of the dataset."""
@@ -254,13 +294,15 @@ class _RunInputs:
         noisy = load_noisy_labels(labels_path)
         if noisy.n_synthetic:  # randX: Gaussian inputs with the data's mean and std (N(0, 1) here)
             images = torch.cat([images, synthetic_inputs(run, noisy, images.shape[1:]).to(device)])
-        self.n_train = len(noisy.indices)
+        indices, labels, soft = transfer_set(run, noisy, data["train_labels"].numpy())
+        self.n_train = len(indices)
         self.data = TrainData(
             images=images,
-            indices=torch.from_numpy(noisy.indices).to(device),
-            labels=torch.from_numpy(noisy.labels).to(device),
+            indices=torch.from_numpy(indices).to(device),
+            labels=torch.from_numpy(labels).to(device),
             val_images=shared["val_images"],
             val_labels=shared["val_labels"],
+            soft_targets=None if soft is None else torch.from_numpy(soft).to(device),
         )
         self.in_shape = tuple(images.shape[1:])
         self.cfg = TrainConfig(

@@ -87,6 +87,8 @@ def flatten_run(record: dict) -> dict:
     row.update({k: run[k] for k in ("batch_size", "max_epochs", "patience", "seed", "run_id")})
     classes = run.get("in_classes")
     row["in_classes"] = "all" if classes is None else ",".join(map(str, classes))
+    # a kind's own columns (distillation: role, transfer set, teacher run id, T, alpha)
+    row.update(run.get("columns", {}))
     if run.get("inputs"):  # the other runs' files this run consumed (its provenance)
         row["inputs"] = ";".join(f"{k}={v}" for k, v in sorted(run["inputs"].items()))
     row.update(

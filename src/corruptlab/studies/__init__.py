@@ -35,7 +35,9 @@ from typing import Any
 
 from corruptlab.core.registry import Registry
 
-BUILTIN = ("label_noise", "corruption_tta", "ood", "memorization", "no_gd", "batchnorm")
+BUILTIN = (
+    "label_noise", "corruption_tta", "ood", "memorization", "no_gd", "distillation", "batchnorm"
+)  # fmt: skip
 # tables the workflow builds from every run's files (rules runs_table, predictions_table, ...)
 PER_RUN_TABLES = ("runs", "predictions", "histories", "ood_runs")
 
@@ -76,7 +78,7 @@ class StudyKind:
     steps: tuple[str, ...] = ("evaluate",)
     uses_patience: bool = True  # False: runs train every epoch (patience is not checked)
     # its runs have soft targets (a teacher's logits per training example), which objectives
-    # such as distillation train on; no built-in kind provides them yet
+    # such as distillation train on (the kind distillation; the soft_targets rule writes them)
     soft_targets: bool = False
 
     def check(self, where: str, study: dict) -> list[str]:

@@ -360,3 +360,105 @@ def resnet_preact(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
 def resnet_preact_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """resnet_preact with batch norm before each ReLU of its pre-activation blocks."""
     return _preact_resnet(in_shape, n_classes, batchnorm=True)
+# --- Hinton et al. 2015's MNIST networks (study kind distillation) ------------------------------
+
+# the teacher's regularisation: dropout on the inputs and on each hidden layer, a max-norm
+# constraint on every weight row, inputs shifted by up to JITTER pixels (Hinton, Vinyals & Dean
+# 2015, section 3). The paper does not give the max-norm bound; 2.0 is the blog reproduction's.
+INPUT_DROPOUT, HIDDEN_DROPOUT, MAX_NORM, JITTER = 0.2, 0.5, 2.0, 2
+
+
+def _jitter_layer(pixels: int) -> nn.Module:
+    """A layer that shifts each image of a training batch by a random whole number of pixels,
+    at most ``pixels`` in each direction (edges replicated: MNIST's border is background), and
+    passes images unchanged in eval mode. The shifts are drawn from torch's global generator,
+    which the trainer seeds per epoch (as dropout's)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Jitter(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pixels = pixels
+
+        def forward(self, x):
+            if not self.training or self.pixels == 0:
+                return x
+            n, _, h, w = x.shape
+            p = self.pixels
+            padded = F.pad(x, (p, p, p, p), mode="replicate").permute(0, 2, 3, 1)  # NHWC
+            dy = torch.randint(0, 2 * p + 1, (n,), device=x.device)
+            dx = torch.randint(0, 2 * p + 1, (n,), device=x.device)
+            rows = (torch.arange(h, device=x.device)[None] + dy[:, None])[:, :, None]
+            cols = (torch.arange(w, device=x.device)[None] + dx[:, None])[:, None, :]
+            batch = torch.arange(n, device=x.device)[:, None, None]
+            return padded[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+        def extra_repr(self) -> str:
+            return f"pixels={self.pixels}"
+
+    return Jitter()
+
+
+def _max_norm_linear(width: int, units: int, max_norm: float) -> nn.Module:
+    """A linear layer whose weight rows (each unit's incoming weights) are projected onto the
+    ball of L2 norm ``max_norm`` (rows outside it rescaled to it) before every forward pass:
+    after each optimizer step the next pass (training or evaluation) uses the projected
+    weights, as the blog reproduction does."""
+    import torch
+    from torch import nn
+
+    class MaxNormLinear(nn.Linear):
+        def forward(self, x):
+            with torch.no_grad():
+                norms = self.weight.norm(dim=1, keepdim=True)
+                # rows on the sphere (up to rounding) are left alone: passes are repeatable
+                over = norms > self.max_norm * (1 + 1e-5)
+                if over.any():
+                    self.weight.mul_(torch.where(over, self.max_norm / norms, 1.0))
+            return super().forward(x)
+
+        def extra_repr(self) -> str:
+            return f"{super().extra_repr()}, max_norm={self.max_norm}"
+
+    layer = MaxNormLinear(width, units)
+    layer.max_norm = max_norm
+    return layer
+
+
+def _teacher_mlp(in_shape: tuple[int, int, int], n_classes: int, units: int) -> nn.Module:
+    """Two hidden ReLU layers of ``units`` with Hinton et al. 2015's teacher regularisation:
+    jitter -> flatten -> dropout 0.2 -> [max-norm linear -> ReLU -> dropout 0.5] x 2 -> max-norm
+    linear."""
+    from torch import nn
+
+    c, h, w = in_shape
+    width = c * h * w
+    layers: list[nn.Module] = [_jitter_layer(JITTER), nn.Flatten(), nn.Dropout(INPUT_DROPOUT)]
+    for _ in range(2):
+        layers += [_max_norm_linear(width, units, MAX_NORM), nn.ReLU(), nn.Dropout(HIDDEN_DROPOUT)]
+        width = units
+    layers.append(_max_norm_linear(width, n_classes, MAX_NORM))
+    return nn.Sequential(*layers)
+
+
+@model("mlp_1200_dropout_jitter", family="mlp", stochastic=True)
+def mlp_1200_dropout_jitter(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Hinton et al. 2015's MNIST teacher: two hidden ReLU layers of 1200 units, dropout 0.2 on
+    the inputs and 0.5 on the hidden layers, max-norm 2.0 on every weight row, inputs jittered
+    by up to 2 pixels in training."""
+    return _teacher_mlp(in_shape, n_classes, 1200)
+
+
+@model("mlp_400_dropout_jitter", family="mlp", stochastic=True)
+def mlp_400_dropout_jitter(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """mlp_1200_dropout_jitter with 400 units per hidden layer: the same regularisation at a
+    ninth of the cost, the teacher of the quick distillation study on a CPU."""
+    return _teacher_mlp(in_shape, n_classes, 400)
+
+
+@model("mlp_800", family="mlp")
+def mlp_800(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Hinton et al. 2015's MNIST student: two hidden ReLU layers of 800 units, unregularised."""
+    return _mlp(in_shape, n_classes, [800, 800])
