@@ -360,6 +360,8 @@ def resnet_preact(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
 def resnet_preact_bn(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """resnet_preact with batch norm before each ReLU of its pre-activation blocks."""
     return _preact_resnet(in_shape, n_classes, batchnorm=True)
+
+
 # --- Hinton et al. 2015's MNIST networks (study kind distillation) ------------------------------
 
 # the teacher's regularisation: dropout on the inputs and on each hidden layer, a max-norm
