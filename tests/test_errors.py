@@ -46,7 +46,7 @@ def test_a_bad_config_prints_its_files_and_problems_and_nothing_else(wd, dry):
         "config file: bad.yaml",
         "invalid config (see config/README.md):",
         "  - studies.tiny.dataset: missing; accepted: one of mnist5k, mnist, fashion-mnist, "
-        "kmnist (dataset name (registry corruptlab.data.datasets.DATASETS))",
+        "kmnist, cifar10 (dataset name (registry corruptlab.data.datasets.DATASETS))",
         "  - studies.tiny.patience: got [2, 3]; accepted: an integer >= 1 (early stopping: "
         "epochs without a better clean validation accuracy; default min(5, max_epochs) of each "
         "run)",

@@ -250,7 +250,10 @@ def test_the_stochastic_fact_names_exactly_the_models_with_dropout():
             for m in build_model(name, (1, 28, 28), 10).modules()
         )
     }
-    assert set(models_where(stochastic=True)) == with_dropout == {"net", "net_notebook"}
+    assert set(models_where(stochastic=True)) == with_dropout
+    assert with_dropout == {
+        "net", "net_notebook", "mlp_1200_dropout_jitter", "mlp_400_dropout_jitter"
+    }  # fmt: skip
 
 
 # --- the workflow: train.seeds_per_job -------------------------------------------------------

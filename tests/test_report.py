@@ -194,7 +194,7 @@ def _claims(report, study) -> pd.DataFrame:
 
 def test_the_report_has_no_console_errors(visit):
     seen, console = visit
-    assert len(seen) == 5  # the default config's studies, all visited
+    assert len(seen) == 6  # the default config's studies, all visited
     errors = [m for m in console if m["level"] == "SEVERE"]
     assert not errors, errors
 
