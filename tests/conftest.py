@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -51,16 +52,21 @@ def _stub_scontrol_dir() -> str | None:
     return str(directory)
 
 
+def _command(workdir: Path, args: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """The snakemake CLI of this environment for ``workdir``: its command line and environment."""
+    env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
+    stub = _stub_scontrol_dir()
+    if stub is not None:
+        env["PATH"] = f"{stub}{os.pathsep}{env['PATH']}"
+    return [sys.executable, "-m", "snakemake", "--cores", "2", *args], env
+
+
 def snakemake(
     workdir: Path, *args: str, check: bool = True, timeout: float = SNAKEMAKE_TIMEOUT
 ) -> subprocess.CompletedProcess:
     """Run the snakemake CLI of this environment in ``workdir`` (bounded; SIGINT on timeout, which
     also makes Snakemake cancel the SLURM jobs it submitted)."""
-    env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
-    stub = _stub_scontrol_dir()
-    if stub is not None:
-        env["PATH"] = f"{stub}{os.pathsep}{env['PATH']}"
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    cmd, env = _command(workdir, args)
     proc = subprocess.Popen(
         cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -74,6 +80,42 @@ def snakemake(
     if check and proc.returncode != 0:
         pytest.fail(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{out[-5000:]}")
     return result
+
+
+class Background:
+    """A snakemake run in ``workdir`` that goes on while other tests run (its output in
+    ``workdir/snakemake.log``), bounded by ``timeout`` seconds from its start."""
+
+    def __init__(self, workdir: Path, *args: str, timeout: float = SNAKEMAKE_TIMEOUT):
+        cmd, env = _command(workdir, args)
+        self.args, self.timeout, self.started = args, timeout, time.monotonic()
+        self.log = workdir / "snakemake.log"
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                cmd, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+            )
+
+    def wait(self) -> subprocess.CompletedProcess:
+        """Its result once it ends; past its time, SIGINT (Snakemake then cancels the SLURM jobs
+        it submitted) and a failed test."""
+        left = max(0.0, self.timeout - (time.monotonic() - self.started))
+        try:
+            self.proc.wait(timeout=left)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            out = self.log.read_text()
+            pytest.fail(f"snakemake {' '.join(self.args)} timed out:\n{out[-3000:]}")
+        return subprocess.CompletedProcess(self.args, self.proc.returncode, self.log.read_text())
+
+    def stop(self) -> None:
+        """SIGINT if it still runs, and wait for it to clean up."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -98,3 +140,21 @@ def default_run(tmp_path_factory):
     wd = copy_workflow(tmp_path_factory.mktemp("default"))
     result = snakemake(wd)
     return wd, result.stdout
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_in_background(request, tmp_path_factory):
+    """tests/test_slurm.py's run through SLURM, started with the session when those tests are
+    collected and the CI cluster is up (else None): most of its few minutes go to waiting for
+    SLURM's time limit to kill a job, and the rest of the suite runs meanwhile."""
+    if not any(item.get_closest_marker("slurm") for item in request.session.items):
+        yield None
+        return
+    import test_slurm
+
+    if test_slurm.cluster_state() is not None:
+        yield None
+        return
+    run = test_slurm.start_on_slurm(tmp_path_factory.mktemp("slurm"))
+    yield run
+    run.stop()  # the cluster tests never waited for it (deselected, or the session stopped early)

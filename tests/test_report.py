@@ -95,6 +95,26 @@ def _rows(driver) -> dict[tuple[str, str], object]:
     return rows
 
 
+LABELS = """
+return Object.entries(results).filter(([path]) => path.startsWith(arguments[0]))
+  .map(([, r]) => [r.labels.section, r.labels.name]);
+"""
+
+
+def _study_rows(driver, study: str) -> dict[tuple[str, str], object]:
+    """The study's results once the list shows exactly them (the report's own index of its
+    results says which): a click re-renders the list a moment later, and until then the list
+    shown is the previous one."""
+    expected = {tuple(r) for r in driver.execute_script(LABELS, f"results/{study}/")}
+    assert expected, f"the report lists no results under results/{study}/"
+
+    def shown(d):
+        rows = _rows(d)
+        return rows if set(rows) == expected else False
+
+    return _wait(driver, shown, f"{study}'s results ({len(expected)} of them)")
+
+
 def _open(driver, row) -> None:
     """Click the row's eye button (the first of its actions)."""
     from selenium.webdriver.common.by import By
@@ -172,12 +192,12 @@ def visit(report, browser):
     seen, console = {}, []
     for study in names:
         _menu_item(driver, study).click()
-        rows = _wait(driver, lambda d: _rows(d) or False, f"{study}'s results")
+        rows = _study_rows(driver, study)
         page = next(row for (section, _), row in rows.items() if section.endswith("study page"))
         _open(driver, page)
         seen[study] = {"rows": sorted(rows), **_study_page(driver, study)}
         figures = {}
-        for (section, name), row in _rows(driver).items():
+        for (section, name), row in _study_rows(driver, study).items():
             if section.endswith("figure"):
                 _open(driver, row)
                 figures[name] = _figure(driver, f"results/{study}/figures/{name}.png")

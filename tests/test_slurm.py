@@ -1,8 +1,9 @@
 """profiles/slurm against a real SLURM: the one-node cluster that `.ci/slurm up` starts.
 
-One module-scoped run submits a tiny label-noise study through profiles/slurm (with a CI override:
-the local partition and account, no GPU, short status polls) into a copy of the workflow whose
-training script has two faults injected, each firing once:
+One run, started with the session (conftest's slurm_in_background: the rest of the suite goes
+on while it waits for SLURM), submits a tiny label-noise study through profiles/slurm (with a CI
+override: the local partition and account, no GPU, short status polls) into a copy of the
+workflow whose training script has two faults injected, each firing once:
 
 - seed 0's training job sleeps after every epoch's checkpoint, so SLURM kills it at its time limit
   (the study asks for 1 minute); the retry (2 minutes) must resume from the last checkpoint;
@@ -27,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, Background, copy_workflow, snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 
@@ -48,7 +49,8 @@ TABLES = ["runs", "summary", "selection"]
 # what legitimately differs between two runs of the same study: wall times, and where a resumed
 # training job picked up
 VARYING = {"train_seconds", "job_seconds", "resumed_from_epoch"}
-SLURM_TIMEOUT = 1200  # seconds for the whole SLURM run (it is about 3 minutes)
+SLURM_TIMEOUT = 1800  # seconds for the whole SLURM run from its start (about 3 minutes alone;
+# it runs beside the rest of the suite)
 
 FAULTS = """
 # --- injected by tests/test_slurm.py: each fault fires once (a marker file remembers it) -------
@@ -80,7 +82,7 @@ if not _marker.exists():
 """
 
 
-def _cluster_state() -> str | None:
+def cluster_state() -> str | None:
     """None if the CI cluster answers, else why not."""
     if shutil.which("sinfo") is None:
         return "sinfo is not installed"
@@ -107,7 +109,7 @@ def _cluster_state() -> str | None:
 
 @pytest.fixture(scope="module")
 def cluster():
-    why = _cluster_state()
+    why = cluster_state()
     if why is None:
         return
     how = "start it with `sudo .ci/slurm up` (Debian 12; installs and starts a one-node SLURM)"
@@ -142,14 +144,10 @@ def _sacct(run_uuid: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["job_id", "state", "time_limit", "req_mem"])
 
 
-@pytest.fixture(scope="module")
-def runs(cluster, tmp_path_factory):
-    """The study run locally, and run through SLURM with the faults; their workdirs and logs."""
-    local = copy_workflow(tmp_path_factory.mktemp("local"))
-    (local / "study.yaml").write_text(yaml.safe_dump(CONFIG))
-    snakemake(local, "--configfile", "study.yaml")
-
-    remote = copy_workflow(tmp_path_factory.mktemp("slurm"))
+def start_on_slurm(remote: Path) -> Background:
+    """Start the study through SLURM, with the faults, in a copy of the workflow in ``remote``
+    (conftest's slurm_in_background does, as the session starts)."""
+    copy_workflow(remote)
     (remote / "study.yaml").write_text(yaml.safe_dump(CONFIG))
     train = remote / "scripts" / "train.py"
     source = train.read_text()
@@ -157,7 +155,7 @@ def runs(cluster, tmp_path_factory):
     assert sep, "scripts/train.py changed: put the fault injection after its imports"
     train.write_text(head + sep + FAULTS + body)
     profile = ci_profile(remote)
-    result = snakemake(
+    return Background(
         remote,
         "--profile",
         str(profile),
@@ -167,14 +165,24 @@ def runs(cluster, tmp_path_factory):
         "evaluate=evalpack",
         "--group-components",
         "evalpack=2",
-        check=False,
         timeout=SLURM_TIMEOUT,
     )
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, slurm_in_background, tmp_path_factory):
+    """The study run locally, and run through SLURM with the faults; their workdirs and logs."""
+    assert slurm_in_background is not None, "the cluster is up, so the SLURM run has started"
+    local = copy_workflow(tmp_path_factory.mktemp("local"))
+    (local / "study.yaml").write_text(yaml.safe_dump(CONFIG))
+    snakemake(local, "--configfile", "study.yaml")
+
+    result = slurm_in_background.wait()
     log = result.stdout
-    (remote / "slurm_run.log").write_text(log)
     uuid = re.search(r"SLURM run ID: (\S+)", log)
     assert uuid, f"no SLURM run ID in the log:\n{log[-3000:]}"
     jobs = _sacct(uuid.group(1))
+    remote = slurm_in_background.log.parent
     return {"local": local, "remote": remote, "log": log, "rc": result.returncode, "jobs": jobs}
 
 
