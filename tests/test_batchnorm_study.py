@@ -108,12 +108,33 @@ def test_probe_defaults():
             "its own model, which vmap's stacked seeds do not give; accepted: sequential",
         ),
         ({"probe": {"steps": [1]}}, "studies.bn.probe: "),
+        (
+            {"noise": [{"kind": "none"}, {"kind": "uniform", "alpha": 1}]},
+            "studies.bn: trains each model in 2 settings besides its learning rates "
+            "(none/sgd-lr*-m0.9-wd0.0005-bs128, uniform-a1/sgd-lr*-m0.9-wd0.0005-bs128), but its "
+            "tables, claims and figures compare runs per model, init and lr and would average "
+            "over them; accepted: one noise setting and one optimizer setting apart from lr",
+        ),
+        (
+            {"batch_size": [64, 128]},
+            "studies.bn: trains each model in 2 settings besides its learning rates "
+            "(none/sgd-lr*-m0.9-wd0.0005-bs64, none/sgd-lr*-m0.9-wd0.0005-bs128)",
+        ),
     ],
 )
 def test_config_errors_name_the_key_and_what_is_accepted(changes, message):
     with pytest.raises(ConfigError) as err:
         validated(**changes)
     assert message in str(err.value)
+
+
+def test_learning_rates_of_several_optimizer_entries_are_one_setting():
+    """The lr grid is the study's axis: lrs spread over two optimizer entries are accepted."""
+    sgd = STUDY["optimizers"][0]
+    config = validated(optimizers=[{**sgd, "lr": 0.01}, {**sgd, "lr": [1e-5, 3.0]}])
+    runs = expand_runs("bn", config["studies"]["bn"], config)
+    lrs = sorted({r["optimizer"]["lr"] for r in runs})
+    assert lrs == [1e-5, 0.01, 3.0]
 
 
 def test_a_colour_dataset_trains_but_refuses_grey_test_sets():

@@ -5,6 +5,7 @@ job. A study kind builds its runs from ``grid_runs`` (corruptlab.studies.StudyKi
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any
 
 from corruptlab.core import runs
@@ -145,3 +146,21 @@ def grid_runs(study_name: str, study: dict, config: dict) -> list[dict]:
 def noise_specs(runs: list[dict]) -> dict[str, dict]:
     """The distinct label-noise specs of a study's runs, by slug."""
     return {r["noise_slug"]: r["noise"] for r in runs}
+
+
+def training_settings(study: dict, any_lr: bool = False) -> list[str]:
+    """The distinct training settings of a study's models: run paths without the model and seed
+    (noise, optimizer, batch size, epochs), with ``lr*`` for each learning rate if ``any_lr``
+    (settings that differ only by lr are then one); [] for a study whose grid cannot be
+    expanded (its schema errors are reported instead)."""
+    try:
+        one = {"batch_size": 128, "max_epochs": 1, **study, "seeds": 1}  # the schema default
+        if any_lr:
+            one["optimizers"] = [{**spec, "lr": 1} for spec in one["optimizers"]]
+        found = grid_runs("check", one, {"data": {"split_seed": 0}, "device": ""})
+    except Exception:  # a malformed study: the schema's messages name the fault
+        return []
+    settings = [r["run_id"].split("/", 1)[1].rsplit("/", 1)[0] for r in found]
+    if any_lr:
+        settings = [re.sub(r"-lr1(?=[-/]|$)", "-lr*", s) for s in settings]
+    return list(dict.fromkeys(settings))

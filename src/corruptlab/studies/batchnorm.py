@@ -29,7 +29,7 @@ import yaml
 
 from corruptlab.core import runs as run_paths
 from corruptlab.core.checks import entries
-from corruptlab.core.grid import grid_runs, optimizer_grid
+from corruptlab.core.grid import grid_runs, optimizer_grid, training_settings
 from corruptlab.report.claims import (
     LEARNS_ABOVE,
     Paper,
@@ -780,6 +780,16 @@ class Batchnorm(StudyKind):
             errors.append(
                 f"{where}.train.packing: a batchnorm study measures each run at initialisation "
                 "on its own model, which vmap's stacked seeds do not give; accepted: sequential"
+            )
+        settings = training_settings(study, any_lr=True)
+        if len(settings) > 1:
+            errors.append(
+                f"{where}: trains each model in {len(settings)} settings besides its learning "
+                f"rates ({', '.join(settings[:4])}{', ...' if len(settings) > 4 else ''}), but "
+                "its tables, claims and figures compare runs per model, init and lr and would "
+                "average over them; accepted: one noise setting and one optimizer setting apart "
+                "from lr (one momentum, weight_decay, batch_size, max_epochs) per batchnorm "
+                "study (put other settings in studies of their own)"
             )
         models = [m for _, m in entries(study.get("models"), str) if m in MODELS]
         if models and not pairs(models):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from corruptlab.core.grid import training_settings
 from corruptlab.report.claims import Paper, claims_table, compare, not_applicable, our_setting
 from corruptlab.report.stats import (
     bounds_of,
@@ -546,20 +547,6 @@ class CorruptionTTA(StudyKind):
                 "other settings in studies of their own)"
             )
         return errors
-
-
-def training_settings(study: dict) -> list[str]:
-    """The distinct training settings of a study's models (run paths without the model and
-    seed: noise, optimizer, batch size, epochs); [] for a study whose grid cannot be expanded
-    (its schema errors are reported instead)."""
-    from corruptlab.core.grid import grid_runs
-
-    try:
-        one = {"batch_size": 128, "max_epochs": 1, **study, "seeds": 1}  # the schema default
-        runs = grid_runs("check", one, {"data": {"split_seed": 0}, "device": ""})
-    except Exception:  # a malformed study: the schema's messages name the fault
-        return []
-    return list(dict.fromkeys(r["run_id"].split("/", 1)[1].rsplit("/", 1)[0] for r in runs))
 
 
 register(CorruptionTTA())
