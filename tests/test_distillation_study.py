@@ -180,6 +180,13 @@ def test_bias_shift_conditions_one_per_transfer_set_that_lacks_classes():
             "studies.d.max_epochs: got a list; accepted: one integer in a distillation study",
         ),
         (
+            lambda s: s.update(optimizers=[{"name": "adam", "lr": [0.001, 0.01]}]),
+            "studies.d.optimizers: 2 settings for the students (adam-lr0.001-wd0, "
+            "adam-lr0.01-wd0), but the claims pair each distilled student with the hard-label "
+            "student of its model and labels, which would pair across settings; accepted: one "
+            "optimizer setting (one name and lr) for the students (teachers may set their own)",
+        ),
+        (
             lambda s: s["train"].update(packing="vmap"),
             "studies.d.train.packing: vmap cannot train teacher 'mlp_400_dropout_jitter' (it has "
             "dropout); accepted: packing sequential",

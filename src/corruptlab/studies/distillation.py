@@ -1131,6 +1131,20 @@ class Distillation(StudyKind):
                 "(transfer_sets[].omit / keep leave classes out of the students' training "
                 "only); accepted: no in_classes key"
             )
+        try:
+            specs = [spec for _, spec in entries(study.get("optimizers"), dict)]
+            optims = [o for spec in specs for o in optimizer_grid(spec)]
+        except Exception:  # noqa: BLE001 (the schema's own check reports a malformed entry)
+            optims = []
+        if len(optims) > 1:
+            slugs = [optimizer_slug(o) for o in optims]
+            errors.append(
+                f"{where}.optimizers: {len(optims)} settings for the students "
+                f"({', '.join(slugs[:4])}{', ...' if len(slugs) > 4 else ''}), but the claims "
+                "pair each distilled student with the hard-label student of its model and "
+                "labels, which would pair across settings; accepted: one optimizer setting "
+                "(one name and lr) for the students (teachers may set their own)"
+            )
         for key in ("batch_size", "max_epochs"):
             if isinstance(study.get(key), list):
                 errors.append(
