@@ -10,8 +10,10 @@ checked before the default run starts, so a skip costs nothing.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
+import time
 
 import pandas as pd
 import pytest
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.e2e
 BROWSER = ("chromium", "chromedriver")
 VERDICTS = {"supported", "contradicted", "inconclusive", "not applicable"}
 WAIT = 60  # seconds a page may take to render (an upper bound, not a timing)
+RECLICK = 5  # seconds after which a click that changed nothing is repeated
 
 
 def require_browser() -> None:
@@ -71,16 +74,14 @@ def report(browser, request):
 
 
 def _wait(driver, condition, what: str):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT).until(condition, message=f"waited for {what}")
-
-
-def _menu_item(driver, text: str):
-    from selenium.webdriver.common.by import By
-
-    xpath = f"//li/a[span[normalize-space()='{text}']]"
-    return _wait(driver, lambda d: d.find_element(By.XPATH, xpath), f"menu item {text}")
+    # an element found a moment before a re-render is stale: look again, as for one not there yet
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, WAIT, ignored_exceptions=ignored).until(
+        condition, message=f"waited for {what}"
+    )
 
 
 def _rows(driver) -> dict[tuple[str, str], object]:
@@ -102,17 +103,35 @@ return Object.entries(results).filter(([path]) => path.startsWith(arguments[0]))
 
 
 def _study_rows(driver, study: str) -> dict[tuple[str, str], object]:
-    """The study's results once the list shows exactly them (the report's own index of its
-    results says which): a click re-renders the list a moment later, and until then the list
-    shown is the previous one."""
+    """Click ``study`` under Results and return its results once the list shows exactly them
+    (the report's own index of its results says which). The list re-renders a moment after the
+    click, and until then shows the previous one; a click that lands while the menu itself
+    re-renders is lost, so it is repeated every RECLICK seconds until the list is right."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+
     expected = {tuple(r) for r in driver.execute_script(LABELS, f"results/{study}/")}
     assert expected, f"the report lists no results under results/{study}/"
+    xpath = f"//li/a[span[normalize-space()='{study}']]"
+    state = {"clicked": -math.inf, "clicks": 0, "rows": set()}
 
     def shown(d):
         rows = _rows(d)
-        return rows if set(rows) == expected else False
+        state["rows"] = set(rows)
+        if state["rows"] == expected:
+            return rows
+        if time.monotonic() - state["clicked"] > RECLICK:
+            d.find_element(By.XPATH, xpath).click()
+            state["clicked"], state["clicks"] = time.monotonic(), state["clicks"] + 1
+        return False
 
-    return _wait(driver, shown, f"{study}'s results ({len(expected)} of them)")
+    try:
+        return _wait(driver, shown, f"{study}'s results")
+    except TimeoutException:
+        pytest.fail(
+            f"after {state['clicks']} click(s) on {study} under Results, the list showed "
+            f"{sorted(state['rows'])}, not its {len(expected)} results {sorted(expected)}"
+        )
 
 
 def _open(driver, row) -> None:
@@ -191,7 +210,6 @@ def visit(report, browser):
     driver.get((report / "report.html").as_uri())
     seen, console = {}, []
     for study in names:
-        _menu_item(driver, study).click()
         rows = _study_rows(driver, study)
         page = next(row for (section, _), row in rows.items() if section.endswith("study page"))
         _open(driver, page)
