@@ -102,46 +102,89 @@ return Object.entries(results).filter(([path]) => path.startsWith(arguments[0]))
 """
 
 
-def _study_rows(driver, study: str) -> dict[tuple[str, str], object]:
+def _click_until(driver, target, done, what: str, shown=None):
+    """Click ``target(driver)`` (an element, looked up anew each time) until ``done(driver)`` is
+    truthy, and return that. A click can be lost: one that lands while the page re-renders, or
+    where an element was a moment before the layout moved it; a click that changed nothing is
+    repeated every RECLICK seconds, as a person would. On a timeout the failure says what
+    ``shown(driver)`` last saw."""
+    from selenium.common.exceptions import TimeoutException
+
+    state = {"clicked": -math.inf, "clicks": 0}
+
+    def condition(d):
+        result = done(d)
+        if result:
+            return result
+        if time.monotonic() - state["clicked"] > RECLICK:
+            target(d).click()
+            state["clicked"], state["clicks"] = time.monotonic(), state["clicks"] + 1
+        return False
+
+    try:
+        return _wait(driver, condition, what)
+    except TimeoutException:
+        saw = f"; it showed {shown(driver)}" if shown else ""
+        pytest.fail(f"waited {WAIT} s for {what} after {state['clicks']} click(s){saw}")
+
+
+def _study_rows(driver, study: str, start: str) -> dict[tuple[str, str], object]:
     """Click ``study`` under Results and return its results once the list shows exactly them
     (the report's own index of its results says which). The list re-renders a moment after the
-    click, and until then shows the previous one; a click that lands while the menu itself
-    re-renders is lost, so it is repeated every RECLICK seconds until the list is right."""
-    from selenium.common.exceptions import TimeoutException
+    click, and until then shows the previous one. The menu item is clicked once it stands still
+    (the menu lays itself out after the page loads); a click that landed on another study
+    leaves a menu without this one, and the report is then opened again at ``start``."""
+    from selenium.common.exceptions import NoSuchElementException
     from selenium.webdriver.common.by import By
 
     expected = {tuple(r) for r in driver.execute_script(LABELS, f"results/{study}/")}
     assert expected, f"the report lists no results under results/{study}/"
     xpath = f"//li/a[span[normalize-space()='{study}']]"
-    state = {"clicked": -math.inf, "clicks": 0, "rows": set()}
 
-    def shown(d):
+    def item(d):
+        found = d.find_elements(By.XPATH, xpath)
+        if not found:  # the menu shows another category: back to the start, as a person would
+            d.get(start)
+            found = [d.find_element(By.XPATH, xpath)]
+        before = found[0].rect
+        time.sleep(0.2)
+        if found[0].rect != before:
+            raise NoSuchElementException(f"menu item {study} still moving")  # look again
+        return found[0]
+
+    def listed(d):
         rows = _rows(d)
-        state["rows"] = set(rows)
-        if state["rows"] == expected:
-            return rows
-        if time.monotonic() - state["clicked"] > RECLICK:
-            d.find_element(By.XPATH, xpath).click()
-            state["clicked"], state["clicks"] = time.monotonic(), state["clicks"] + 1
-        return False
+        return rows if set(rows) == expected else False
 
-    try:
-        return _wait(driver, shown, f"{study}'s results")
-    except TimeoutException:
-        pytest.fail(
-            f"after {state['clicks']} click(s) on {study} under Results, the list showed "
-            f"{sorted(state['rows'])}, not its {len(expected)} results {sorted(expected)}"
-        )
+    return _click_until(
+        driver,
+        item,
+        listed,
+        f"{study}'s {len(expected)} results {sorted(expected)} under Results",
+        shown=lambda d: sorted(_rows(d)),
+    )
 
 
-def _open(driver, row) -> None:
-    """Click the row's eye button (the first of its actions)."""
+def _open_result(driver, study: str, start: str, key: tuple[str, str], done, what: str):
+    """Click the eye button (the first action) of result ``key`` (section, name) in ``study``'s
+    list until ``done``."""
     from selenium.webdriver.common.by import By
 
-    row.find_element(By.CSS_SELECTOR, "td:last-child a").click()
+    def button(d):
+        return _study_rows(d, study, start)[key].find_element(By.CSS_SELECTOR, "td:last-child a")
+
+    return _click_until(driver, button, done, what)
 
 
 DECODED = "return Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth])"
+
+
+def _page_frame(driver):
+    """The frame a study page opens in (False while none is shown)."""
+    from selenium.webdriver.common.by import By
+
+    frames = driver.find_elements(By.TAG_NAME, "iframe")
+    return frames[0] if frames else False
 
 
 def _study_page(driver, study: str) -> dict:
@@ -149,8 +192,7 @@ def _study_page(driver, study: str) -> dict:
     (if it is displayed), the sections in order and each image's decoded width."""
     from selenium.webdriver.common.by import By
 
-    frame = _wait(driver, lambda d: d.find_element(By.TAG_NAME, "iframe"), "the page's frame")
-    driver.switch_to.frame(frame)
+    driver.switch_to.frame(_wait(driver, _page_frame, "the page's frame"))
     try:
         _wait(
             driver,
@@ -194,34 +236,36 @@ return Array.from(document.images)
 """
 
 
-def _figure(driver, path: str) -> int:
-    """The decoded width of figure ``path`` (the report's key for it) as the report's content
-    pane shows it."""
-    widths = _wait(driver, lambda d: d.execute_script(FIGURE_SHOWN, path), f"figure {path}")
-    return widths[0]
-
-
 @pytest.fixture(scope="module")
 def visit(report, browser):
     """Click through the report as a person would: each study under Results, its page, then
     each of its figures. Returns what was seen, per study, and every console message."""
     driver = browser
     names = yaml.safe_load((report / "config" / "config.yaml").read_text())["studies"]
-    driver.get((report / "report.html").as_uri())
+    start = (report / "report.html").as_uri()
+    driver.get(start)
     seen, console = {}, []
     for study in names:
-        rows = _study_rows(driver, study)
-        page = next(row for (section, _), row in rows.items() if section.endswith("study page"))
-        _open(driver, page)
+        rows = _study_rows(driver, study, start)
+        page = next(key for key in rows if key[0].endswith("study page"))
+        _open_result(driver, study, start, page, _page_frame, f"{study}'s page")
         seen[study] = {"rows": sorted(rows), **_study_page(driver, study)}
         figures = {}
-        for (section, name), row in _study_rows(driver, study).items():
+        for section, name in sorted(rows):
             if section.endswith("figure"):
-                _open(driver, row)
-                figures[name] = _figure(driver, f"results/{study}/figures/{name}.png")
+                path = f"results/{study}/figures/{name}.png"
+                widths = _open_result(
+                    driver,
+                    study,
+                    start,
+                    (section, name),
+                    lambda d, path=path: d.execute_script(FIGURE_SHOWN, path),
+                    f"figure {path}",
+                )
+                figures[name] = widths[0]
         seen[study]["figures"] = figures
         console += driver.get_log("browser")
-        driver.get((report / "report.html").as_uri())  # back to the start
+        driver.get(start)  # back to the start
     console += driver.get_log("browser")
     return seen, console
 
