@@ -451,6 +451,29 @@ def test_claims_contradicted(stand_ins):
     assert "simulated_annealing nor random_search" in absent["reason"]
 
 
+def test_equal_wall_clock_counts_only_the_epochs_within_the_shortest_run(stand_ins):
+    """openai_es's last epoch takes 5 s: within the 2 s every other run takes in all it has
+    completed one epoch (half its final accuracy), and the detail says so per seed."""
+    tables = synthetic(
+        {
+            "gd/sgd-lr0.1-bs64": ("gd", None, spread(0.97)),
+            "openai_es-p8/bs64": ("openai_es", None, spread(0.80)),
+            "one_plus_one_es-p8/bs64": ("one_plus_one_es", None, spread(0.70)),
+        }
+    )
+    h = tables["histories"]
+    h.loc[h["run_id"].str.contains("openai_es") & (h["epoch"] == 2), "seconds"] = 5.0
+    ranking = rows(claims_of(tables), "at equal wall clock").set_index("subject")
+    es = ranking.loc["mlp2: openai_es > one_plus_one_es"]
+    assert es["verdict"] == "contradicted"
+    assert es["value"] == pytest.approx(0.80 / 2 - 0.70)
+    assert (
+        "within 2 s of training (the shortest run's total; epochs completed within it, per "
+        in es["detail"]
+    )
+    assert "seed: openai_es 1/1/1/1/1, one_plus_one_es 2/2/2/2/2)" in es["detail"]
+
+
 def test_claims_not_applicable_without_their_methods():
     tables = synthetic({"gd/adadelta-lr1-bs64": ("gd", None, spread(0.95))})
     claims = claims_of(tables)

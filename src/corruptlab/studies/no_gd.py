@@ -351,16 +351,20 @@ ZHANG_PAPER = Paper(
 
 
 def _accuracy_at(curves: pd.DataFrame, seconds: float) -> pd.DataFrame:
-    """Per run: its best validation accuracy within ``seconds`` of training."""
-    rows = [
-        {
-            "run_id": run,
-            "config": g["config"].iloc[0],
-            "train_method": g["train_method"].iloc[0],
-            "accuracy": accuracy_within(g, seconds, "cum_seconds"),
-        }
-        for run, g in curves.groupby("run_id", sort=True)
-    ]
+    """Per run: its best validation accuracy within ``seconds`` of training, and the epochs it
+    completed within them."""
+    rows = []
+    for run, g in curves.groupby("run_id", sort=True):
+        within = g.loc[g["cum_seconds"] <= seconds, "epoch"]
+        rows.append(
+            {
+                "run_id": run,
+                "config": g["config"].iloc[0],
+                "train_method": g["train_method"].iloc[0],
+                "accuracy": accuracy_within(g, seconds, "cum_seconds"),
+                "epochs": int(within.max()) if len(within) else 0,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -408,9 +412,13 @@ def _equal_budget_ranking(tables: dict[str, pd.DataFrame], study: dict) -> list[
             a = at.loc[at["config"] == best[better], "accuracy"]
             b = at.loc[at["config"] == best[worse], "accuracy"]
             d = diff_ci(a, b, bounds=difference_range("accuracy"))
+            epochs = {
+                m: "/".join(map(str, at.loc[at["config"] == best[m], "epochs"])) for m in best
+            }
             detail = (
                 f"best validation accuracy within {seconds:.3g} s of training (the shortest run's "
-                f"total): {best[better]} - {best[worse]}"
+                f"total; epochs completed within it, per seed: {better} {epochs[better]}, "
+                f"{worse} {epochs[worse]}): {best[better]} - {best[worse]}"
             )
             paper = ZHANG_PAPER if "openai_es" in (better, worse) else None
             rows.append(compare(claim, subject, d, quantity, ">", 0, detail, paper=paper))
