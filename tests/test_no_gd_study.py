@@ -472,6 +472,16 @@ def test_equal_wall_clock_counts_only_the_epochs_within_the_shortest_run(stand_i
         in es["detail"]
     )
     assert "seed: openai_es 1/1/1/1/1, one_plus_one_es 2/2/2/2/2)" in es["detail"]
+    # a first epoch of 5 s in one seed: that seed's run is at its initial weights at 2 s
+    first = h["run_id"].str.contains("openai_es") & (h["epoch"] == 1)
+    h.loc[first[first].index[0], "seconds"] = 5.0
+    ranking = rows(claims_of(tables), "at equal wall clock").set_index("subject")
+    for subject in ("mlp2: openai_es > one_plus_one_es", "mlp2: gd > openai_es"):
+        row = ranking.loc[subject]
+        assert row["verdict"] == "not applicable", subject
+        assert row["reason"].startswith("openai_es completed no epoch within the 2 s budget")
+        assert "openai_es 0/1/1/1/1" in row["detail"] and np.isfinite(row["value"])
+    assert ranking.loc["mlp2: gd > one_plus_one_es", "verdict"] == "supported"
 
 
 def test_claims_not_applicable_without_their_methods():

@@ -373,7 +373,9 @@ def _equal_budget_ranking(tables: dict[str, pd.DataFrame], study: dict) -> list[
     compared), OpenAI-ES > (1+1)-ES > simulated annealing > random search, and gradient descent
     beats every gradient-free method. Each method is represented by its configuration with the
     best mean validation accuracy at that budget (selected on the numbers compared: the detail
-    says which)."""
+    says which, and how many epochs each seed completed within the budget). A pair in which a
+    run completed no epoch within the budget is not applicable: it would compare that run's
+    initial weights."""
     claim = (
         "at equal wall clock: openai_es > one_plus_one_es > simulated_annealing > "
         "random_search, each < gd"
@@ -412,15 +414,24 @@ def _equal_budget_ranking(tables: dict[str, pd.DataFrame], study: dict) -> list[
             a = at.loc[at["config"] == best[better], "accuracy"]
             b = at.loc[at["config"] == best[worse], "accuracy"]
             d = diff_ci(a, b, bounds=difference_range("accuracy"))
-            epochs = {
-                m: "/".join(map(str, at.loc[at["config"] == best[m], "epochs"])) for m in best
-            }
+            epochs = {m: at.loc[at["config"] == best[m], "epochs"] for m in best}
             detail = (
                 f"best validation accuracy within {seconds:.3g} s of training (the shortest run's "
-                f"total; epochs completed within it, per seed: {better} {epochs[better]}, "
-                f"{worse} {epochs[worse]}): {best[better]} - {best[worse]}"
+                f"total; epochs completed within it, per seed: {better} "
+                f"{'/'.join(map(str, epochs[better]))}, {worse} "
+                f"{'/'.join(map(str, epochs[worse]))}): {best[better]} - {best[worse]}"
             )
             paper = ZHANG_PAPER if "openai_es" in (better, worse) else None
+            untrained = [m for m in (better, worse) if (epochs[m] == 0).any()]
+            if untrained:
+                reason = (
+                    f"{' and '.join(untrained)} completed no epoch within the {seconds:.3g} s "
+                    "budget in some seed: the comparison would be of its initial weights "
+                    "(longer runs give every method a budget of at least one epoch)"
+                )
+                criterion = f"{quantity} > 0"
+                rows.append(not_applicable(claim, subject, criterion, reason, d, detail, paper))
+                continue
             rows.append(compare(claim, subject, d, quantity, ">", 0, detail, paper=paper))
     return rows
 
