@@ -88,7 +88,8 @@ class Background:
 
     def __init__(self, workdir: Path, *args: str, timeout: float = SNAKEMAKE_TIMEOUT):
         cmd, env = _command(workdir, args)
-        self.args, self.timeout, self.started = args, timeout, time.monotonic()
+        self.workdir, self.args, self.timeout = workdir, args, timeout
+        self.started = time.monotonic()
         self.log = workdir / "snakemake.log"
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(

@@ -182,7 +182,7 @@ def runs(cluster, slurm_in_background, tmp_path_factory):
     uuid = re.search(r"SLURM run ID: (\S+)", log)
     assert uuid, f"no SLURM run ID in the log:\n{log[-3000:]}"
     jobs = _sacct(uuid.group(1))
-    remote = slurm_in_background.log.parent
+    remote = slurm_in_background.workdir
     return {"local": local, "remote": remote, "log": log, "rc": result.returncode, "jobs": jobs}
 
 
