@@ -16,7 +16,7 @@ from corruptlab.report.tables import show
 from corruptlab.studies import STUDIES
 
 STUDY = "ln_test"
-VERDICTS = {"supported", "contradicted", "inconclusive", "not applicable"}
+VERDICTS = {"supported", "contradicted", "inconclusive", "not applicable", "reported"}
 FALLS, RANKING, ABOVE_90 = "accuracy falls", "conv4 >= MLPs >= perceptron", "above 90%"
 
 # test accuracy per (model, alpha) over three seeds: every model falls with alpha and
@@ -370,5 +370,7 @@ def test_show_renders_each_claim():
     ):
         assert fragment in text
     header = text.splitlines()[0].split()
-    assert header == ["verdict", "claim", "subject", "value", "ci95_low", "ci95_high"]
+    assert header[:6] == ["verdict", "claim", "subject", "value", "ci95_low", "ci95_high"]
+    # the paper's numbers and their sources, where any row has one
+    assert claims["paper_value"].notna().any() and header[6:] == ["paper_value", "paper_source"]
     assert len(text.splitlines()) == len(claims) + 1

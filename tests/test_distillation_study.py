@@ -25,6 +25,7 @@ from corruptlab.data.noise import NoisyLabels  # noqa: E402
 from corruptlab.data.transfer import shifted_classes, transfer_mask, unseen_classes  # noqa: E402
 from corruptlab.eval.bias_shift import choose_shift, shift_logits  # noqa: E402
 from corruptlab.jobs.train import transfer_set  # noqa: E402
+from corruptlab.report.claims import VERDICTS  # noqa: E402
 from corruptlab.studies import STUDIES, distillation  # noqa: E402, F401 (registers the kind)
 
 STUDY = {
@@ -331,7 +332,7 @@ def test_a_distillation_study_runs_end_to_end(tiny_run):
     sanity = claims[claims["claim"] == "the teacher learns (sanity)"]
     assert len(sanity) == 2
     assert claims.iloc[0]["claim"] == "the teacher learns (sanity)"
-    assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive", "not applicable"}
+    assert set(claims["verdict"]) <= set(VERDICTS)
     mythical = claims[claims["claim"].str.contains("hard-label student never gets it right")]
     assert list(mythical["verdict"]) == ["supported"]
     summary = pd.read_parquet(tables / "summary.parquet")

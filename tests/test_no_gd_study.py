@@ -423,7 +423,7 @@ def test_claims_supported(stand_ins):
     assert notebook["verdict"].tolist() == ["not applicable"]
     assert "'mnist5k'" in notebook["reason"].iloc[0]
     ood = rows(claims, "OOD:")
-    assert len(ood) == 7 * 2 and set(ood["verdict"]) == {"not applicable"}
+    assert len(ood) == 7 * 2 and set(ood["verdict"]) == {"reported"}
     assert ood["value"].notna().all() and ood["ci95_low"].notna().all()
 
 

@@ -25,7 +25,7 @@ from corruptlab import studies
 pytestmark = pytest.mark.e2e
 
 BROWSER = ("chromium", "chromedriver")
-VERDICTS = {"supported", "contradicted", "inconclusive", "not applicable"}
+VERDICTS = {"supported", "contradicted", "inconclusive", "not applicable", "reported"}
 WAIT = 60  # seconds a page may take to render (an upper bound, not a timing)
 RECLICK = 5  # seconds after which a click that changed nothing is repeated
 

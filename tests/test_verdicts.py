@@ -20,9 +20,11 @@ from corruptlab.report.claims import (
     compare,
     exact,
     not_applicable,
+    reported,
     verdict_counts,
 )
 from corruptlab.report.stats import RANGES, bounds_of, diff_ci, difference_bounds, mean_ci
+from corruptlab.report.tables import show
 
 
 def ci(low, high, n=3, mean=None):
@@ -118,6 +120,32 @@ def test_exact_rows_are_supported_or_contradicted():
     assert r["verdict"] == "contradicted" and r["test"] == "exact"
 
 
+def test_reported_rows_carry_their_value_and_judge_nothing():
+    s = mean_ci([0.91, 0.93, 0.92])
+    paper = Paper(0.95, "MNIST, 10 epochs", "Zhou et al. 2019, Table 1")
+    r = reported("AUROC per method", "gd vs noise", s, "AUROC(msp)", paper=paper)
+    assert r["verdict"] == "reported" and r["criterion"] == "AUROC(msp): reported"
+    assert r["value"] == pytest.approx(0.92) and r["ci95_low"] < 0.92 < r["ci95_high"]
+    assert r["paper_value"] == 0.95 and r["paper_source"] == "Zhou et al. 2019, Table 1"
+    assert "no direction" in r["reason"]
+
+
+def test_show_prints_paper_sources_and_small_p_values_in_scientific_notation():
+    paper = Paper(0.9926, "MNIST", "Hinton et al. 2015, section 3")
+    blog = Paper(0.9891, "MNIST", "a blog post")
+    rows = [
+        reported("beside the paper", "student", mean_ci([0.98, 0.99]), "acc", paper=paper),
+        reported("beside the paper", "student", mean_ci([0.98, 0.99]), "acc", paper=blog),
+        by_test("Binomial fit", "real", 1.7e-36, 500, "chi-square", 0.05, False),
+    ]
+    text = show(pd.DataFrame(rows))
+    header = text.splitlines()[0].split()
+    assert header[-2:] == ["paper_value", "paper_source"]
+    assert "Hinton et al. 2015, section 3" in text and "a blog post" in text
+    assert "1.70e-36" in text and "0.9926" in text
+    assert "0.0000" not in text
+
+
 def test_verdict_counts_lists_every_verdict():
     rows = pd.DataFrame({"verdict": ["supported", "supported", "inconclusive"]})
     assert verdict_counts(rows) == {
@@ -125,6 +153,7 @@ def test_verdict_counts_lists_every_verdict():
         "contradicted": 0,
         "inconclusive": 1,
         "not applicable": 0,
+        "reported": 0,
     }
     assert verdict_counts(pd.DataFrame({"verdict": []})) == dict.fromkeys(VERDICTS, 0)
 

@@ -16,6 +16,8 @@ import pytest
 import yaml
 from conftest import copy_workflow, planned_jobs, snakemake
 
+from corruptlab.report.claims import VERDICTS
+
 pytestmark = pytest.mark.e2e
 
 TINY = {
@@ -123,7 +125,7 @@ def test_tables_are_tidy_with_provenance(workdir):
     assert len(selection) == 4 and set(selection["alpha_axis"]) == {0.0, 1.0}
 
     claims = pd.read_parquet(tables / "claims.parquet")
-    assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive", "not applicable"}
+    assert set(claims["verdict"]) <= set(VERDICTS)
     assert {"value", "ci95_low", "ci95_high", "criterion", "git_commit"} <= set(claims.columns)
     conv = claims[claims["claim"].str.startswith("conv4 above 90%")]
     assert conv["verdict"].tolist() == ["not applicable"]
@@ -173,7 +175,7 @@ def test_shift_study_tables_and_figures(workdir):
     errors = pd.read_parquet(study / "tables" / "corruption_errors.parquet")
     assert {"gaussian_noise", "mean"} <= set(errors["condition"])
     claims = pd.read_parquet(study / "tables" / "claims.parquet")
-    assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive", "not applicable"}
+    assert set(claims["verdict"]) <= set(VERDICTS)
     # the sanity claim (norm and tent on a shuffled stream keep the clean accuracy), the paper's
     # claim at severity 5, and entropy vs error (mean over sets, and the one set)
     assert claims["claim"].value_counts().tolist() == [2, 2, 2]

@@ -7,7 +7,10 @@ Every row has a **verdict** that respects the uncertainty of its value:
 - ``supported``: the whole 95% CI over seeds is on the claimed side of the threshold;
 - ``contradicted``: the whole CI is on the other side;
 - ``inconclusive``: the CI straddles the threshold, or there is no CI (fewer than two seeds);
-- ``not applicable``: the claim does not apply to this study (the ``reason`` says why).
+- ``not applicable``: the claim does not apply to this study, or could not be judged on it (the
+  ``reason`` says why);
+- ``reported``: not a claim but a number reported with its CI (beside a paper's, or with no
+  direction claimed in advance): nothing to support or contradict.
 
 A claim checked by a test statistic instead (``by_test``: memorization's Binomial goodness of
 fit) names the test and its level in ``test``; its verdict follows the test's p-value. The
@@ -28,13 +31,14 @@ import pandas as pd
 from corruptlab.report.stats import LEVEL, RANGES, mean_ci
 from corruptlab.report.tables import PROVENANCE_COLUMNS
 
-SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE = (
+SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE, REPORTED = (
     "supported",
     "contradicted",
     "inconclusive",
     "not applicable",
+    "reported",
 )
-VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE)
+VERDICTS = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE, REPORTED)
 
 # relation -> (does x satisfy it against t, its negation's symbol)
 RELATIONS = {
@@ -174,6 +178,23 @@ def not_applicable(
     return _row(NOT_APPLICABLE, claim, subject, stats or {}, criterion, "", reason, detail, paper)
 
 
+def reported(
+    claim: str,
+    subject: str,
+    stats: dict,
+    quantity: str,
+    reason: str = "reported with its 95% CI; no direction is claimed",
+    detail: str = "",
+    paper: Paper | None = None,
+) -> dict:
+    """A row that reports ``quantity`` (its mean and 95% CI in ``stats``) without judging it:
+    a number beside a paper's, or one for which no direction was claimed in advance. Its
+    verdict is ``reported``, so that ``not applicable`` keeps meaning a claim not judged."""
+    criterion = f"{quantity}: reported"
+    test = f"{LEVEL:.0%} CI over seeds (t, clipped to range)" if stats.get("n", 0) else ""
+    return _row(REPORTED, claim, subject, stats, criterion, test, reason, detail, paper)
+
+
 def by_test(
     claim: str,
     subject: str,
@@ -283,7 +304,9 @@ def verdict_summary(tables: dict[str, str]) -> str:
         if not Path(path).is_file():
             continue
         counts = verdict_counts(pd.read_parquet(path, columns=["verdict"]))
-        text = ", ".join(f"{n} {v}" for v, n in counts.items() if n or v != NOT_APPLICABLE)
+        text = ", ".join(
+            f"{n} {v}" for v, n in counts.items() if n or v not in (NOT_APPLICABLE, REPORTED)
+        )
         lines.append(f"  {study}: {text}\n    {path}")
     if not lines:
         return ""

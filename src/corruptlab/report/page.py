@@ -21,7 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from corruptlab.report.claims import CONTRADICTED, INCONCLUSIVE, NOT_APPLICABLE, SUPPORTED
+from corruptlab.report.claims import (
+    CONTRADICTED,
+    INCONCLUSIVE,
+    NOT_APPLICABLE,
+    REPORTED,
+    SUPPORTED,
+)
 from corruptlab.report.tables import PROVENANCE_COLUMNS
 
 # the claims table's verdict column (corruptlab.report.claims)
@@ -32,6 +38,7 @@ VERDICT_CLASSES = {
     CONTRADICTED: "bad",
     INCONCLUSIVE: "unsure",
     NOT_APPLICABLE: "na",
+    REPORTED: "info",
 }
 MAX_ROWS = 500  # rows shown of a table; the parquet file has them all
 MAX_EMBEDDED_BYTES = 20_000_000  # larger parquet files are linked by path, not embedded
@@ -202,6 +209,7 @@ td.good span { background: #dcfce7; color: #166534; }
 td.bad span { background: #fee2e2; color: #991b1b; }
 td.unsure span { background: #fef9c3; color: #854d0e; }
 td.na span, td.other span { background: #e2e8f0; color: #334155; }
+td.info span { background: #dbeafe; color: #1e40af; }
 figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; max-height: 85vh; border: 1px solid #e2e8f0; }
 figcaption { font-size: 0.9em; color: #334155; max-width: 60em; }

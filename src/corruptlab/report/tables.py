@@ -160,14 +160,25 @@ def summary(tables: dict[str, pd.DataFrame], study: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def number(x: float) -> str:
+    """A float as the terminal shows it: four decimals, or scientific notation where four
+    decimals would print a nonzero value as 0.0000 (a p-value of 1.7e-36)."""
+    if x != 0 and abs(x) < 5e-5:
+        return f"{x:.2e}"
+    return f"{x:.4f}"
+
+
 def show(table: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
-    """A compact text rendering (for logs and the terminal)."""
+    """A compact text rendering (for logs and the terminal). A claims table shows each paper
+    number beside its source, where any row has one."""
     if columns is None:
         columns = [
             c
             for c in ("verdict", "claim", "subject", "value", "ci95_low", "ci95_high")
             if c in table
         ]
+        if "paper_value" in table and table["paper_value"].notna().any():
+            columns += [c for c in ("paper_value", "paper_source") if c in table]
     with pd.option_context(
         "display.width",
         160,
@@ -176,7 +187,7 @@ def show(table: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
         "display.max_rows",
         200,
         "display.float_format",
-        "{:.4f}".format,
+        number,
     ):
         return table[list(columns)].to_string(index=False)
 

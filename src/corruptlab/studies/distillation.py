@@ -56,6 +56,7 @@ from corruptlab.report.claims import (
     learns,
     not_applicable,
     our_setting,
+    reported,
 )
 from corruptlab.report.stats import RANGES, difference_range, mean_ci
 from corruptlab.report.style import STYLE, pyplot
@@ -719,9 +720,7 @@ def _paper_numbers(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
             f"{g['errors'].mean():.1f} test errors of {int(g['n'].iloc[0])}; {g['config'].iloc[0]}"
         )
         reason = "reported beside the published number; settings differ (paper_differs)"
-        rows.append(
-            not_applicable(claim, subject, "reported", reason, stats=s, detail=errs, paper=paper)
-        )
+        rows.append(reported(claim, subject, s, "test accuracy", reason, errs, paper))
 
     for _, g in clean[clean["role"] == TEACHER].groupby("config", sort=True):
         m = g["model"].iloc[0]
@@ -808,7 +807,7 @@ def _paper_numbers(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
                     ),
                 )
     if not rows:
-        rows.append(not_applicable(claim, "-", "reported", "no run on clean labels"))
+        rows.append(not_applicable(claim, "-", "test accuracy: reported", "no run on clean labels"))
     return rows
 
 
