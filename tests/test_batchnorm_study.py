@@ -517,6 +517,31 @@ def test_figures_draw(tmp_path):
         fig.savefig(tmp_path / f"{name}.png")
 
 
+def test_accuracy_vs_lr_marks_means_over_fewer_seeds_hollow():
+    def one_survivor(model, init, lr, seed):
+        if model == "mlp_d10" and lr == 0.1:
+            return ("ok", 0.9) if seed == 2 else ("diverged", 0.098)  # one seed of three left
+        return paper_like(model, init, lr, seed)
+
+    def markers(fig, face):
+        return [
+            (list(line.get_xdata()), list(line.get_ydata()))
+            for line in fig.axes[0].lines
+            if line.get_marker() == "o" and line.get_markerfacecolor() == face
+            and len(line.get_xdata())
+        ]  # fmt: skip
+
+    figure = STUDIES.get("batchnorm").output("accuracy_vs_lr").fn
+    fig = figure(tables_of(synthetic(one_survivor)))
+    assert markers(fig, "white") == [([0.1], [pytest.approx(90.0)])]
+    filled = [x for xs, _ in markers(fig, "tab:red") for x in xs]
+    assert filled == [0.001, 0.01]  # mlp_d10's lrs where all three seeds are averaged
+    assert "hollow: mean over fewer than 3 seeds (the others diverged)" in fig._suptitle.get_text()
+    # no point over fewer seeds: nothing hollow, and no caption line for it
+    fig = figure(tables_of(synthetic(paper_like)))
+    assert markers(fig, "white") == [] and "hollow" not in fig._suptitle.get_text()
+
+
 def test_activations_figure_draws_the_mean_beside_the_std():
     tables = tables_of(synthetic(paper_like))
     fig = STUDIES.get("batchnorm").output("activations_vs_depth").fn(tables)

@@ -570,10 +570,12 @@ def _grid(n: int, width: float = 3.6, height: float = 2.8):
 def accuracy_vs_lr(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Final clean test accuracy vs learning rate with and without batch norm, per pair and
     init: mean and 95% CI over the seeds that did not diverge; an x at the bottom marks a
-    learning rate where some seed diverged (non-finite loss; the count beside it)."""
+    learning rate where some seed diverged (non-finite loss; the count beside it), and a hollow
+    marker a mean over fewer seeds than the study's (the others diverged; one seed: no CI)."""
     plt = pyplot()
     sweep = tables["lr_sweep"]
     panels = _panels(sweep)
+    seeds = int(sweep["n_runs"].max()) if len(sweep) else 0
     with plt.rc_context(STYLE):
         fig, axes = _grid(len(panels))
         for ax, (title, g) in zip(axes, panels, strict=True):
@@ -581,10 +583,14 @@ def accuracy_vs_lr(tables: dict[str, pd.DataFrame]) -> plt.Figure:
                 d = d.sort_values("lr")
                 color, label = BN_COLORS[bool(bn)], f"{d['model'].iloc[0]} ({_label(bn)})"
                 ok = d[d["n"] > 0]
-                ax.plot(ok["lr"], 100 * ok["mean"], marker="o", ms=3.5, color=color, label=label)
+                ax.plot(ok["lr"], 100 * ok["mean"], color=color, label=label)
                 ax.fill_between(
                     ok["lr"], 100 * ok["ci95_low"], 100 * ok["ci95_high"], color=color, alpha=0.2
                 )
+                full = ok["n"] == ok["n_runs"]
+                for points, face in ((ok[full], color), (ok[~full], "white")):
+                    ax.plot(points["lr"], 100 * points["mean"], ls="none", marker="o", ms=3.5,
+                            color=color, mfc=face, zorder=3)  # fmt: skip
                 div = d[d["n_diverged"] > 0]
                 y = 2 if bn else -4
                 ax.scatter(div["lr"], [y] * len(div), marker="x", color=color, s=30, zorder=3)
@@ -598,11 +604,13 @@ def accuracy_vs_lr(tables: dict[str, pd.DataFrame]) -> plt.Figure:
             ax.set_xlabel("learning rate (SGD, momentum 0.9)")
             ax.set_ylabel("clean test accuracy (%)")
             ax.legend(frameon=False, loc="center left", fontsize=7)
-        fig.suptitle(
+        title = (
             "Accuracy vs learning rate (mean, 95% CI over non-diverged seeds;\n"
-            "x: seeds diverged at that lr; dotted: chance)",
-            fontsize=9,
+            "x: seeds diverged at that lr; dotted: chance)"
         )
+        if ((sweep["n"] > 0) & (sweep["n"] < sweep["n_runs"])).any():
+            title += f"\nhollow: mean over fewer than {seeds} seeds (the others diverged)"
+        fig.suptitle(title, fontsize=9)
     return fig
 
 
