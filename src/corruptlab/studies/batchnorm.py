@@ -98,7 +98,7 @@ BEST_WITHIN = 0.01  # the best accuracy with batch norm is at least the best wit
 FLAT_WITHIN = 0.1
 MEAN_PAPER = Paper(
     value=math.nan,
-    setting="their CIFAR-10 networks at initialisation, channel means on a log scale",
+    setting="the paper's networks at initialisation, channel means on a log scale",
     source=(
         "Bjorck et al. 2018, Fig. 5: average channel means and variances vs depth at init; "
         "with BN about constant, without BN growing with depth"
