@@ -294,9 +294,13 @@ def test_the_train_job_trains_a_resnet_pair_on_colour_images_and_measures_it(tmp
 LRS = [0.001, 0.01, 0.1, 0.3, 1.0]
 
 
-def synthetic(outcome, inits=("kaiming",), n_layers: int = 11) -> dict[str, pd.DataFrame]:
+def synthetic(
+    outcome, inits=("kaiming",), n_layers: int = 11, mean_growth=(1.1, 1.0)
+) -> dict[str, pd.DataFrame]:
     """runs and histories of the mlp_d10 pair: ``outcome(model, init, lr, seed)`` gives
-    (status, accuracy); the probe columns grow with depth without BN and stay flat with it."""
+    (status, accuracy); the probe columns grow with depth without BN and stay flat with it; the
+    per-channel |mean| grows by ``mean_growth`` (without BN, with BN) per layer, its last hidden
+    layer off by 3% per seed."""
     runs, hist = [], []
     for init in inits:
         for model in ("mlp_d10", "mlp_d10_bn"):
@@ -333,7 +337,9 @@ def synthetic(outcome, inits=("kaiming",), n_layers: int = 11) -> dict[str, pd.D
                                 grow**layer * (1 + 0.01 * seed) * (1 + 0.1 * b)
                             )
                         row[f"probe.act_std.L{layer:02d}"] = grow**layer * (1 + 0.02 * seed)
-                        row[f"probe.act_mean.L{layer:02d}"] = 0.1
+                        mean = mean_growth[model.endswith("_bn")] ** layer
+                        jitter = 1 + 0.03 * seed * (layer == n_layers - 1)
+                        row[f"probe.act_mean.L{layer:02d}"] = 0.4 * mean * jitter
                         row[f"probe.grad_tail.L{layer:02d}"] = 5.0 * grow**2 + 0.1 * seed
                     for eta in (0.01, 1.0):
                         blow = 1e6 if (eta == 1.0 and not model.endswith("_bn")) else 0.9
@@ -414,8 +420,8 @@ def test_claims_supported_when_the_numbers_behave_as_the_paper_says():
     best = rows(claims, "the best accuracy over the lr grid")
     assert best["verdict"].tolist() == ["supported"]
     assert best["value"].iloc[0] == pytest.approx(0.02)
-    growth = claims[claims["claim"].str.contains("grow")]
-    assert len(growth) == 4 and set(growth["verdict"]) == {"supported"}
+    growth = claims[claims["claim"].str.contains("grow|flat")]
+    assert len(growth) == 6 and set(growth["verdict"]) == {"supported"}
     grads = rows(claims, "at init, without batch norm, gradient norms")
     assert grads["value"].iloc[0] == pytest.approx(8 * math.log10(1.3))  # layer 10 over 2
     tails = rows(claims, "at init, the gradients of a middle layer are heavier-tailed")
@@ -424,6 +430,39 @@ def test_claims_supported_when_the_numbers_behave_as_the_paper_says():
     refused = rows(claims, "batch norm wins at a small, equal lr")
     assert refused["verdict"].tolist() == ["not applicable"]
     assert "deliberately not claimed" in refused["reason"].iloc[0]
+
+
+def test_activation_mean_grows_without_bn_and_stays_flat_with_it():
+    claims = tables_of(synthetic(paper_like))["claims"]
+    grows = rows(claims, "at init, without batch norm, per-channel activation |means| grow")
+    assert grows["verdict"].tolist() == ["supported"]
+    assert grows["subject"].tolist() == ["mlp_d10, kaiming"]
+    # layer 10 over layer 2: 8 layers of 1.1x, the last hidden layer 0/3/6% higher per seed
+    expected = [8 * math.log10(1.1) + math.log10(1 + 0.03 * s) for s in range(3)]
+    assert grows["value"].iloc[0] == pytest.approx(np.mean(expected))
+    assert grows["criterion"].iloc[0].endswith("without BN > 0")
+    assert "Fig. 5" in grows["paper_source"].iloc[0] and math.isnan(grows["paper_value"].iloc[0])
+    flat = rows(claims, "at init, with batch norm, per-channel activation |means| stay flat")
+    assert flat["verdict"].tolist() == ["supported"] and flat["subject"].iloc[0].startswith(
+        "mlp_d10_bn"
+    )
+    assert flat["value"].iloc[0] == pytest.approx(
+        np.mean([math.log10(1.03), math.log10(1.06)]) / 1.5
+    )
+    assert flat["criterion"].iloc[0].endswith("with BN < 0.1")
+    # the other way round: without BN the mean shrinks with depth, with BN it grows 1.1x a layer
+    claims = tables_of(synthetic(paper_like, mean_growth=(0.9, 1.1)))["claims"]
+    grows = rows(claims, "at init, without batch norm, per-channel activation |means| grow")
+    assert grows["verdict"].tolist() == ["contradicted"] and grows["value"].iloc[0] < 0
+    flat = rows(claims, "at init, with batch norm, per-channel activation |means| stay flat")
+    assert flat["verdict"].tolist() == ["contradicted"]
+    assert flat["value"].iloc[0] == pytest.approx(np.mean(expected))
+    # 1.02x a layer: per seed 0.069 to 0.094 in log10, each inside 0.1, but the CI over three
+    # seeds reaches past it
+    claims = tables_of(synthetic(paper_like, mean_growth=(1.1, 1.02)))["claims"]
+    flat = rows(claims, "at init, with batch norm, per-channel activation |means| stay flat")
+    assert flat["verdict"].tolist() == ["inconclusive"]
+    assert flat["ci95_low"].iloc[0] < 0.1 < flat["ci95_high"].iloc[0]
 
 
 def test_claims_contradicted_when_no_bn_trains_at_high_lr():
@@ -469,13 +508,55 @@ def test_figures_draw(tmp_path):
         "accuracy_vs_lr",
         "grad_norm_hist",
         "gradients_vs_depth",
-        "activation_std_vs_depth",
+        "activations_vs_depth",
         "relative_loss_vs_step",
     )
     for name in kind.figures:
         fig = kind.output(name).fn(tables)
         assert len([ax for ax in fig.axes if ax.get_visible()]) >= 2, name  # one per init
         fig.savefig(tmp_path / f"{name}.png")
+
+
+def test_accuracy_vs_lr_marks_means_over_fewer_seeds_hollow():
+    def one_survivor(model, init, lr, seed):
+        if model == "mlp_d10" and lr == 0.1:
+            return ("ok", 0.9) if seed == 2 else ("diverged", 0.098)  # one seed of three left
+        return paper_like(model, init, lr, seed)
+
+    def markers(fig, face):
+        return [
+            (list(line.get_xdata()), list(line.get_ydata()))
+            for line in fig.axes[0].lines
+            if line.get_marker() == "o" and line.get_markerfacecolor() == face
+            and len(line.get_xdata())
+        ]  # fmt: skip
+
+    figure = STUDIES.get("batchnorm").output("accuracy_vs_lr").fn
+    fig = figure(tables_of(synthetic(one_survivor)))
+    assert markers(fig, "white") == [([0.1], [pytest.approx(90.0)])]
+    filled = [x for xs, _ in markers(fig, "tab:red") for x in xs]
+    assert filled == [0.001, 0.01]  # mlp_d10's lrs where all three seeds are averaged
+    assert "hollow: mean over fewer than 3 seeds (the others diverged)" in fig._suptitle.get_text()
+    # no point over fewer seeds: nothing hollow, and no caption line for it
+    fig = figure(tables_of(synthetic(paper_like)))
+    assert markers(fig, "white") == [] and "hollow" not in fig._suptitle.get_text()
+
+
+def test_activations_figure_draws_the_mean_beside_the_std():
+    tables = tables_of(synthetic(paper_like))
+    fig = STUDIES.get("batchnorm").output("activations_vs_depth").fn(tables)
+    std, mean = fig.axes[:2]
+    assert std.get_ylabel() == "log10 activation std" and mean.get_ylabel().endswith("|mean|")
+    s = tables["init_probe_summary"]
+    for ax, quantity in ((std, "act_std"), (mean, "act_mean")):
+        drawn = {line.get_label(): line.get_ydata() for line in ax.lines}
+        for model in ("mlp_d10", "mlp_d10_bn"):
+            want = s[(s["quantity"] == quantity) & (s["model"] == model)].sort_values("layer")
+            np.testing.assert_allclose(drawn[model], want["mean"])
+    # the |mean| grows 1.1x a layer without BN, flat with it (log10: 0.041 a layer, 0)
+    drawn = {line.get_label(): line.get_ydata() for line in mean.lines}
+    assert np.diff(drawn["mlp_d10"])[:8] == pytest.approx(math.log10(1.1), abs=1e-6)
+    assert np.diff(drawn["mlp_d10_bn"])[:8] == pytest.approx(0, abs=1e-6)
 
 
 # --- end to end -------------------------------------------------------------------------------
@@ -519,7 +600,7 @@ def test_a_batchnorm_study_runs_end_to_end(bn_run):
         "accuracy_vs_lr",
         "grad_norm_hist",
         "gradients_vs_depth",
-        "activation_std_vs_depth",
+        "activations_vs_depth",
         "relative_loss_vs_step",
     }
     assert (wd / "results/bn/bn.html").is_file()

@@ -469,3 +469,50 @@ def test_save_figure_failure_leaves_previous_output_and_no_partial(tmp_path, uni
     assert png.read_bytes()[:8] == PNG_MAGIC
     assert pdf.read_bytes() == b"old pdf"
     assert _no_partials(tmp_path)
+
+
+# ---------------------------------------------------------------------------------- tent_grid
+
+
+def tent_errors(source: float | None, tent: dict) -> pd.DataFrame:
+    """corruption_errors' mean rows (all corruptions and severities) of conv4_bn: source's error
+    and tent's per (lr, batch size) -> (mean, CI half-width)."""
+    base = {"model": "conv4_bn", "metric": "error", "condition": "mean", "severity": 0, "n": 2}
+    rows = []
+    if source is not None:
+        rows.append({**base, "method": "source", "method_order": 0, "mean": source,
+                     "ci95_low": source - 0.01, "ci95_high": source + 0.01})  # fmt: skip
+    for order, ((lr, bs), (mean, half)) in enumerate(tent.items(), start=1):
+        rows.append({**base, "method": "tent", "method_order": order, "tta_lr": lr,
+                     "tta_batch_size": bs, "tta_steps": 1, "tta_stream": "shuffled",
+                     "mean": mean, "ci95_low": mean - half, "ci95_high": mean + half})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# tent's four settings 0.3 points apart, each +-0.4 points over seeds: noise, not structure
+NEAR = {(0.001, 64): (0.118, 0.004), (0.001, 256): (0.121, 0.004),
+        (0.003, 64): (0.120, 0.004), (0.003, 256): (0.119, 0.004)}  # fmt: skip
+
+
+def test_tent_grid_colours_from_zero_past_source_and_prints_each_cells_ci():
+    fig = output("corruption_tta", "tent_grid")({"corruption_errors": tent_errors(0.263, NEAR)})
+    ax = fig.axes[0]
+    (image,) = ax.images
+    # 0 to the next 10% above source's 26.3%, not the cells' own 11.8-12.1%
+    assert (image.norm.vmin, image.norm.vmax) == (0, 30)
+    shades = image.norm(image.get_array()).compressed()
+    assert shades.max() - shades.min() == pytest.approx(0.3 / 30)
+    cells = sorted(t.get_text() for t in ax.texts)
+    assert cells == ["11.8\n±0.4", "11.9\n±0.4", "12.0\n±0.4", "12.1\n±0.4"]
+    assert ax.get_title() == "conv4_bn (source: 26.3%)"
+    bar = fig.axes[-1]
+    assert [line.get_ydata()[0] for line in bar.lines] == [pytest.approx(26.3)]
+    title = fig._suptitle.get_text()
+    assert "cells: mean ± half its 95% CI over seeds; colour from 0 to 30%" in title
+    # without a source row the scale still starts at 0 and covers the cells; one seed: no CI
+    one_seed = {k: (mean, np.nan) for k, (mean, _) in NEAR.items()}
+    fig = output("corruption_tta", "tent_grid")({"corruption_errors": tent_errors(None, one_seed)})
+    (image,) = fig.axes[0].images
+    assert (image.norm.vmin, image.norm.vmax) == (0, 20)
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["11.8", "11.9", "12.0", "12.1"]
+    assert fig.axes[0].get_title() == "conv4_bn" and len(fig.axes[-1].lines) == 0

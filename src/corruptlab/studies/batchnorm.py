@@ -92,6 +92,19 @@ CLAIM_INIT = "kaiming"  # the issue's lr claims are made for kaiming init
 HIGH_LR = 0.3  # without batch norm the deep MLP diverges at lr >= this; with it, it trains
 MAX_LR_FACTOR = 10.0  # batch norm's largest lr that trains is at least this many times higher
 BEST_WITHIN = 0.01  # the best accuracy with batch norm is at least the best without, minus this
+# with batch norm the per-channel |mean| at the last hidden layer is within 10^0.1 (1.26x) of the
+# second's: each hidden layer reads ReLU of a standardised input, so the same in expectation; 0.1
+# leaves room for a mean over 128 channels (about 0.03 in log10 per layer). Fixed before the data.
+FLAT_WITHIN = 0.1
+MEAN_PAPER = Paper(
+    value=math.nan,
+    setting="the paper's networks at initialisation, channel means on a log scale",
+    source=(
+        "Bjorck et al. 2018, Fig. 5: average channel means and variances vs depth at init; "
+        "with BN about constant, without BN growing with depth"
+    ),
+    differs="a figure without a number to set beside ours; our deep MLP on MNIST digits",
+)
 # Bjorck et al.'s Fig. 1, as the blog post behind issue 18 reads it: lr 1e-4 is the highest an
 # unnormalised ResNet-110 trains at on CIFAR-10, and the BN network is trained at 0.1 (1000x)
 MAX_LR_PAPER = Paper(
@@ -411,7 +424,9 @@ def _depth_growth(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     """At initialisation, without batch norm, the gradient norm (or the activation std) grows
     with depth, and not with batch norm: per run, log10 of the value at the last hidden layer
     over the second layer; without BN > 0 (CI over seeds), and with BN below without (Welch
-    CI of the difference). The issue's "or": either quantity's two rows support the claim."""
+    CI of the difference). The issue's "or": either quantity's two rows support the claim.
+    Then the per-channel |mean| (issue 25): it grows without BN (> 0) and stays flat with BN
+    (the mean over seeds of |log10 growth| < FLAT_WITHIN), Bjorck et al.'s Fig. 5."""
     probe = tables["init_probe"]
     criterion = "log10(last hidden / second layer) > 0"
     deep = [p for p in pairs(study["models"]) if _deep(p)]
@@ -420,9 +435,15 @@ def _depth_growth(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
         return [not_applicable(claim, "-", criterion, "no deep MLP pair measured at init")]
     per_run = _per_run(probe)
     rows = []
-    for quantity, word in (("grad_norm", "gradient norms"), ("act_std", "activation std")):
+    for quantity, word in (
+        ("grad_norm", "gradient norms"),
+        ("act_std", "activation std"),
+        ("act_mean", "per-channel activation |means|"),
+    ):
         claim = f"at init, without batch norm, {word} grow with depth"
         claim_bn = f"at init, {word} grow less with batch norm than without"
+        if quantity == "act_mean":
+            claim_bn = f"at init, with batch norm, {word} stay flat with depth"
         for pair in deep:
             for init, at in per_run.groupby("init", sort=True):
                 growth = {
@@ -435,7 +456,14 @@ def _depth_growth(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
                 )
                 s = mean_ci(growth[pair[1]], bounds=UNBOUNDED)
                 quantity_words = f"log10({word} last hidden / second layer) without BN"
-                rows.append(compare(claim, subject, s, quantity_words, ">", 0, detail))
+                paper = MEAN_PAPER if quantity == "act_mean" else None
+                rows.append(compare(claim, subject, s, quantity_words, ">", 0, detail, paper))
+                if quantity == "act_mean":
+                    s = mean_ci(np.abs(growth[pair[0]]), bounds=(0, math.inf))
+                    q2 = f"|log10({word} last hidden / second layer)| with BN"
+                    subject = f"{pair[0]}, {init}"
+                    rows.append(compare(claim_bn, subject, s, q2, "<", FLAT_WITHIN, detail, paper))
+                    continue
                 d = diff_ci(growth[pair[1]], growth[pair[0]])
                 q2 = f"log10 growth of {word}: without BN - with BN"
                 rows.append(compare(claim_bn, f"{_pair_name(pair)}, {init}", d, q2, ">", 0, detail))
@@ -542,10 +570,12 @@ def _grid(n: int, width: float = 3.6, height: float = 2.8):
 def accuracy_vs_lr(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Final clean test accuracy vs learning rate with and without batch norm, per pair and
     init: mean and 95% CI over the seeds that did not diverge; an x at the bottom marks a
-    learning rate where some seed diverged (non-finite loss; the count beside it)."""
+    learning rate where some seed diverged (non-finite loss; the count beside it), and a hollow
+    marker a mean over fewer seeds than the study's (the others diverged; one seed: no CI)."""
     plt = pyplot()
     sweep = tables["lr_sweep"]
     panels = _panels(sweep)
+    seeds = int(sweep["n_runs"].max()) if len(sweep) else 0
     with plt.rc_context(STYLE):
         fig, axes = _grid(len(panels))
         for ax, (title, g) in zip(axes, panels, strict=True):
@@ -553,10 +583,14 @@ def accuracy_vs_lr(tables: dict[str, pd.DataFrame]) -> plt.Figure:
                 d = d.sort_values("lr")
                 color, label = BN_COLORS[bool(bn)], f"{d['model'].iloc[0]} ({_label(bn)})"
                 ok = d[d["n"] > 0]
-                ax.plot(ok["lr"], 100 * ok["mean"], marker="o", ms=3.5, color=color, label=label)
+                ax.plot(ok["lr"], 100 * ok["mean"], color=color, label=label)
                 ax.fill_between(
                     ok["lr"], 100 * ok["ci95_low"], 100 * ok["ci95_high"], color=color, alpha=0.2
                 )
+                full = ok["n"] == ok["n_runs"]
+                for points, face in ((ok[full], color), (ok[~full], "white")):
+                    ax.plot(points["lr"], 100 * points["mean"], ls="none", marker="o", ms=3.5,
+                            color=color, mfc=face, zorder=3)  # fmt: skip
                 div = d[d["n_diverged"] > 0]
                 y = 2 if bn else -4
                 ax.scatter(div["lr"], [y] * len(div), marker="x", color=color, s=30, zorder=3)
@@ -570,11 +604,13 @@ def accuracy_vs_lr(tables: dict[str, pd.DataFrame]) -> plt.Figure:
             ax.set_xlabel("learning rate (SGD, momentum 0.9)")
             ax.set_ylabel("clean test accuracy (%)")
             ax.legend(frameon=False, loc="center left", fontsize=7)
-        fig.suptitle(
+        title = (
             "Accuracy vs learning rate (mean, 95% CI over non-diverged seeds;\n"
-            "x: seeds diverged at that lr; dotted: chance)",
-            fontsize=9,
+            "x: seeds diverged at that lr; dotted: chance)"
         )
+        if ((sweep["n"] > 0) & (sweep["n"] < sweep["n_runs"])).any():
+            title += f"\nhollow: mean over fewer than {seeds} seeds (the others diverged)"
+        fig.suptitle(title, fontsize=9)
     return fig
 
 
@@ -617,35 +653,43 @@ def grad_norm_hist(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     return fig
 
 
-def gradients_vs_depth(tables: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Gradients per layer at initialisation, per pair and init (rows): the gradient norm of
-    each layer's weight (left) and the tail of its entries, q99.9 / q50 of their absolute
-    values (right; dotted: 4.9, Gaussian entries), as log10, mean and 95% CI over seeds."""
+def _vs_depth(
+    tables: dict[str, pd.DataFrame], columns: tuple[tuple[str, str], ...], suptitle: str
+) -> plt.Figure:
+    """One row per pair and init, one column per (quantity, y label) of ``columns``: log10 of
+    the quantity per layer, mean and 95% CI over seeds (``init_probe_summary``)."""
     plt = pyplot()
     s = tables["init_probe_summary"]
-    s = s[s["quantity"].isin(["grad_norm", "grad_tail"])]
+    s = s[s["quantity"].isin([q for q, _ in columns])]
     panels = _panels(s) if len(s) else []
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
-            max(len(panels), 1), 2, figsize=(7.6, 2.6 * max(len(panels), 1) + 0.7),
+            max(len(panels), 1), len(columns), figsize=(7.6, 2.6 * max(len(panels), 1) + 0.7),
             squeeze=False, layout="constrained",
         )  # fmt: skip
         for row, (title, d) in zip(axes, panels, strict=False):
-            for ax, quantity, label in (
-                (row[0], "grad_norm", "log10 gradient norm"),
-                (row[1], "grad_tail", "log10 q99.9 / q50 of |gradient|"),
-            ):
+            for ax, (quantity, label) in zip(row, columns, strict=True):
                 _lines(ax, d[d["quantity"] == quantity], "layer")
                 ax.set_title(title, fontsize=8)
                 ax.set_xlabel("layer (1 = first, last = classifier)")
                 ax.set_ylabel(label)
-            row[1].axhline(math.log10(4.9), color="#999999", lw=0.8, ls=":")
             row[0].legend(frameon=False, fontsize=7)
-        fig.suptitle(
-            "Gradients per layer at initialisation (mean of log10 over seeds, 95% CI;\n"
-            "dotted: the tail of Gaussian entries)",
-            fontsize=9,
-        )
+        fig.suptitle(suptitle, fontsize=9)
+    return fig
+
+
+def gradients_vs_depth(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Gradients per layer at initialisation, per pair and init (rows): the gradient norm of
+    each layer's weight (left) and the tail of its entries, q99.9 / q50 of their absolute
+    values (right; dotted: 4.9, Gaussian entries), as log10, mean and 95% CI over seeds."""
+    fig = _vs_depth(
+        tables,
+        (("grad_norm", "log10 gradient norm"), ("grad_tail", "log10 q99.9 / q50 of |gradient|")),
+        "Gradients per layer at initialisation (mean of log10 over seeds, 95% CI;\n"
+        "dotted: the tail of Gaussian entries)",
+    )
+    for ax in fig.axes[1::2]:
+        ax.axhline(math.log10(4.9), color="#999999", lw=0.8, ls=":")
     return fig
 
 
@@ -659,28 +703,17 @@ def _lines(ax, d: pd.DataFrame, x: str) -> None:
         ax.fill_between(xs, low, high, color=color, alpha=0.2, lw=0)
 
 
-def activation_std_vs_depth(tables: dict[str, pd.DataFrame]) -> plt.Figure:
-    """Activation std vs depth at initialisation: per linear or conv layer, the mean over its
-    output channels of each channel's std over the probe minibatches (batch norm's input in the
-    BN model), log10, mean and 95% CI over seeds, per pair and init."""
-    plt = pyplot()
-    s = tables["init_probe_summary"]
-    s = s[s["quantity"] == "act_std"]
-    panels = _panels(s) if len(s) else []
-    with plt.rc_context(STYLE):
-        fig, axes = _grid(max(len(panels), 1))
-        for ax, (title, d) in zip(axes, panels, strict=False):
-            _lines(ax, d, "layer")
-            ax.axhline(0, color="#999999", lw=0.8, ls=":")
-            ax.set_title(title)
-            ax.set_xlabel("layer (1 = first, last = classifier)")
-            ax.set_ylabel("log10 activation std")
-            ax.legend(frameon=False, fontsize=7)
-        fig.suptitle(
-            "Activation std per layer at initialisation\n(mean of log10 over seeds, 95% CI)",
-            fontsize=9,
-        )
-    return fig
+def activations_vs_depth(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Activations per layer at initialisation, per pair and init (rows): per linear or conv
+    layer's output (batch norm's input in the BN model), the mean over its channels of each
+    channel's std (left) and of each channel's |mean| (right), over the probe minibatches,
+    log10, mean and 95% CI over seeds."""
+    return _vs_depth(
+        tables,
+        (("act_std", "log10 activation std"), ("act_mean", "log10 activation |mean|")),
+        "Activations per layer at initialisation: per-channel std and |mean|\n"
+        "(mean over channels; mean of log10 over seeds, 95% CI)",
+    )
 
 
 def relative_loss_vs_step(tables: dict[str, pd.DataFrame]) -> plt.Figure:
@@ -734,8 +767,8 @@ class Batchnorm(StudyKind):
         "accuracy_vs_lr": Output(accuracy_vs_lr, ("lr_sweep",)),
         "grad_norm_hist": Output(grad_norm_hist, ("init_probe",), when=_has_probe),
         "gradients_vs_depth": Output(gradients_vs_depth, ("init_probe_summary",), when=_has_probe),
-        "activation_std_vs_depth": Output(
-            activation_std_vs_depth, ("init_probe_summary",), when=_has_probe
+        "activations_vs_depth": Output(
+            activations_vs_depth, ("init_probe_summary",), when=_has_probe
         ),
         "relative_loss_vs_step": Output(
             relative_loss_vs_step, ("init_probe_summary",), when=_has_probe

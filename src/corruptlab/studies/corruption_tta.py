@@ -455,15 +455,16 @@ def error_by_corruption(tables: dict[str, pd.DataFrame]) -> plt.Figure:
 
 def tent_grid(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """TENT Figure 5: tent's error (mean over corruptions and severities) over its learning
-    rate x batch size grid."""
+    rate x batch size grid, each cell annotated with its mean and the half-width of its 95% CI
+    over seeds. One colour scale for every panel, from 0 to the next 10% at or above the
+    largest error drawn or of the source model (no adaptation, the same mean): cells a few
+    tenths of a point apart look alike, as they are; the panel title gives source's error and a
+    line marks it on the colour bar."""
     plt = pyplot()
     e = tables["corruption_errors"]
-    e = e[
-        (e["metric"] == "error")
-        & (e["condition"] == "mean")
-        & (e["severity"] == 0)
-        & (e["method"] == "tent")
-    ]
+    e = e[(e["metric"] == "error") & (e["condition"] == "mean") & (e["severity"] == 0)]
+    source = 100 * e[e["method"] == "source"].groupby("model")["mean"].mean()
+    e = e[e["method"] == "tent"]
     # the grid over lr x batch size at the first configured steps and stream
     fixed = ""
     if len(e):
@@ -471,35 +472,59 @@ def tent_grid(tables: dict[str, pd.DataFrame]) -> plt.Figure:
         e = e[(e["tta_steps"] == first["tta_steps"]) & (e["tta_stream"] == first["tta_stream"])]
         fixed = f"\n({int(first['tta_steps'])} step(s) per batch, {first['tta_stream']} stream)"
     models = model_order(e["model"]) or ["(no tent runs)"]
+    top = np.nanmax([100 * e["mean"].max(), source.max(), 0.0])
+    vmax = float(min(100.0, max(10.0, 10 * np.ceil(top / 10 - 1e-9))))
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(
             1,
             len(models),
             squeeze=False,
             layout="constrained",
-            figsize=(3.6 * len(models) + 0.6, 2.9),
+            figsize=(3.2 * len(models) + 1.2, 3.1),
         )
+        im = None
         for ax, model in zip(axes[0], models, strict=True):
-            grid = e[e["model"] == model].pivot_table(
-                index="tta_batch_size", columns="tta_lr", values="mean", aggfunc="mean"
+            cells = e[e["model"] == model].assign(
+                half=lambda d: (d["ci95_high"] - d["ci95_low"]) / 2
+            )
+            grid, half = (
+                cells.pivot_table(
+                    index="tta_batch_size", columns="tta_lr", values=v, aggfunc="mean"
+                )
+                for v in ("mean", "half")
             )
             if grid.empty:
                 ax.text(0.5, 0.5, "tent not evaluated", ha="center", va="center")
                 continue
-            im = ax.imshow(100 * grid.to_numpy(), cmap="viridis_r", aspect="auto")
+            im = ax.imshow(
+                100 * grid.to_numpy(), cmap="viridis_r", aspect="auto", vmin=0, vmax=vmax
+            )
             for (r, c), v in np.ndenumerate(100 * grid.to_numpy()):
                 shade = im.cmap(im.norm(v))  # dark text on light cells, light on dark
                 luminance = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2]
                 color = "black" if luminance > 0.5 else "white"
-                ax.text(c, r, f"{v:.1f}", ha="center", va="center", fontsize=7, color=color)
+                h = 100 * half.reindex_like(grid).to_numpy()[r, c]
+                text = f"{v:.1f}" + (f"\n±{h:.1f}" if np.isfinite(h) else "")
+                ax.text(c, r, text, ha="center", va="center", fontsize=7, color=color)
             ax.set_xticks(range(grid.shape[1]), [f"{v:g}" for v in grid.columns])
             ax.set_yticks(range(grid.shape[0]), [f"{int(v)}" for v in grid.index])
             ax.set_xlabel("tent learning rate")
             ax.set_ylabel("test batch size")
-            ax.set_title(model)
+            ax.set_title(
+                f"{model}" + (f" (source: {source[model]:.1f}%)" if model in source else "")
+            )
             ax.grid(False)
-            fig.colorbar(im, ax=ax, label="error (%)")
-        fig.suptitle(f"tent: mean error over corruptions and severities{fixed}", fontsize=9)
+        if im is not None:
+            drawn = source.reindex([m for m in models if m in source])
+            label = "error (%)" + ("\nline: source (no adaptation)" if len(drawn) else "")
+            bar = fig.colorbar(im, ax=list(axes[0]), label=label)
+            for value in drawn:
+                bar.ax.axhline(value, color="tab:red", lw=1.5)
+        fig.suptitle(
+            f"tent: mean error (%) over corruptions and severities{fixed}\n"
+            f"cells: mean ± half its 95% CI over seeds; colour from 0 to {vmax:g}%",
+            fontsize=9,
+        )
     return fig
 
 
