@@ -14,7 +14,10 @@ nothing else.
   the entry's ``noise`` or the study's) x (a hard-label baseline, and every teacher with the
   same noise setting as the transfer set, or every teacher with ``distillation.teacher_noise:
   any``, at each temperature T and weight alpha of the soft term) x seeds. Student seed k
-  learns from teacher seed k.
+  learns from teacher seed k. Every student may take the same number of optimizer steps
+  (``student_steps``; by default those of ``max_epochs`` passes over the whole training set),
+  so a student on a smaller transfer set passes over it more often; one whose transfer set
+  lacks classes trains all of them, without early stopping, and keeps its last weights.
 - A student whose transfer set lacks classes is evaluated a second time with the logit bias of
   the omitted classes (or of the kept ones) shifted by the amount best on the validation split
   (corruptlab.eval.bias_shift): the paper tuned it on the test set.
@@ -138,6 +141,15 @@ distillation:
         noise setting as its transfer set's labels) or any (every teacher)"
       enum: [same, any]
       default: same
+student_steps:
+  description: "the optimizer steps every student may take: full_set (those of the study's
+    max_epochs passes over the whole training set, so a student on a smaller transfer set
+    passes over it more often) or a number of steps (each student's epochs: as many passes
+    over its transfer set as reach it, rounded up)"
+  oneOf:
+    - {const: full_set}
+    - {type: integer, minimum: 1}
+  default: full_set
 transfer_sets:
   description: "what the students learn from: subsets of the training split by true class,
     each with its label noise and, optionally, its own temperatures and alphas"
@@ -256,6 +268,24 @@ def _columns(**values) -> dict:
     return {k: values.get(k) for k in keys}
 
 
+def student_length(study: dict, transfer: dict) -> dict:
+    """The run-dict keys that set how long a student on ``transfer`` trains
+    (corruptlab.jobs.train.training_length): every student gets the study's ``student_steps``
+    budget of optimizer steps, and one whose transfer set lacks classes trains all of it
+    without early stopping and keeps its last weights (its validation split holds classes it
+    never sees). None for a student on every class under the ``full_set`` budget: it trains
+    its ``max_epochs`` with early stopping, as without the keys (its run dict, and so its
+    job, stay as they were)."""
+    budget = study["student_steps"]
+    lacks = bool(shifted_classes(transfer))
+    out = {}
+    if lacks or budget != run_paths.FULL_SET_STEPS:
+        out["step_budget"] = budget
+    if lacks:
+        out["early_stopping"] = False
+    return out
+
+
 def expand_distillation(name: str, study: dict, config: dict) -> list[dict]:
     """Teacher runs, then student runs (see the module docstring), each seed of a configuration
     in turn."""
@@ -279,6 +309,7 @@ def expand_distillation(name: str, study: dict, config: dict) -> list[dict]:
     d = study["distillation"]
     for model, entry in itertools.product(study["models"], study["transfer_sets"]):
         transfer = _transfer_spec(entry)
+        length = student_length(study, entry)
         for noise, optim in itertools.product(
             _noise_settings(entry.get("noise", study["noise"])), optims
         ):
@@ -307,6 +338,7 @@ def expand_distillation(name: str, study: dict, config: dict) -> list[dict]:
                         "patience": patience,
                         "run_id": run_paths.run_id(config_id, seed),
                         "transfer": transfer,
+                        **length,
                     }
                     if t is None:
                         run["columns"] = _columns(role=STUDENT, transfer_set=transfer["name"])
@@ -1144,6 +1176,19 @@ class Distillation(StudyKind):
                 "labels, which would pair across settings; accepted: one optimizer setting "
                 "(one name and lr) for the students (teachers may set their own)"
             )
+        # students on smaller transfer sets make more passes in the same step budget
+        scaled = any(
+            "omit" in t or "keep" in t for _, t in entries(study.get("transfer_sets"), dict)
+        )
+        for j, o in entries(study.get("optimizers"), dict):
+            schedule = o.get("schedule")
+            if scaled and isinstance(schedule, dict) and schedule.get("name") == "step":
+                errors.append(
+                    f"{where}.optimizers[{j}].schedule: step multiplies the students' lr by "
+                    "gamma after every pass over their transfer set, and a student on a smaller "
+                    "set makes more passes in the same step budget (student_steps); accepted: "
+                    "constant or cosine (which anneals over each student's whole budget)"
+                )
         for key in ("batch_size", "max_epochs"):
             if isinstance(study.get(key), list):
                 errors.append(
