@@ -671,8 +671,82 @@ def test_the_mythical_three_claims_follow_the_numbers():
     assert claims.loc[hard_claim, "verdict"] == "supported"
     worse = _claims(_synthetic(after_on_3=5)).set_index("claim")
     assert worse.loc[soft_claim, "verdict"] == "contradicted"  # 0.5 on the 3s, both seeds
-    only = worse.loc["only some classes in the transfer set: test error > 40% before the shift"]
+    only = worse.loc["only some classes in the transfer set: test error after the shift <= 25%"]
     assert only["verdict"] == "not applicable"  # no transfer set keeps only some classes
+
+
+ONLY78 = {**STUDY, "transfer_sets": [{"name": "only78", "keep": [7, 8], "temperature": 4}]}
+SOFT78 = SOFT.replace("/no3/", "/only78/")
+
+
+def _only78(after_unseen: int, after_kept: int = 9) -> dict[str, pd.DataFrame]:
+    """A teacher and a student distilled on the 7s and 8s only, two seeds: before the shift
+    the student gets 9 of the 10 test 7s and 8s and no other image; after it,
+    ``after_unseen`` of each other class's 10 and ``after_kept`` of the 7s' and 8s'."""
+    runs, preds = [], []
+    before = {c: 0 for c in range(10)} | {7: 9, 8: 9}
+    after = {c: after_unseen for c in range(10)} | {7: after_kept, 8: after_kept}
+    for seed in (0, 1):
+        for config, role in ((T_CONFIG, "teacher"), (SOFT78, "student")):
+            run_id = f"{config}/seed{seed}"
+            soft = role == "student"
+            base = {
+                "run_id": run_id,
+                "seed": seed,
+                "model": "s" if soft else "m",
+                "role": role,
+                "transfer_set": "only78" if soft else "all",
+                "teacher_run_id": f"{T_CONFIG}/seed{seed}" if soft else None,
+                "teacher_model": "m" if soft else None,
+                "teacher_noise": "none" if soft else None,
+                "kd_temperature": 4.0 if soft else np.nan,
+                "kd_alpha": 0.5 if soft else np.nan,
+                "objective": "kd-t4-a0.5" if soft else None,
+                "study": "d",
+            }
+            runs.append({**base, "condition": "clean", "bias_shift": np.nan})
+            runs.append({**base, "condition": "shift_only78", "bias_shift": -7.5})
+            preds.append(_predictions(run_id, "clean", before if soft else {}))
+            preds.append(_predictions(run_id, "shift_only78", after if soft else {}))
+    return {"runs": pd.DataFrame(runs), "predictions": pd.concat(preds, ignore_index=True)}
+
+
+@pytest.mark.parametrize(
+    ("after_unseen", "after_kept", "after", "verdict_after", "verdict_drop"),
+    [
+        (9, 9, 0.10, "supported", "supported"),  # the paper's case: 82% -> 10% error
+        (5, 9, 0.42, "contradicted", "supported"),  # a 40-point drop to a poor student
+        (0, 9, 0.82, "contradicted", "contradicted"),  # predicts only 7 and 8, shift or not
+        (2, 5, 0.74, "contradicted", "contradicted"),  # 8 points lower: not the 15 claimed
+    ],
+)
+def test_only_7s_and_8s_the_error_after_the_shift_and_the_drop_are_judged(
+    after_unseen, after_kept, after, verdict_after, verdict_drop
+):
+    """The claims on a student distilled on the 7s and 8s: its error before the shift (82%,
+    the error of a student that predicts only 7 and 8) is reported without a verdict; its
+    error after the shift must be at most 25% and the shift must lower it by 15 points."""
+    tables = _only78(after_unseen, after_kept)
+    study = config_of(ONLY78)["studies"]["d"]
+    from corruptlab.report.claims import check_claims
+
+    claims = check_claims(
+        "distillation", {**tables, "errors": distillation.errors(tables, study)}, study
+    )
+    only = claims[claims["claim"].str.startswith("only some classes")].set_index("claim")
+    assert len(only) == 3
+    before = only.loc[
+        "only some classes in the transfer set: test error before the shift (reported)"
+    ]
+    assert before["verdict"] == "reported"
+    assert before["value"] == pytest.approx(0.82) and before["paper_value"] == 0.473
+    row = only.loc["only some classes in the transfer set: test error after the shift <= 25%"]
+    assert row["value"] == pytest.approx(after) and row["verdict"] == verdict_after
+    assert row["paper_value"] == pytest.approx(0.132)
+    drop = only.loc[
+        "only some classes in the transfer set: the shift lowers test error by >= 15 points"
+    ]
+    assert drop["value"] == pytest.approx(0.82 - after) and drop["verdict"] == verdict_drop
 
 
 def _whole_set_errors() -> pd.DataFrame:

@@ -677,59 +677,65 @@ def _mythical_three(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     return rows
 
 
+ONLY_SOME_ERROR_AFTER = 0.25  # the mythical 3's bar (75% right) on the whole test set
+ONLY_SOME_DROP = 0.15
+
+
 def _only_some(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     """With only some classes in the transfer set (the paper's 7s and 8s): the distilled
-    student's test error is above 40% before the bias shift, and at least 15 points lower
-    after it."""
-    claim_before = "only some classes in the transfer set: test error > 40% before the shift"
+    student's test error after the bias shift is at most 25% (the paper: 13.2%), and the shift
+    lowers it by at least 15 points (the paper: 34.1). Its error before the shift is reported
+    without a verdict: a student that predicts only its kept classes has a high one too, so a
+    high error before the shift says nothing about what the soft targets taught."""
+    claim_before = "only some classes in the transfer set: test error before the shift (reported)"
     claim_after = (
-        "only some classes in the transfer set: the shift lowers test error by >= 15 points"
+        "only some classes in the transfer set: test error after the shift <= "
+        f"{ONLY_SOME_ERROR_AFTER:.0%}"
+    )
+    claim_drop = (
+        "only some classes in the transfer set: the shift lowers test error by >= "
+        f"{100 * ONLY_SOME_DROP:.0f} points"
     )
     e = tables["errors"]
     e = e[(e["role"] == STUDENT) & (e["objective"] != "cross_entropy")]
     rows = []
     for entry in _keep_sets(study):
         s = e[e["transfer_set"] == entry["name"]]
-        paper78 = entry["keep"] == [7, 8] or sorted(entry["keep"]) == [7, 8]
+        paper78 = sorted(entry["keep"]) == [7, 8]
+        kept = ", ".join(map(str, sorted(entry["keep"])))
         for _config, g in s.groupby("config", sort=True):
             before = _overall(g, BEFORE).assign(error=lambda d: 1 - d["accuracy"])
             after = _overall(g, AFTER).assign(error=lambda d: 1 - d["accuracy"])
             subject = _subject(g)
             model = g["model"].iloc[0]
-            p1 = p2 = None
+            p1 = p2 = p3 = None
             if paper78:
                 setting = f"{PAPER_SETTING}, only 7s and 8s in the transfer set"
+                shift = "after lowering the 7 and 8 biases by 7.6 (chosen on the test set)"
                 p1 = _paper(0.473, f"{setting}: 47.3% test error", study, model)
-                p2 = _paper(
-                    0.473 - 0.132,
-                    f"{setting}: 47.3% -> 13.2% after lowering the 7 and 8 biases by 7.6 "
-                    "(chosen on the test set)",
-                    study,
-                    model,
-                )
+                p2 = _paper(0.132, f"{setting}: 13.2% test error {shift}", study, model)
+                p3 = _paper(0.473 - 0.132, f"{setting}: 47.3% -> 13.2% {shift}", study, model)
             s1 = mean_ci(before["error"].to_numpy(float), bounds=RANGES["error"])
-            rows.append(
-                compare(
-                    claim_before, subject, s1, "test error before the shift", ">", 0.40, paper=p1
-                )
+            reason = (
+                f"no verdict: a student that predicts only classes {kept} errs on every other "
+                "test image before the shift"
             )
-            s2 = _paired(before, after, "error")
-            detail = f"mean shift {after['bias_shift'].mean():+.1f} of the kept classes' logits"
             rows.append(
-                compare(
-                    claim_after,
-                    subject,
-                    s2,
-                    "test error(before) - test error(after)",
-                    ">=",
-                    0.15,
-                    detail,
-                    p2,
-                )
+                reported(claim_before, subject, s1, "test error before the shift", reason, paper=p1)
             )
+            shift = f"mean shift {after['bias_shift'].mean():+.1f} of the kept classes' logits"
+            s2 = mean_ci(after["error"].to_numpy(float), bounds=RANGES["error"])
+            q = "test error after the shift"
+            rows.append(
+                compare(claim_after, subject, s2, q, "<=", ONLY_SOME_ERROR_AFTER, shift, p2)
+            )
+            s3 = _paired(before, after, "error")
+            q = "test error(before) - test error(after)"
+            rows.append(compare(claim_drop, subject, s3, q, ">=", ONLY_SOME_DROP, shift, p3))
     if not rows:
         reason = "no transfer set keeps only some classes (transfer_sets[].keep)"
-        rows.append(not_applicable(claim_before, "-", "test error before the shift > 0.4", reason))
+        criterion = f"test error after the shift <= {ONLY_SOME_ERROR_AFTER}"
+        rows.append(not_applicable(claim_after, "-", criterion, reason))
     return rows
 
 
