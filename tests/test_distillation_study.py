@@ -800,8 +800,18 @@ def test_the_figures_draw_what_the_tables_hold():
     assert list(distilled.get_ydata()) == [20.0, 20.0]  # 2 errors in each of 10 classes
     assert ax.get_lines()[1].get_ydata()[0] == 30.0 and ax.get_lines()[2].get_ydata()[0] == 10.0
     fig = distillation.noisy_teachers({"errors": e})
-    bars = [p.get_height() for p in fig.axes[0].patches]
-    assert bars == pytest.approx([90.0, 80.0, 80.0, 70.0])  # teacher, T=2, T=8, hard labels
+    ax = fig.axes[0]
+    assert len(ax.patches) == 0  # points, not bars: no length on an axis that starts above 0
+    points = [line.get_ydata()[0] for line in ax.get_lines() if line.get_marker() == "o"]
+    assert points == pytest.approx([90.0, 80.0, 80.0, 70.0])  # teacher, T=2, T=8, hard labels
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "teacher",
+        "distilled T=2 alpha=0.5",
+        "distilled T=8 alpha=0.5",
+        "hard labels",
+    ]
+    low, high = ax.get_ylim()
+    assert low < 70.0 and high > 90.0
     no3 = distillation.errors(_synthetic(after_on_3=9), config_of(NO3)["studies"]["d"])
     fig = distillation.unseen_class_accuracy({"errors": no3})
     heights = [p.get_height() for p in fig.axes[0].patches]

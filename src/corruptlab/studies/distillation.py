@@ -1045,53 +1045,66 @@ def unseen_class_accuracy(tables: dict[str, pd.DataFrame]) -> plt.Figure:
 
 def noisy_teachers(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Test accuracy of each teacher, its distilled students and the hard-label student on the
-    same labels, per teacher (model and label noise; transfer sets with every class): mean and
-    95% CI over seeds."""
+    same labels, per teacher (model and label noise; transfer sets with every class): points at
+    the mean with 95% CIs over seeds, on an axis fitted to them (points, not bars: a bar's
+    length on an axis that does not start at 0 would exaggerate the differences)."""
     plt = pyplot()
     e = tables["errors"]
     whole = _whole_from(e)
     e = e[(e["class"] == ALL_CLASSES) & (e["stage"] == BEFORE)]
     teachers = e[e["role"] == TEACHER]
     students = e[(e["role"] == STUDENT) & e["transfer_set"].isin(whole)]
-    groups = []  # (group label, [(bar label, rows)])
+    groups = []  # (group label, [(point label, rows)])
     order = sorted(
         teachers.groupby("config"), key=lambda kv: (kv[1]["noise"].iloc[0] != "none", kv[0])
     )
     for tconf, t in order:
         noise = t["noise"].iloc[0]
-        bars = [("teacher", t)]
+        points = [("teacher", t)]
         d = students[(students["teacher_config"] == tconf) & (students["noise"] == noise)]
         for (temp, alpha), g in d.groupby(["kd_temperature", "kd_alpha"], sort=True):
-            bars.append((f"distilled T={fmt_number(temp)} alpha={fmt_number(alpha)}", g))
+            points.append((f"distilled T={fmt_number(temp)} alpha={fmt_number(alpha)}", g))
         hard = students[(students["objective"] == "cross_entropy") & (students["noise"] == noise)]
         if len(hard):
-            bars.append(("hard labels", hard))
-        groups.append((f"teacher {t['model'].iloc[0]}\nlabels {noise}", bars))
-    labels = list(dict.fromkeys(label for _, bars in groups for label, _ in bars))
+            points.append(("hard labels", hard))
+        groups.append((f"teacher {t['model'].iloc[0]}\nlabels {noise}", points))
+    labels = list(dict.fromkeys(label for _, points in groups for label, _ in points))
     distilled = [lab for lab in labels if lab.startswith("distilled")]
     colors = {"teacher": "#aa3377", "hard labels": "#555555"}
     colors.update({lab: f"C{i}" for i, lab in enumerate(distilled)})
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(2.4 * max(len(groups), 1) + 2.8, 3.2), layout="constrained")
         seen = set()
-        for gi, (_, bars) in enumerate(groups):
-            width = 0.8 / len(bars)
-            for k, (label, rows) in enumerate(bars):
-                x = gi + (k - (len(bars) - 1) / 2) * width
+        for gi, (_, points) in enumerate(groups):
+            width = 0.8 / len(points)
+            for k, (label, rows) in enumerate(points):
+                x = gi + (k - (len(points) - 1) / 2) * width
                 st = mean_ci(rows["accuracy"].to_numpy(float), bounds=RANGES["accuracy"])
-                mean = 100 * st["mean"]
-                ax.bar(x, mean, width, color=colors[label], label=None if label in seen else label)
-                seen.add(label)
                 err = 100 * np.nan_to_num(
                     np.array([[st["mean"] - st["ci95_low"]], [st["ci95_high"] - st["mean"]]])
                 )
-                ax.errorbar([x], [mean], yerr=err, fmt="none", ecolor="k", lw=0.8)
+                ax.errorbar(
+                    [x],
+                    [100 * st["mean"]],
+                    yerr=err,
+                    fmt="o",
+                    ms=4,
+                    color=colors[label],
+                    ecolor=colors[label],
+                    elinewidth=1.0,
+                    capsize=2.5,
+                    label=None if label in seen else label,
+                )
+                seen.add(label)
         ax.set_xticks(range(len(groups)), [g for g, _ in groups])
-        shown = [100 * rows["accuracy"].min() for _, bars in groups for _, rows in bars]
-        ax.set_ylim(max(min([*shown, 95]) - 5, 0), 100)  # the bars' range, from at most 90%
+        ax.set_xlim(-0.6, max(len(groups), 1) - 0.4)
+        ax.grid(axis="x", visible=False)
+        ax.grid(axis="y", lw=0.4, alpha=0.5)
         ax.set_ylabel("test accuracy (%)")
         ax.legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        fig.suptitle("Teacher vs students under teacher label noise (mean, 95% CI)", fontsize=9)
+        fig.suptitle(
+            "Teacher vs students under teacher label noise (mean, 95% CI over seeds)", fontsize=9
+        )
     return fig
 
 
