@@ -129,6 +129,140 @@ def test_any_teacher_noise_pairs_every_teacher_with_every_transfer_set():
     assert len(students) == 2 * 2  # two teachers x two seeds, no hard-label student
 
 
+def test_every_student_gets_the_full_set_step_budget_and_those_lacking_classes_no_early_stop():
+    """The run dicts carry how long a student trains (jobs.train.training_length): a student
+    whose transfer set lacks classes gets the ``full_set`` step budget without early stopping;
+    teachers and students on every class keep their run dicts as before (no key), so their
+    jobs do not change; an integer ``student_steps`` reaches every student."""
+    runs = runs_of()
+    length = {
+        r["run_id"]: {k: r[k] for k in ("step_budget", "early_stopping") if k in r} for r in runs
+    }
+    for r in runs:
+        lacks = r["columns"]["transfer_set"] in ("no3", "only78")
+        assert length[r["run_id"]] == (
+            {"step_budget": "full_set", "early_stopping": False} if lacks else {}
+        ), r["run_id"]
+        assert r["max_epochs"] == 2 and r["patience"] == 2
+    study = copy.deepcopy(STUDY)
+    study["student_steps"] = 100
+    budgeted = runs_of(study)
+    assert [r["run_id"] for r in budgeted] == [r["run_id"] for r in runs]  # the same paths
+    for r in budgeted:
+        if r["columns"]["role"] == "teacher":
+            assert "step_budget" not in r and "early_stopping" not in r
+        else:
+            assert r["step_budget"] == 100
+            assert ("early_stopping" in r) == (r["columns"]["transfer_set"] != "all")
+
+
+@pytest.mark.parametrize(
+    ("keys", "n_own", "expected"),
+    [
+        # mnist5k: 3,500 training images, 350 per class; batch 128: 28 steps per pass
+        ({}, 700, {"max_epochs": 6, "patience": 4, "restore_best": True}),
+        (  # only 7s and 8s: 6 steps per pass, 28 passes = the full set's 6 x 28 steps
+            {"step_budget": "full_set", "early_stopping": False},
+            700,
+            {"max_epochs": 28, "patience": 28, "restore_best": False, "step_budget": 168},
+        ),
+        (  # without the 3s: 25 steps per pass, 7 passes (175 steps: whole epochs, rounded up)
+            {"step_budget": "full_set", "early_stopping": False},
+            3150,
+            {"max_epochs": 7, "patience": 7, "restore_best": False, "step_budget": 168},
+        ),
+        (  # the whole set under the full_set budget: as without one
+            {"step_budget": "full_set"},
+            3500,
+            {"max_epochs": 6, "patience": 4, "restore_best": True, "step_budget": 168},
+        ),
+        (  # an explicit budget: 100 steps; the whole set: 4 passes (112 steps)
+            {"step_budget": 100},
+            3500,
+            {"max_epochs": 4, "patience": 4, "restore_best": True, "step_budget": 100},
+        ),
+    ],
+)
+def test_the_step_budget_sets_each_students_epochs(keys, n_own, expected):
+    from corruptlab.jobs.train import training_length
+
+    run = {"run_id": "s/seed0", "batch_size": 128, "max_epochs": 6, "patience": 4, **keys}
+    got = training_length(run, 3500, n_own)
+    per_epoch = math.ceil(n_own / 128)
+    assert {k: v for k, v in got.items() if k != "steps_per_epoch"} == expected
+    if "step_budget" in keys:
+        assert got["steps_per_epoch"] == per_epoch
+        steps = got["max_epochs"] * per_epoch
+        assert got["step_budget"] <= steps < got["step_budget"] + per_epoch
+
+
+def test_a_bad_step_budget_in_a_run_dict_names_the_key():
+    from corruptlab.jobs.train import training_length
+
+    run = {"run_id": "s/seed0", "batch_size": 128, "max_epochs": 6, "patience": 4}
+    with pytest.raises(ValueError, match=r"s/seed0: step_budget 'all'; accepted: 'full_set' or"):
+        training_length({**run, "step_budget": "all"}, 3500, 700)
+    with pytest.raises(ValueError, match=r"early_stopping 'no'; accepted: true or false"):
+        training_length({**run, "early_stopping": "no"}, 3500, 700)
+
+
+def test_students_on_7s_and_8s_and_on_every_class_take_the_same_optimizer_steps(tmp_path):
+    """Trained by the train job on mnist5k: the hard-label student on all 3,500 images and the
+    one on the 700 7s and 8s take the same number of optimizer steps (2 passes of 28 batches
+    against 10 passes of 6 batches: 56 and 60), the latter every one of them (no early
+    stopping, its last weights kept) although its patience is 1."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from corruptlab.data.datasets import prepare, save_prepared
+    from corruptlab.jobs.labels import make_labels
+    from corruptlab.jobs.train import train_job
+
+    data = tmp_path / "data.pt"
+    save_prepared(prepare("mnist5k", split_seed=0), data)
+    study = {
+        **copy.deepcopy(STUDY),
+        "teachers": [{"models": ["mlp1"]}],
+        "patience": 1,
+        "seeds": 1,
+        "train": {"seeds_per_job": 1},
+        "transfer_sets": [{"name": "all"}, {"name": "only78", "keep": [7, 8], "temperature": 4}],
+    }
+    config = config_of(study)
+    config["device"] = "cpu"
+    runs = {
+        r["columns"]["transfer_set"]: r
+        for r in expand_runs("d", config["studies"]["d"], config)
+        if "/hard/" in r["run_id"]
+    }
+    labels = tmp_path / "labels.npz"
+    make_labels(str(data), {"kind": "none"}, "d", 0, str(labels))
+    steps = {}
+
+    def count(optimizer, args, kwargs):
+        steps[current] = steps.get(current, 0) + 1
+
+    hook = register_optimizer_step_post_hook(count)
+    records = {}
+    try:
+        for current, run in runs.items():
+            out = {k: str(tmp_path / current / f"{k}.out") for k in ("model", "history", "run")}
+            records[current] = train_job([run], str(data), [str(labels)], [out])[0]
+    finally:
+        hook.remove()
+    assert steps == {"all": 2 * 28, "only78": 10 * 6}
+    assert records["all"]["n_train_examples"] == 3500 and "training_length" not in records["all"]
+    only = records["only78"]
+    assert only["n_train_examples"] == 700 and only["epochs_trained"] == 10
+    assert only["stopped_by"] == "max_epochs" and only["best_epoch"] == 10
+    assert only["training_length"] == {
+        "max_epochs": 10,
+        "patience": 10,
+        "restore_best": False,
+        "step_budget": 56,
+        "steps_per_epoch": 6,
+    }
+
+
 def test_bias_shift_conditions_one_per_transfer_set_that_lacks_classes():
     config = config_of(STUDY)
     conditions = STUDIES.get("distillation").eval_conditions(config["studies"]["d"])
@@ -186,6 +320,15 @@ def test_bias_shift_conditions_one_per_transfer_set_that_lacks_classes():
             "adam-lr0.01-wd0), but the claims pair each distilled student with the hard-label "
             "student of its model and labels, which would pair across settings; accepted: one "
             "optimizer setting (one name and lr) for the students (teachers may set their own)",
+        ),
+        (
+            lambda s: s.update(student_steps="epochs"),
+            "studies.d.student_steps: got 'epochs'; accepted: 'full_set' or an integer >= 1",
+        ),
+        (
+            lambda s: s["optimizers"][0].update(schedule={"name": "step", "gamma": 0.7}),
+            "studies.d.optimizers[0].schedule: step multiplies the students' lr by gamma after "
+            "every pass over their transfer set",
         ),
         (
             lambda s: s["train"].update(packing="vmap"),
@@ -528,8 +671,82 @@ def test_the_mythical_three_claims_follow_the_numbers():
     assert claims.loc[hard_claim, "verdict"] == "supported"
     worse = _claims(_synthetic(after_on_3=5)).set_index("claim")
     assert worse.loc[soft_claim, "verdict"] == "contradicted"  # 0.5 on the 3s, both seeds
-    only = worse.loc["only some classes in the transfer set: test error > 40% before the shift"]
+    only = worse.loc["only some classes in the transfer set: test error after the shift <= 25%"]
     assert only["verdict"] == "not applicable"  # no transfer set keeps only some classes
+
+
+ONLY78 = {**STUDY, "transfer_sets": [{"name": "only78", "keep": [7, 8], "temperature": 4}]}
+SOFT78 = SOFT.replace("/no3/", "/only78/")
+
+
+def _only78(after_unseen: int, after_kept: int = 9) -> dict[str, pd.DataFrame]:
+    """A teacher and a student distilled on the 7s and 8s only, two seeds: before the shift
+    the student gets 9 of the 10 test 7s and 8s and no other image; after it,
+    ``after_unseen`` of each other class's 10 and ``after_kept`` of the 7s' and 8s'."""
+    runs, preds = [], []
+    before = {c: 0 for c in range(10)} | {7: 9, 8: 9}
+    after = {c: after_unseen for c in range(10)} | {7: after_kept, 8: after_kept}
+    for seed in (0, 1):
+        for config, role in ((T_CONFIG, "teacher"), (SOFT78, "student")):
+            run_id = f"{config}/seed{seed}"
+            soft = role == "student"
+            base = {
+                "run_id": run_id,
+                "seed": seed,
+                "model": "s" if soft else "m",
+                "role": role,
+                "transfer_set": "only78" if soft else "all",
+                "teacher_run_id": f"{T_CONFIG}/seed{seed}" if soft else None,
+                "teacher_model": "m" if soft else None,
+                "teacher_noise": "none" if soft else None,
+                "kd_temperature": 4.0 if soft else np.nan,
+                "kd_alpha": 0.5 if soft else np.nan,
+                "objective": "kd-t4-a0.5" if soft else None,
+                "study": "d",
+            }
+            runs.append({**base, "condition": "clean", "bias_shift": np.nan})
+            runs.append({**base, "condition": "shift_only78", "bias_shift": -7.5})
+            preds.append(_predictions(run_id, "clean", before if soft else {}))
+            preds.append(_predictions(run_id, "shift_only78", after if soft else {}))
+    return {"runs": pd.DataFrame(runs), "predictions": pd.concat(preds, ignore_index=True)}
+
+
+@pytest.mark.parametrize(
+    ("after_unseen", "after_kept", "after", "verdict_after", "verdict_drop"),
+    [
+        (9, 9, 0.10, "supported", "supported"),  # the paper's case: 82% -> 10% error
+        (5, 9, 0.42, "contradicted", "supported"),  # a 40-point drop to a poor student
+        (0, 9, 0.82, "contradicted", "contradicted"),  # predicts only 7 and 8, shift or not
+        (2, 5, 0.74, "contradicted", "contradicted"),  # 8 points lower: not the 15 claimed
+    ],
+)
+def test_only_7s_and_8s_the_error_after_the_shift_and_the_drop_are_judged(
+    after_unseen, after_kept, after, verdict_after, verdict_drop
+):
+    """The claims on a student distilled on the 7s and 8s: its error before the shift (82%,
+    the error of a student that predicts only 7 and 8) is reported without a verdict; its
+    error after the shift must be at most 25% and the shift must lower it by 15 points."""
+    tables = _only78(after_unseen, after_kept)
+    study = config_of(ONLY78)["studies"]["d"]
+    from corruptlab.report.claims import check_claims
+
+    claims = check_claims(
+        "distillation", {**tables, "errors": distillation.errors(tables, study)}, study
+    )
+    only = claims[claims["claim"].str.startswith("only some classes")].set_index("claim")
+    assert len(only) == 3
+    before = only.loc[
+        "only some classes in the transfer set: test error before the shift (reported)"
+    ]
+    assert before["verdict"] == "reported"
+    assert before["value"] == pytest.approx(0.82) and before["paper_value"] == 0.473
+    row = only.loc["only some classes in the transfer set: test error after the shift <= 25%"]
+    assert row["value"] == pytest.approx(after) and row["verdict"] == verdict_after
+    assert row["paper_value"] == pytest.approx(0.132)
+    drop = only.loc[
+        "only some classes in the transfer set: the shift lowers test error by >= 15 points"
+    ]
+    assert drop["value"] == pytest.approx(0.82 - after) and drop["verdict"] == verdict_drop
 
 
 def _whole_set_errors() -> pd.DataFrame:
@@ -583,8 +800,18 @@ def test_the_figures_draw_what_the_tables_hold():
     assert list(distilled.get_ydata()) == [20.0, 20.0]  # 2 errors in each of 10 classes
     assert ax.get_lines()[1].get_ydata()[0] == 30.0 and ax.get_lines()[2].get_ydata()[0] == 10.0
     fig = distillation.noisy_teachers({"errors": e})
-    bars = [p.get_height() for p in fig.axes[0].patches]
-    assert bars == pytest.approx([90.0, 80.0, 80.0, 70.0])  # teacher, T=2, T=8, hard labels
+    ax = fig.axes[0]
+    assert len(ax.patches) == 0  # points, not bars: no length on an axis that starts above 0
+    points = [line.get_ydata()[0] for line in ax.get_lines() if line.get_marker() == "o"]
+    assert points == pytest.approx([90.0, 80.0, 80.0, 70.0])  # teacher, T=2, T=8, hard labels
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "teacher",
+        "distilled T=2 alpha=0.5",
+        "distilled T=8 alpha=0.5",
+        "hard labels",
+    ]
+    low, high = ax.get_ylim()
+    assert low < 70.0 and high > 90.0
     no3 = distillation.errors(_synthetic(after_on_3=9), config_of(NO3)["studies"]["d"])
     fig = distillation.unseen_class_accuracy({"errors": no3})
     heights = [p.get_height() for p in fig.axes[0].patches]

@@ -68,6 +68,9 @@ def input_paths(run: dict) -> dict[str, str]:
 # a run's logits on the training split (the soft_targets rule's output), which students of a
 # distillation study name in their inputs
 SOFT_TARGETS = "train_logits.npy"
+# a run's ``step_budget`` (corruptlab.jobs.train.training_length) that is the optimizer steps of
+# its max_epochs passes over its whole training set, however few examples it trains on
+FULL_SET_STEPS = "full_set"
 
 # Path patterns of the workflow (Snakemake wildcards): a run's directory, and a configuration's
 # (where a pack of its seeds writes each run's files).

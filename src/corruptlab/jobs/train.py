@@ -4,11 +4,13 @@ and write each run's outputs atomically. Callable without Snakemake (the tests d
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import TextIO
 
 from corruptlab.core.registry import Registry
+from corruptlab.core.runs import FULL_SET_STEPS
 from corruptlab.core.seeding import derive_seed
 
 log = logging.getLogger("corruptlab")
@@ -263,6 +265,48 @@ def transfer_set(run: dict, noisy, true_labels):
     return indices, labels, np.ascontiguousarray(logits[indices], dtype=np.float32)
 
 
+def training_length(run: dict, n_full: int, n_own: int) -> dict:
+    """How long a run trains on its ``n_own`` training examples, ``n_full`` being those of its
+    whole training set (its labels file, before its transfer set's restriction): a dict of
+    ``max_epochs``, ``patience``, ``restore_best`` and, for a run with a step budget,
+    ``step_budget`` (optimizer steps) and ``steps_per_epoch``.
+
+    Without the run-dict key ``step_budget``, ``max_epochs`` passes over its own examples.
+    With it, as many passes as reach that many optimizer steps (one per batch of
+    ``batch_size``), rounded up to whole epochs: ``"full_set"`` is the steps of ``max_epochs``
+    passes over the whole training set (a run on a smaller transfer set trains as many steps
+    as one on all of it), an integer that many steps. ``early_stopping: False`` trains every
+    epoch and keeps the last weights (patience = the epochs); otherwise the run's own
+    ``patience`` and ``restore_best`` (default true) apply."""
+    size = run["batch_size"]
+    out = {
+        "max_epochs": run["max_epochs"],
+        "patience": run["patience"],
+        "restore_best": run.get("restore_best", True),
+    }
+    budget = run.get("step_budget")
+    if budget is not None:
+        if budget == FULL_SET_STEPS:
+            steps = run["max_epochs"] * math.ceil(n_full / size)
+        elif isinstance(budget, int) and not isinstance(budget, bool) and budget >= 1:
+            steps = budget
+        else:
+            raise ValueError(
+                f"{run['run_id']}: step_budget {budget!r}; accepted: {FULL_SET_STEPS!r} or an "
+                "integer >= 1 (optimizer steps)"
+            )
+        per_epoch = math.ceil(n_own / size)
+        out.update(
+            max_epochs=math.ceil(steps / per_epoch), step_budget=steps, steps_per_epoch=per_epoch
+        )
+    early = run.get("early_stopping", True)
+    if early not in (True, False):
+        raise ValueError(f"{run['run_id']}: early_stopping {early!r}; accepted: true or false")
+    if not early:
+        out.update(patience=out["max_epochs"], restore_best=False)
+    return out
+
+
 class _RunInputs:
     """One run's training inputs on the device (data, labels, config, initial model), and the
     writing of its outputs. ``shared`` lets the runs of a pack share one copy of the dataset."""
@@ -296,6 +340,7 @@ class _RunInputs:
             images = torch.cat([images, synthetic_inputs(run, noisy, images.shape[1:]).to(device)])
         indices, labels, soft = transfer_set(run, noisy, data["train_labels"].numpy())
         self.n_train = len(indices)
+        self.length = training_length(run, len(noisy.indices), self.n_train)
         self.data = TrainData(
             images=images,
             indices=torch.from_numpy(indices).to(device),
@@ -308,10 +353,10 @@ class _RunInputs:
         self.cfg = TrainConfig(
             optimizer=run["optimizer"],
             batch_size=run["batch_size"],
-            max_epochs=run["max_epochs"],
-            patience=run["patience"],
+            max_epochs=self.length["max_epochs"],
+            patience=self.length["patience"],
             seed=derive_seed(run["study"], run["seed"], "train"),
-            restore_best=run.get("restore_best", True),
+            restore_best=self.length["restore_best"],
             # only a non-default objective is in the run dict (corruptlab.core.config)
             objective=run.get("objective", DEFAULT_OBJECTIVE),
         )
@@ -397,5 +442,7 @@ class _RunInputs:
             "provenance": provenance(device),
             **extra,
         }
+        if "step_budget" in run or "early_stopping" in run:  # how long it was allowed to train
+            record["training_length"] = self.length
         write_json(record, out["run"])
         return record

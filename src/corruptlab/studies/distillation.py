@@ -14,7 +14,10 @@ nothing else.
   the entry's ``noise`` or the study's) x (a hard-label baseline, and every teacher with the
   same noise setting as the transfer set, or every teacher with ``distillation.teacher_noise:
   any``, at each temperature T and weight alpha of the soft term) x seeds. Student seed k
-  learns from teacher seed k.
+  learns from teacher seed k. Every student may take the same number of optimizer steps
+  (``student_steps``; by default those of ``max_epochs`` passes over the whole training set),
+  so a student on a smaller transfer set passes over it more often; one whose transfer set
+  lacks classes trains all of them, without early stopping, and keeps its last weights.
 - A student whose transfer set lacks classes is evaluated a second time with the logit bias of
   the omitted classes (or of the kept ones) shifted by the amount best on the validation split
   (corruptlab.eval.bias_shift): the paper tuned it on the test set.
@@ -138,6 +141,15 @@ distillation:
         noise setting as its transfer set's labels) or any (every teacher)"
       enum: [same, any]
       default: same
+student_steps:
+  description: "the optimizer steps every student may take: full_set (those of the study's
+    max_epochs passes over the whole training set, so a student on a smaller transfer set
+    passes over it more often) or a number of steps (each student's epochs: as many passes
+    over its transfer set as reach it, rounded up)"
+  oneOf:
+    - {const: full_set}
+    - {type: integer, minimum: 1}
+  default: full_set
 transfer_sets:
   description: "what the students learn from: subsets of the training split by true class,
     each with its label noise and, optionally, its own temperatures and alphas"
@@ -256,6 +268,24 @@ def _columns(**values) -> dict:
     return {k: values.get(k) for k in keys}
 
 
+def student_length(study: dict, transfer: dict) -> dict:
+    """The run-dict keys that set how long a student on ``transfer`` trains
+    (corruptlab.jobs.train.training_length): every student gets the study's ``student_steps``
+    budget of optimizer steps, and one whose transfer set lacks classes trains all of it
+    without early stopping and keeps its last weights (its validation split holds classes it
+    never sees). None for a student on every class under the ``full_set`` budget: it trains
+    its ``max_epochs`` with early stopping, as without the keys (its run dict, and so its
+    job, stay as they were)."""
+    budget = study["student_steps"]
+    lacks = bool(shifted_classes(transfer))
+    out = {}
+    if lacks or budget != run_paths.FULL_SET_STEPS:
+        out["step_budget"] = budget
+    if lacks:
+        out["early_stopping"] = False
+    return out
+
+
 def expand_distillation(name: str, study: dict, config: dict) -> list[dict]:
     """Teacher runs, then student runs (see the module docstring), each seed of a configuration
     in turn."""
@@ -279,6 +309,7 @@ def expand_distillation(name: str, study: dict, config: dict) -> list[dict]:
     d = study["distillation"]
     for model, entry in itertools.product(study["models"], study["transfer_sets"]):
         transfer = _transfer_spec(entry)
+        length = student_length(study, entry)
         for noise, optim in itertools.product(
             _noise_settings(entry.get("noise", study["noise"])), optims
         ):
@@ -307,6 +338,7 @@ def expand_distillation(name: str, study: dict, config: dict) -> list[dict]:
                         "patience": patience,
                         "run_id": run_paths.run_id(config_id, seed),
                         "transfer": transfer,
+                        **length,
                     }
                     if t is None:
                         run["columns"] = _columns(role=STUDENT, transfer_set=transfer["name"])
@@ -645,59 +677,65 @@ def _mythical_three(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     return rows
 
 
+ONLY_SOME_ERROR_AFTER = 0.25  # the mythical 3's bar (75% right) on the whole test set
+ONLY_SOME_DROP = 0.15
+
+
 def _only_some(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     """With only some classes in the transfer set (the paper's 7s and 8s): the distilled
-    student's test error is above 40% before the bias shift, and at least 15 points lower
-    after it."""
-    claim_before = "only some classes in the transfer set: test error > 40% before the shift"
+    student's test error after the bias shift is at most 25% (the paper: 13.2%), and the shift
+    lowers it by at least 15 points (the paper: 34.1). Its error before the shift is reported
+    without a verdict: a student that predicts only its kept classes has a high one too, so a
+    high error before the shift says nothing about what the soft targets taught."""
+    claim_before = "only some classes in the transfer set: test error before the shift (reported)"
     claim_after = (
-        "only some classes in the transfer set: the shift lowers test error by >= 15 points"
+        "only some classes in the transfer set: test error after the shift <= "
+        f"{ONLY_SOME_ERROR_AFTER:.0%}"
+    )
+    claim_drop = (
+        "only some classes in the transfer set: the shift lowers test error by >= "
+        f"{100 * ONLY_SOME_DROP:.0f} points"
     )
     e = tables["errors"]
     e = e[(e["role"] == STUDENT) & (e["objective"] != "cross_entropy")]
     rows = []
     for entry in _keep_sets(study):
         s = e[e["transfer_set"] == entry["name"]]
-        paper78 = entry["keep"] == [7, 8] or sorted(entry["keep"]) == [7, 8]
+        paper78 = sorted(entry["keep"]) == [7, 8]
+        kept = ", ".join(map(str, sorted(entry["keep"])))
         for _config, g in s.groupby("config", sort=True):
             before = _overall(g, BEFORE).assign(error=lambda d: 1 - d["accuracy"])
             after = _overall(g, AFTER).assign(error=lambda d: 1 - d["accuracy"])
             subject = _subject(g)
             model = g["model"].iloc[0]
-            p1 = p2 = None
+            p1 = p2 = p3 = None
             if paper78:
                 setting = f"{PAPER_SETTING}, only 7s and 8s in the transfer set"
+                shift = "after lowering the 7 and 8 biases by 7.6 (chosen on the test set)"
                 p1 = _paper(0.473, f"{setting}: 47.3% test error", study, model)
-                p2 = _paper(
-                    0.473 - 0.132,
-                    f"{setting}: 47.3% -> 13.2% after lowering the 7 and 8 biases by 7.6 "
-                    "(chosen on the test set)",
-                    study,
-                    model,
-                )
+                p2 = _paper(0.132, f"{setting}: 13.2% test error {shift}", study, model)
+                p3 = _paper(0.473 - 0.132, f"{setting}: 47.3% -> 13.2% {shift}", study, model)
             s1 = mean_ci(before["error"].to_numpy(float), bounds=RANGES["error"])
-            rows.append(
-                compare(
-                    claim_before, subject, s1, "test error before the shift", ">", 0.40, paper=p1
-                )
+            reason = (
+                f"no verdict: a student that predicts only classes {kept} errs on every other "
+                "test image before the shift"
             )
-            s2 = _paired(before, after, "error")
-            detail = f"mean shift {after['bias_shift'].mean():+.1f} of the kept classes' logits"
             rows.append(
-                compare(
-                    claim_after,
-                    subject,
-                    s2,
-                    "test error(before) - test error(after)",
-                    ">=",
-                    0.15,
-                    detail,
-                    p2,
-                )
+                reported(claim_before, subject, s1, "test error before the shift", reason, paper=p1)
             )
+            shift = f"mean shift {after['bias_shift'].mean():+.1f} of the kept classes' logits"
+            s2 = mean_ci(after["error"].to_numpy(float), bounds=RANGES["error"])
+            q = "test error after the shift"
+            rows.append(
+                compare(claim_after, subject, s2, q, "<=", ONLY_SOME_ERROR_AFTER, shift, p2)
+            )
+            s3 = _paired(before, after, "error")
+            q = "test error(before) - test error(after)"
+            rows.append(compare(claim_drop, subject, s3, q, ">=", ONLY_SOME_DROP, shift, p3))
     if not rows:
         reason = "no transfer set keeps only some classes (transfer_sets[].keep)"
-        rows.append(not_applicable(claim_before, "-", "test error before the shift > 0.4", reason))
+        criterion = f"test error after the shift <= {ONLY_SOME_ERROR_AFTER}"
+        rows.append(not_applicable(claim_after, "-", criterion, reason))
     return rows
 
 
@@ -1007,53 +1045,66 @@ def unseen_class_accuracy(tables: dict[str, pd.DataFrame]) -> plt.Figure:
 
 def noisy_teachers(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Test accuracy of each teacher, its distilled students and the hard-label student on the
-    same labels, per teacher (model and label noise; transfer sets with every class): mean and
-    95% CI over seeds."""
+    same labels, per teacher (model and label noise; transfer sets with every class): points at
+    the mean with 95% CIs over seeds, on an axis fitted to them (points, not bars: a bar's
+    length on an axis that does not start at 0 would exaggerate the differences)."""
     plt = pyplot()
     e = tables["errors"]
     whole = _whole_from(e)
     e = e[(e["class"] == ALL_CLASSES) & (e["stage"] == BEFORE)]
     teachers = e[e["role"] == TEACHER]
     students = e[(e["role"] == STUDENT) & e["transfer_set"].isin(whole)]
-    groups = []  # (group label, [(bar label, rows)])
+    groups = []  # (group label, [(point label, rows)])
     order = sorted(
         teachers.groupby("config"), key=lambda kv: (kv[1]["noise"].iloc[0] != "none", kv[0])
     )
     for tconf, t in order:
         noise = t["noise"].iloc[0]
-        bars = [("teacher", t)]
+        points = [("teacher", t)]
         d = students[(students["teacher_config"] == tconf) & (students["noise"] == noise)]
         for (temp, alpha), g in d.groupby(["kd_temperature", "kd_alpha"], sort=True):
-            bars.append((f"distilled T={fmt_number(temp)} alpha={fmt_number(alpha)}", g))
+            points.append((f"distilled T={fmt_number(temp)} alpha={fmt_number(alpha)}", g))
         hard = students[(students["objective"] == "cross_entropy") & (students["noise"] == noise)]
         if len(hard):
-            bars.append(("hard labels", hard))
-        groups.append((f"teacher {t['model'].iloc[0]}\nlabels {noise}", bars))
-    labels = list(dict.fromkeys(label for _, bars in groups for label, _ in bars))
+            points.append(("hard labels", hard))
+        groups.append((f"teacher {t['model'].iloc[0]}\nlabels {noise}", points))
+    labels = list(dict.fromkeys(label for _, points in groups for label, _ in points))
     distilled = [lab for lab in labels if lab.startswith("distilled")]
     colors = {"teacher": "#aa3377", "hard labels": "#555555"}
     colors.update({lab: f"C{i}" for i, lab in enumerate(distilled)})
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(2.4 * max(len(groups), 1) + 2.8, 3.2), layout="constrained")
         seen = set()
-        for gi, (_, bars) in enumerate(groups):
-            width = 0.8 / len(bars)
-            for k, (label, rows) in enumerate(bars):
-                x = gi + (k - (len(bars) - 1) / 2) * width
+        for gi, (_, points) in enumerate(groups):
+            width = 0.8 / len(points)
+            for k, (label, rows) in enumerate(points):
+                x = gi + (k - (len(points) - 1) / 2) * width
                 st = mean_ci(rows["accuracy"].to_numpy(float), bounds=RANGES["accuracy"])
-                mean = 100 * st["mean"]
-                ax.bar(x, mean, width, color=colors[label], label=None if label in seen else label)
-                seen.add(label)
                 err = 100 * np.nan_to_num(
                     np.array([[st["mean"] - st["ci95_low"]], [st["ci95_high"] - st["mean"]]])
                 )
-                ax.errorbar([x], [mean], yerr=err, fmt="none", ecolor="k", lw=0.8)
+                ax.errorbar(
+                    [x],
+                    [100 * st["mean"]],
+                    yerr=err,
+                    fmt="o",
+                    ms=4,
+                    color=colors[label],
+                    ecolor=colors[label],
+                    elinewidth=1.0,
+                    capsize=2.5,
+                    label=None if label in seen else label,
+                )
+                seen.add(label)
         ax.set_xticks(range(len(groups)), [g for g, _ in groups])
-        shown = [100 * rows["accuracy"].min() for _, bars in groups for _, rows in bars]
-        ax.set_ylim(max(min([*shown, 95]) - 5, 0), 100)  # the bars' range, from at most 90%
+        ax.set_xlim(-0.6, max(len(groups), 1) - 0.4)
+        ax.grid(axis="x", visible=False)
+        ax.grid(axis="y", lw=0.4, alpha=0.5)
         ax.set_ylabel("test accuracy (%)")
         ax.legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        fig.suptitle("Teacher vs students under teacher label noise (mean, 95% CI)", fontsize=9)
+        fig.suptitle(
+            "Teacher vs students under teacher label noise (mean, 95% CI over seeds)", fontsize=9
+        )
     return fig
 
 
@@ -1144,6 +1195,19 @@ class Distillation(StudyKind):
                 "labels, which would pair across settings; accepted: one optimizer setting "
                 "(one name and lr) for the students (teachers may set their own)"
             )
+        # students on smaller transfer sets make more passes in the same step budget
+        scaled = any(
+            "omit" in t or "keep" in t for _, t in entries(study.get("transfer_sets"), dict)
+        )
+        for j, o in entries(study.get("optimizers"), dict):
+            schedule = o.get("schedule")
+            if scaled and isinstance(schedule, dict) and schedule.get("name") == "step":
+                errors.append(
+                    f"{where}.optimizers[{j}].schedule: step multiplies the students' lr by "
+                    "gamma after every pass over their transfer set, and a student on a smaller "
+                    "set makes more passes in the same step budget (student_steps); accepted: "
+                    "constant or cosine (which anneals over each student's whole budget)"
+                )
         for key in ("batch_size", "max_epochs"):
             if isinstance(study.get(key), list):
                 errors.append(
