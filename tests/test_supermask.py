@@ -16,6 +16,7 @@ from corruptlab.train.supermask import (
     effective_state,
     mask_density,
     supermask,
+    topk_mask,
 )
 from corruptlab.train.ticket_finder import TicketFinder
 
@@ -112,6 +113,61 @@ def test_frozen_weight_inits():
     )
     _, other = masked_mlp("edge_popup", weights="kaiming_normal", seed=1)
     assert not torch.equal(other[1].weight, w)
+
+
+def argsort_mask(scores: torch.Tensor, k: float) -> torch.Tensor:
+    """The selection topk_mask replaced: a stable ascending argsort, its first
+    ``int((1 - k) * numel)`` entries dropped."""
+    flat = scores.flatten()
+    drop = int((1.0 - k) * flat.numel())
+    mask = torch.ones_like(flat)
+    mask[flat.argsort(stable=True)[:drop]] = 0.0
+    return mask.view_as(scores)
+
+
+def test_topk_mask_is_the_argsort_selection_bit_for_bit():
+    """On random scores (no ties), on scores with many ties and with NaNs, for many k and
+    shapes: the same mask as the stable argsort (whose tie order is the defined one)."""
+    g = torch.Generator().manual_seed(0)
+    shapes = [(1,), (7,), (30, 11), (4, 3, 3, 3), (300, 784)]
+    ks = [1e-3, 0.1, 0.3, 1 / 3, 0.5, 0.7, 0.999, 1.0]
+    for shape in shapes:
+        for k in ks:
+            scores = torch.randn(shape, generator=g).abs()
+            assert torch.equal(topk_mask(scores, k), argsort_mask(scores, k)), (shape, k)
+            ties = torch.randint(0, 4, shape, generator=g).float()
+            assert torch.equal(topk_mask(ties, k), argsort_mask(ties, k)), (shape, k)
+            ties[torch.rand(shape, generator=g) < 0.3] = math.nan
+            assert torch.equal(topk_mask(ties, k), argsort_mask(ties, k)), (shape, k)
+    scores = torch.rand(300, 784, generator=g)
+    mask = topk_mask(scores, 0.5)
+    assert mask.dtype == scores.dtype and mask.sum().item() == 300 * 784 // 2
+
+
+def test_topk_mask_selects_without_sorting(monkeypatch):
+    """The mask is found in linear time (issue 25: a full argsort of a 300x784 score tensor on
+    every forward pass made edge-popup look 5x costlier than it is): no sort is called."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("topk_mask sorted its scores")
+
+    for name in ("argsort", "sort", "msort"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+        monkeypatch.setattr(torch, name, refuse)
+    scores = torch.rand(300, 784, generator=torch.Generator().manual_seed(0))
+    assert topk_mask(scores, 0.3).sum().item() == 300 * 784 - int(0.7 * 300 * 784)
+
+
+def test_topk_mask_ties_keep_the_later_positions():
+    """Equal scores at the threshold: the later ones (by flat position) are kept; NaN counts as
+    the largest score."""
+    assert topk_mask(torch.tensor([1.0, 1.0, 1.0, 1.0]), 0.5).tolist() == [0, 0, 1, 1]
+    # keep 5 - int(0.6 * 5) = 2 of 0, 2, 2, 1, 2: the last two of the three 2s
+    assert topk_mask(torch.tensor([0.0, 2.0, 2.0, 1.0, 2.0]), 0.4).tolist() == [0, 0, 1, 0, 1]
+    nan = math.nan
+    assert topk_mask(torch.tensor([nan, 1.0, nan, 0.0]), 0.5).tolist() == [1, 0, 1, 0]
+    assert topk_mask(torch.tensor([nan, 1.0, nan, 0.0]), 0.25).tolist() == [0, 0, 1, 0]
+    assert topk_mask(torch.tensor([[3.0, 3.0], [3.0, 3.0]]), 1.0).tolist() == [[1, 1], [1, 1]]
 
 
 @pytest.mark.parametrize("k", [0.3, 0.5, 0.7])

@@ -69,14 +69,30 @@ def draw_weight(shape: tuple[int, ...], init: str, generator: torch.Generator) -
 
 
 def topk_mask(scores: torch.Tensor, k: float) -> torch.Tensor:
-    """1.0 for the ``numel - int((1 - k) * numel)`` largest ``scores`` (ties broken by position,
-    a stable sort), 0.0 elsewhere; the shape and dtype of ``scores``."""
+    """1.0 for the ``numel - int((1 - k) * numel)`` largest ``scores``, 0.0 elsewhere; the shape
+    and dtype of ``scores``.
+
+    The mask is the one a stable ascending sort gives when its first ``int((1 - k) * numel)``
+    entries are dropped (the paper's code, with ties made deterministic): of scores equal at
+    the threshold the later ones (by flat position) are kept, and NaN counts as larger than
+    every number. It is found in linear time: the threshold by ``torch.kthvalue``, the ties at
+    it by position (a full argsort per forward pass cost 5-10x more)."""
     flat = scores.detach().flatten()
-    drop = int((1.0 - k) * flat.numel())
-    order = flat.argsort(stable=True)
-    mask = torch.ones_like(flat)
-    mask[order[:drop]] = 0.0
-    return mask.view_as(scores)
+    n = flat.numel()
+    drop = int((1.0 - k) * n)
+    if drop == 0:
+        return torch.ones_like(flat).view_as(scores)
+    threshold = flat.kthvalue(drop).values  # the largest dropped score (NaN sorts last)
+    nan = flat.isnan()
+    if threshold.isnan():
+        keep, tied = torch.zeros_like(nan), nan
+    else:
+        keep, tied = (flat > threshold) | nan, flat == threshold
+    # the tied scores kept: the last ``extra`` of them by position
+    extra = n - drop - int(keep.sum())
+    positions = tied.nonzero().squeeze(1)
+    keep[positions[len(positions) - extra :]] = True
+    return keep.to(scores.dtype).view_as(scores)
 
 
 class MaskedLayer(nn.Module):
