@@ -15,6 +15,7 @@ from corruptlab.train import gradient_free as gf
 from corruptlab.train.method_loop import MethodConfig, build_runner, fit, fit_method
 from corruptlab.train.methods import METHODS
 from corruptlab.train.models import build_model
+from corruptlab.train.supermask import masked_layers
 from corruptlab.train.training import TrainData, seeded_model
 
 SHAPE = (1, 8, 8)
@@ -243,7 +244,8 @@ def test_edge_popup_learns_and_its_solution_is_the_masked_init():
     assert result.history[-1]["val_accuracy"] > 0.8 > result.history[0]["val_accuracy"]
     w = result.best_state["1.weight"]
     assert (w != 0).double().mean().item() == pytest.approx(0.5, abs=1e-3)
-    assert set(w[w != 0].abs().unique().tolist()) == pytest.approx([math.sqrt(2 / 64)])
+    # edge-popup's default scale_fan: std sqrt(2 / (k * fan_in))
+    assert set(w[w != 0].abs().unique().tolist()) == pytest.approx([math.sqrt(2 / (0.5 * 64))])
 
 
 def test_a_budget_of_examples_stops_the_run():
@@ -256,6 +258,41 @@ def test_a_budget_of_examples_stops_the_run():
     # 8 members x 64 examples per generation; the run stops at the first total >= 3000
     assert result.history[-1]["examples_total"] == 6 * 512
     assert [row["examples_forwarded"] for row in result.history] == [0, 4 * 512, 2 * 512]
+
+
+# every method's run-path slug with its defaults: only edge-popup's changed with scale_fan
+DEFAULT_SLUGS = {
+    "gd": "gd",
+    "edge_popup": "edge_popup-k0.5-wsigned_constant-sf1-lr0.1-m0.9-wd0",
+    "bernoulli_supermask": "bernoulli_supermask-wsigned_constant-lr100-m0.9-wd0",
+    "ticket_finder": "ticket_finder-k0.5-lr1-m0.9-wd0",
+    "random_search": "random_search-p16-c0",
+    "one_plus_one_es": "one_plus_one_es-s0.01",
+    "simulated_annealing": "simulated_annealing-s0.01-t0.05-cool0.995",
+    "genetic": "genetic-p32-tr0.25-s0.01-e1-c0",
+    "openai_es": "openai_es-n16-s0.02-lr0.01-wd0.005-c0",
+}
+
+
+def test_edge_popup_scales_its_frozen_weights_by_default_and_names_it():
+    """scale_fan is an edge-popup parameter (in its run path, so a run with other weights is
+    another run), true by default; the other methods' paths and frozen weights are as before."""
+    for name, slug in DEFAULT_SLUGS.items():
+        method = METHODS.get(name)
+        assert method.slug(method.values({"name": name})) == slug
+    cases = [
+        ({"name": "edge_popup"}, 0.5),
+        ({"name": "edge_popup", "k": 0.3}, 0.3),
+        ({"name": "edge_popup", "k": 0.3, "scale_fan": False}, 1.0),
+        ({"name": "bernoulli_supermask"}, 1.0),
+    ]
+    for spec, kept in cases:
+        runner = build_runner(model("mlp1"), spec, 0)
+        for _, layer in masked_layers(runner.model):
+            std = math.sqrt(2 / (kept * layer.weight.shape[1]))
+            assert layer.weight.abs().unique().tolist() == pytest.approx([std]), spec
+    with pytest.raises(ValueError, match="scale_fan: got 'yes'; accepted: true or false"):
+        build_runner(model(), {"name": "edge_popup", "scale_fan": "yes"}, 0)
 
 
 def test_a_method_refuses_unknown_or_bad_parameters():

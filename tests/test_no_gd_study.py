@@ -118,10 +118,10 @@ def test_method_parameters_expand_and_name_the_run(stand_ins):
     ids = [r["run_id"] for r in expand_runs("ng", config["studies"]["ng"], config)]
     assert ids == [
         # edge-popup trains its scores with its own SGD: every parameter is in its slug
-        "mlp2/none/edge_popup-k0.3-wsigned_constant-lr0.1-m0.9-wd0/bs64-e1/seed0",
-        "mlp2/none/edge_popup-k0.3-wsigned_constant-lr0.1-m0.9-wd0/bs64-e3/seed0",
-        "mlp2/none/edge_popup-k0.5-wsigned_constant-lr0.1-m0.9-wd0/bs64-e1/seed0",
-        "mlp2/none/edge_popup-k0.5-wsigned_constant-lr0.1-m0.9-wd0/bs64-e3/seed0",
+        "mlp2/none/edge_popup-k0.3-wsigned_constant-sf1-lr0.1-m0.9-wd0/bs64-e1/seed0",
+        "mlp2/none/edge_popup-k0.3-wsigned_constant-sf1-lr0.1-m0.9-wd0/bs64-e3/seed0",
+        "mlp2/none/edge_popup-k0.5-wsigned_constant-sf1-lr0.1-m0.9-wd0/bs64-e1/seed0",
+        "mlp2/none/edge_popup-k0.5-wsigned_constant-sf1-lr0.1-m0.9-wd0/bs64-e3/seed0",
         "mlp2/none/random_search-p16-c0/bs64-e1/seed0",
         "mlp2/none/random_search-p16-c0/bs64-e3/seed0",
     ]

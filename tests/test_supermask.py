@@ -31,11 +31,18 @@ def blobs(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return means[y] + 0.8 * torch.randn(n, *SHAPE, generator=g), y
 
 
-def masked_mlp(kind: str, k: float = 0.5, weights: str = "signed_constant", seed: int = 0):
+def masked_mlp(
+    kind: str,
+    k: float = 0.5,
+    weights: str = "signed_constant",
+    seed: int = 0,
+    scale_fan: bool | None = None,
+):
     torch.manual_seed(0)
     base = build_model("mlp_300_100", SHAPE, 3)
+    generator = torch.Generator().manual_seed(seed)
     return base, supermask(
-        base, kind, k=k, weights=weights, generator=torch.Generator().manual_seed(seed)
+        base, kind, k=k, weights=weights, scale_fan=scale_fan, generator=generator
     )
 
 
@@ -96,23 +103,60 @@ def test_the_scores_gradient_is_the_straight_through_estimate(kind):
 
 
 def test_frozen_weight_inits():
-    _, model = masked_mlp("edge_popup", weights="signed_constant")
+    _, model = masked_mlp("edge_popup", weights="signed_constant", scale_fan=False)
     for _, layer in model.named_modules():
         if isinstance(layer, MaskedLayer):
             std = math.sqrt(2.0 / layer.weight.shape[1])
             assert set(layer.weight.abs().unique().tolist()) == pytest.approx([std])
             assert 0.4 < (layer.weight > 0).double().mean().item() < 0.6
             assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
-    _, normal = masked_mlp("edge_popup", weights="kaiming_normal")
+    _, normal = masked_mlp("edge_popup", weights="kaiming_normal", scale_fan=False)
     w = normal[1].weight
     assert w.std().item() == pytest.approx(math.sqrt(2.0 / 64), rel=0.05)
-    _, again = masked_mlp("edge_popup", weights="kaiming_normal")
+    _, again = masked_mlp("edge_popup", weights="kaiming_normal", scale_fan=False)
     assert all(
         torch.equal(a, b)
         for a, b in zip(normal.state_dict().values(), again.state_dict().values(), strict=True)
     )
-    _, other = masked_mlp("edge_popup", weights="kaiming_normal", seed=1)
+    _, other = masked_mlp("edge_popup", weights="kaiming_normal", seed=1, scale_fan=False)
     assert not torch.equal(other[1].weight, w)
+
+
+# fan_in of each layer: a Linear's inputs, a Conv2d's in_channels x kernel area
+SCALED_LAYERS = [nn.Linear(784, 300), nn.Linear(64, 300), nn.Conv2d(8, 64, 3)]
+
+
+@pytest.mark.parametrize("k", [0.3, 0.5, 0.7])
+def test_edge_popup_weights_have_the_scaled_std(k):
+    """Ramanujan et al.'s scale_fan: the frozen weights' std is sqrt(2 / (k * fan_in)), for
+    every kept fraction k and fan_in, both inits; the default for edge-popup; the same draws
+    (signs) as unscaled, each weight 1 / sqrt(k) times its unscaled value."""
+
+    def frozen(layer, weights, scale_fan):
+        g = torch.Generator().manual_seed(7)
+        net = nn.Sequential(layer)
+        return supermask(net, "edge_popup", k=k, weights=weights, scale_fan=scale_fan,
+                         generator=g)[0].weight  # fmt: skip
+
+    for layer in SCALED_LAYERS:
+        fan = math.prod(layer.weight.shape[1:])
+        std = math.sqrt(2.0 / (k * fan))
+        for weights in ("kaiming_normal", "signed_constant"):
+            w = frozen(layer, weights, None)  # edge-popup's default
+            assert torch.equal(w, frozen(layer, weights, True))
+            assert w.double().std().item() == pytest.approx(std, rel=0.04), (weights, fan)
+            if weights == "signed_constant":
+                assert w.abs().unique().tolist() == pytest.approx([std], rel=1e-6)
+            unscaled = frozen(layer, weights, False)
+            assert unscaled.double().std().item() == pytest.approx(std * math.sqrt(k), rel=0.04)
+            torch.testing.assert_close(w, unscaled / math.sqrt(k), rtol=1e-6, atol=0)
+
+
+def test_bernoulli_weights_are_unscaled_and_refuse_scale_fan():
+    _, model = masked_mlp("bernoulli")
+    assert model[1].weight.abs().unique().tolist() == pytest.approx([math.sqrt(2.0 / 64)])
+    with pytest.raises(ValueError, match="scale_fan .* mask kind 'bernoulli' has none"):
+        masked_mlp("bernoulli", scale_fan=True)
 
 
 def argsort_mask(scores: torch.Tensor, k: float) -> torch.Tensor:

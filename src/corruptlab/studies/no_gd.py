@@ -95,6 +95,8 @@ methods:
         - {$ref: "#/$defs/number_or_list"}
         - {type: string}
         - {type: array, items: {type: string}, minItems: 1, uniqueItems: true}
+        - {type: boolean}
+        - {type: array, items: {type: boolean}, minItems: 1, uniqueItems: true}
 """
     ),
     **OOD_SCHEMA,
