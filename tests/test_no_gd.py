@@ -145,6 +145,42 @@ def test_one_plus_one_es_follows_the_one_fifth_rule():
     assert es.sigma == pytest.approx(0.1 * math.exp(successes / 3 - (20 - successes) / 12))
 
 
+class Quadratic:
+    """A population evaluator of the loss (theta_0 + 3)^2 + (theta_1 - 2)^2 (no data)."""
+
+    dim = 2
+
+    def losses(self, members, x, y):
+        return (members[:, 0] + 3) ** 2 + (members[:, 1] - 2) ** 2
+
+
+def test_openai_es_update_is_the_reference_by_hand():
+    """One OpenAI-ES generation on a 2-parameter quadratic, 2 antithetic pairs with fixed noise,
+    against es-distributed's update computed by hand: g = sum of the pairs' centered-rank
+    differences times their noise / (2 pairs), Adam on -g + l2 * theta (no 1 / sigma)."""
+    center = torch.tensor([1.0, 0.5], dtype=torch.float64)
+    es = gf.OpenAIES(Quadratic(), center, 0, pairs=2, sigma=0.1, lr=0.01, weight_decay=0.5)
+    es.noise = lambda rows: torch.eye(2, dtype=torch.float64)  # eps_1 = e_1, eps_2 = e_2
+    loss, count = es.step(torch.zeros(3, 1), torch.zeros(3))
+    assert loss.item() == pytest.approx(16 + 2.25) and count == 5 * 3  # the center, 5 members
+    # members +eps_1 (1.1, 0.5), +eps_2 (1.0, 0.6), -eps_1 (0.9, 0.5), -eps_2 (1.0, 0.4): losses
+    # 19.06, 17.96, 17.46, 18.56; fitness -loss ranks 0, 2, 3, 1 of 0..3, centered (r / 3 - 0.5):
+    # -1/2, 1/6, 1/2, -1/6; pair differences -1, 1/3; g = (-1 * e_1 + 1/3 * e_2) / 4
+    g = [-1 / 4, 1 / 12]
+    grad = [-g[i] + 0.5 * center[i].item() for i in range(2)]  # [0.75, 1/6]
+    # Adam, t = 1: m = 0.1 grad, v = 0.001 grad^2, a = lr sqrt(1 - 0.999) / (1 - 0.9)
+    a = 0.01 * math.sqrt(1 - 0.999) / (1 - 0.9)
+    expected = [
+        center[i].item() - a * (0.1 * grad[i]) / (math.sqrt(0.001 * grad[i] ** 2) + 1e-8)
+        for i in range(2)
+    ]
+    assert es.center.tolist() == pytest.approx(expected, rel=1e-12)
+    # the L2 term outweighs theta_1's estimate and moves it down (against the fitness); with
+    # the estimate divided by sigma it would not (-10/12 + 0.25 < 0): the update tells them apart
+    assert es.center[1].item() < 0.5
+    assert es.m.tolist() == pytest.approx([0.1 * x for x in grad], rel=1e-12)
+
+
 def test_no_gradient_is_ever_computed():
     runner = build_runner(model("mlp1"), {"name": "openai_es", "pairs": 2}, 0)
     x, y = blobs(32)
