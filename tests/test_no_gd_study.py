@@ -451,6 +451,47 @@ def test_claims_contradicted(stand_ins):
     assert "simulated_annealing nor random_search" in absent["reason"]
 
 
+def test_the_mask_near_gd_claim_names_the_baselines_optimizer(stand_ins):
+    """The supermask-vs-gd rows name the optimizer their baseline was trained with: SGD where
+    the study has an SGD run of the network (the papers' baseline), else each of its gd
+    optimizers (the default run's gd trains with Adam), the detail saying there is no SGD."""
+    configs = {
+        "gd/sgd-lr0.1-bs64": ("gd", None, spread(0.97)),
+        "edge_popup-k0.5/sgd-lr0.1-bs64": ("edge_popup", 0.5, spread(0.955)),
+    }
+    near = rows(claims_of(synthetic(configs)), "a supermask comes within 3 points")
+    assert near["claim"].tolist() == [
+        "a supermask comes within 3 points of the same network trained by SGD"
+    ]
+    assert near["detail"].iloc[0] == "against mlp2/none/gd/sgd-lr0.1-bs64 (SGD)"
+    tables = synthetic(
+        {
+            "gd/adam-lr0.001-bs64": ("gd", None, spread(0.97)),
+            "gd/adadelta-lr1-bs64": ("gd", None, spread(0.96)),
+            "edge_popup-k0.5/sgd-lr0.1-bs64": ("edge_popup", 0.5, spread(0.955)),
+        }
+    )
+    runs = tables["runs"]
+    for name in ("adam", "adadelta"):
+        runs.loc[runs["run_id"].str.contains(f"/gd/{name}-"), "optimizer"] = name
+    near = rows(claims_of(tables), "a supermask comes within 3 points")
+    assert near["claim"].tolist() == [
+        "a supermask comes within 3 points of the same network trained by Adadelta",
+        "a supermask comes within 3 points of the same network trained by Adam",
+    ]
+    assert set(near["verdict"]) == {"supported"}
+    assert (
+        near["detail"]
+        .str.endswith("(the papers compare with SGD; the study trains no mlp2 run by gd with SGD)")
+        .all()
+    )
+    none = rows(claims_of(synthetic(dict(list(configs.items())[1:]))), "a supermask comes")
+    assert none["claim"].tolist() == [
+        "a supermask comes within 3 points of the same network trained by gradient descent"
+    ]
+    assert none["verdict"].tolist() == ["not applicable"]
+
+
 def test_equal_wall_clock_counts_only_the_epochs_within_the_shortest_run(stand_ins):
     """openai_es's last epoch takes 5 s: within the 2 s every other run takes in all it has
     completed one epoch (half its final accuracy), and the detail says so per seed."""

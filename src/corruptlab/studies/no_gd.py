@@ -310,23 +310,30 @@ def _mask_above_90(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     return rows
 
 
+# how a claim names the optimizer of a gd baseline (registry name -> name in the text)
+OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adadelta": "Adadelta"}
+MASK_NEAR_GD = "a supermask comes within 3 points of the same network trained by"
+
+
 def _gd_reference(runs: pd.DataFrame, model: str) -> tuple[pd.DataFrame, str]:
-    """The gd runs of ``model`` a mask is compared with: those trained by SGD if any, else every
-    gd run of the model; and what they are."""
+    """The gd runs of ``model`` a mask is compared with: those trained by SGD (the papers'
+    baseline) if any, else every gd run of the model; and what they are."""
     gd = _method_runs(runs, DEFAULT_METHOD)
     gd = gd[gd["model"] == model]
     sgd = gd[gd["optimizer"] == "sgd"]
     if len(sgd):
         return sgd, "SGD"
-    return gd, "gd with the study's optimizers (no SGD run of this model)"
+    return gd, f"the papers compare with SGD; the study trains no {model} run by gd with SGD"
 
 
 def _mask_near_gd(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
-    claim = "a supermask comes within 3 points of the same network trained by SGD"
+    """A supermask's test accuracy against gd's on the same network, each row's claim naming the
+    optimizer its baseline was trained with (SGD where the study has it)."""
     quantity = "test accuracy(mask) - test accuracy(gd)"
     runs = clean_runs(tables["runs"])
     masks = _mask_runs(runs)
     if masks.empty:
+        claim = f"{MASK_NEAR_GD} gradient descent"
         reason = f"the study has no {EDGE_POPUP} run with k = {EDGE_POPUP_K:g} nor {SUPERMASK} run"
         return [not_applicable(claim, "-", f"{quantity} >= -0.03", reason)]
     rows = []
@@ -334,10 +341,13 @@ def _mask_near_gd(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
         model = g["model"].iloc[0]
         ref, what = _gd_reference(runs, model)
         if ref.empty:
+            claim = f"{MASK_NEAR_GD} gradient descent"
             reason = f"no gd run of {model} to compare with"
             rows.append(not_applicable(claim, config, f"{quantity} >= -0.03", reason))
             continue
         for ref_config, r in ref.groupby("config", sort=True):
+            optimizer = str(r["optimizer"].iloc[0])
+            claim = f"{MASK_NEAR_GD} {OPTIMIZER_NAMES.get(optimizer, optimizer)}"
             d = diff_ci(g["accuracy"], r["accuracy"], bounds=difference_range("accuracy"))
             detail = f"against {ref_config} ({what})"
             rows.append(compare(claim, f"{config} vs gd", d, quantity, ">=", -0.03, detail))
