@@ -588,6 +588,42 @@ def test_budget_table_and_figures(stand_ins, tmp_path):
         fig.savefig(tmp_path / f"{name}.png")
 
 
+def test_the_ood_figure_separates_networks_that_are_not_trained_classifiers(stand_ins, tmp_path):
+    """Searches that end near chance are drawn apart from the trained classifiers (test accuracy
+    above 0.5, the sanity claim's threshold), each bar labelled with its accuracy."""
+    tables = synthetic(
+        {
+            "gd/sgd-lr0.1-bs64": ("gd", None, spread(0.97, 3)),
+            "edge_popup-k0.5/sgd-lr0.1-bs64": ("edge_popup", 0.5, spread(0.91, 3)),
+            "random_search-p8/bs64": ("random_search", None, spread(0.15, 3)),
+            "openai_es-p8/bs64": ("openai_es", None, spread(0.18, 3)),
+        }
+    )
+    study = validated()["studies"]["ng"]
+    tables["ood_metrics"] = STUDIES.get("no_gd").output("ood_metrics").fn(tables, study)
+    fig = no_gd.ood_auroc_by_method(tables)
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    assert list(panels) == [
+        "trained classifiers (test accuracy > 50%)",
+        "not trained classifiers (test accuracy <= 50%)",
+    ]
+    labels = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in panels.values()]
+    assert labels == [
+        [
+            "mlp2 edge_popup-k0.5 optimizer=sgd (accuracy 91%)",
+            "mlp2 gd optimizer=sgd (accuracy 97%)",
+        ],
+        ["mlp2 openai_es-p8 (accuracy 18%)", "mlp2 random_search-p8 (accuracy 15%)"],
+    ]
+    assert [len(ax.patches) for ax in panels.values()] == [2 * 2, 2 * 2]  # configs x sets
+    assert "conclu" not in fig.get_suptitle() and "chance" in fig.get_suptitle()
+    fig.savefig(tmp_path / "ood_auroc_by_method.png")
+    assert (tmp_path / "ood_auroc_by_method.png").stat().st_size > 10_000
+    metrics = tables["ood_metrics"]
+    fig = no_gd.ood_auroc_by_method({"ood_metrics": metrics[metrics["in_accuracy"] > 0.5]})
+    assert [ax.get_title() for ax in fig.axes] == ["trained classifiers (test accuracy > 50%)"]
+
+
 # --- end to end -------------------------------------------------------------------------------
 
 

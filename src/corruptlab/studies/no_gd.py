@@ -35,6 +35,7 @@ from corruptlab.core.grid import (
 from corruptlab.core.params import fmt_number
 from corruptlab.data.noise import NOISE
 from corruptlab.report.claims import (
+    LEARNS_ABOVE,
     Paper,
     claims_table,
     compare,
@@ -631,27 +632,65 @@ def config_labels(frame: pd.DataFrame) -> pd.Series:
     return frame.apply(label, axis=1)
 
 
+def trained_classifier(in_accuracy: pd.Series) -> pd.Series:
+    """Whether a configuration is a trained classifier: its mean clean test accuracy (the
+    in-distribution accuracy of its OOD rows) above ``LEARNS_ABOVE`` (0.5, the sanity claim's
+    threshold; chance is 0.1 on ten digits). A search that ends near chance is not one, and its
+    max-softmax AUROC says little about OOD detection by a classifier."""
+    return in_accuracy > LEARNS_ABOVE
+
+
 def ood_auroc_by_method(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Max-softmax AUROC per OOD set (groups) and method configuration (bars): mean and 95% CI
-    over seeds; 0.5 is chance."""
+    over seeds; 0.5 is chance. Trained classifiers (``trained_classifier``) and the
+    configurations that are not are drawn in separate panels, each bar's label with its test
+    accuracy."""
     plt = pyplot()
     m = tables["ood_metrics"]
     m = m[(m["metric"] == "auroc") & (m["score"] == "msp")]
     m = m.assign(config=config_labels(m))
+    accuracy = m.groupby("config")["in_accuracy"].mean()
+    trained = trained_classifier(accuracy)
     sets = list(dict.fromkeys(m["ood_set"]))
-    configs = sorted(m["config"].unique())
+    threshold = f"{100 * LEARNS_ABOVE:g}%"
+    panels = [
+        (f"trained classifiers (test accuracy > {threshold})", sorted(accuracy.index[trained])),
+        (
+            f"not trained classifiers (test accuracy <= {threshold})",
+            sorted(accuracy.index[~trained]),
+        ),
+    ]
+    panels = [(title, configs) for title, configs in panels if configs]
+    colors = dict(zip(sorted(accuracy.index), _colors(len(accuracy)), strict=True))
     with plt.rc_context(STYLE):
-        size = (max(4.5, 1.1 * len(sets) + 2) + 2, 3.2)  # the legend on the right
-        fig, ax = plt.subplots(figsize=size, layout="constrained")
-        for i, (config, color) in enumerate(zip(configs, _colors(len(configs)), strict=True)):
-            d = m[m["config"] == config].set_index("ood_set").reindex(sets)
-            _ci_bars(ax, i, len(configs), d["mean"], d["ci95_low"], d["ci95_high"], color, config)
-        ax.axhline(0.5, color="#999999", lw=0.8, ls=":")
-        ax.set_xticks(range(len(sets)), sets, rotation=20, ha="right")
-        ax.set_ylim(0, 1.02)
-        ax.set_ylabel("AUROC (msp)")
-        _outside_legend(ax)
-        fig.suptitle("OOD detection by training method (mean, 95% CI over seeds)", fontsize=9)
+        width = max(4.5, 1.1 * len(sets) + 2) + 2  # the legend on the right
+        fig, axes = plt.subplots(
+            1,
+            len(panels),
+            figsize=(width * len(panels), 3.2),
+            squeeze=False,
+            sharey=True,
+            layout="constrained",
+        )
+        for ax, (title, configs) in zip(axes[0], panels, strict=True):
+            for i, config in enumerate(configs):
+                d = m[m["config"] == config].set_index("ood_set").reindex(sets)
+                label = f"{config} (accuracy {100 * accuracy[config]:.0f}%)"
+                _ci_bars(
+                    ax, i, len(configs), d["mean"], d["ci95_low"], d["ci95_high"],
+                    colors[config], label,
+                )  # fmt: skip
+            ax.axhline(0.5, color="#999999", lw=0.8, ls=":")
+            ax.set_xticks(range(len(sets)), sets, rotation=20, ha="right")
+            ax.set_ylim(0, 1.02)
+            ax.set_title(title, fontsize=8)
+            _outside_legend(ax)
+        axes[0, 0].set_ylabel("AUROC (msp)")
+        fig.suptitle(
+            "OOD detection by training method: max-softmax AUROC (mean, 95% CI over seeds; "
+            "0.5 is chance)",
+            fontsize=9,
+        )
     return fig
 
 
