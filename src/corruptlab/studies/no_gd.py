@@ -665,14 +665,13 @@ def ood_auroc_by_method(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     with plt.rc_context(STYLE):
         width = max(4.5, 1.1 * len(sets) + 2) + 2  # the legend on the right
         fig, axes = plt.subplots(
-            1,
             len(panels),
-            figsize=(width * len(panels), 3.2),
+            1,
+            figsize=(width, 3.0 * len(panels) + 0.3),
             squeeze=False,
-            sharey=True,
             layout="constrained",
-        )
-        for ax, (title, configs) in zip(axes[0], panels, strict=True):
+        )  # one panel above the other, each with its legend
+        for ax, (title, configs) in zip(axes[:, 0], panels, strict=True):
             for i, config in enumerate(configs):
                 d = m[m["config"] == config].set_index("ood_set").reindex(sets)
                 label = f"{config} (accuracy {100 * accuracy[config]:.0f}%)"
@@ -685,7 +684,7 @@ def ood_auroc_by_method(tables: dict[str, pd.DataFrame]) -> plt.Figure:
             ax.set_ylim(0, 1.02)
             ax.set_title(title, fontsize=8)
             _outside_legend(ax)
-        axes[0, 0].set_ylabel("AUROC (msp)")
+            ax.set_ylabel("AUROC (msp)")
         fig.suptitle(
             "OOD detection by training method: max-softmax AUROC (mean, 95% CI over seeds; "
             "0.5 is chance)",
