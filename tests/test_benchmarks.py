@@ -105,6 +105,22 @@ SCRIPTS = {
             *(rf"^\| {name}\s+\| [+-][0-9.]+\s+\| [+-][0-9.]+\s+\|$" for name in ("adam", "sgd")),
         ],
     ),
+    "mask_selection": (
+        ["--quick"],
+        [
+            *MACHINE_ROWS,
+            *TORCH_ROWS,
+            *(
+                rf"^\| {shape}\s+\| [0-9.]+\s+\| [0-9.]+\s+\| [0-9.]+x\s+\|"
+                for shape in ("300x784", "100x300")
+            ),
+            *(
+                rf"^\| {m}\s+\| [0-9.]+\s+\| [0-9.]+\s+\| [0-9.]+x\s+\| "
+                r"[0-9.]+x-[0-9.]+x\s+\| yes\s+\|"
+                for m in ("edge_popup", "ticket_finder")
+            ),
+        ],
+    ),
     "packing": (
         ["--quick"],
         [

@@ -15,6 +15,7 @@ from corruptlab.train import gradient_free as gf
 from corruptlab.train.method_loop import MethodConfig, build_runner, fit, fit_method
 from corruptlab.train.methods import METHODS
 from corruptlab.train.models import build_model
+from corruptlab.train.supermask import masked_layers
 from corruptlab.train.training import TrainData, seeded_model
 
 SHAPE = (1, 8, 8)
@@ -144,6 +145,42 @@ def test_one_plus_one_es_follows_the_one_fifth_rule():
     assert es.sigma == pytest.approx(0.1 * math.exp(successes / 3 - (20 - successes) / 12))
 
 
+class Quadratic:
+    """A population evaluator of the loss (theta_0 + 3)^2 + (theta_1 - 2)^2 (no data)."""
+
+    dim = 2
+
+    def losses(self, members, x, y):
+        return (members[:, 0] + 3) ** 2 + (members[:, 1] - 2) ** 2
+
+
+def test_openai_es_update_is_the_reference_by_hand():
+    """One OpenAI-ES generation on a 2-parameter quadratic, 2 antithetic pairs with fixed noise,
+    against es-distributed's update computed by hand: g = sum of the pairs' centered-rank
+    differences times their noise / (2 pairs), Adam on -g + l2 * theta (no 1 / sigma)."""
+    center = torch.tensor([1.0, 0.5], dtype=torch.float64)
+    es = gf.OpenAIES(Quadratic(), center, 0, pairs=2, sigma=0.1, lr=0.01, weight_decay=0.5)
+    es.noise = lambda rows: torch.eye(2, dtype=torch.float64)  # eps_1 = e_1, eps_2 = e_2
+    loss, count = es.step(torch.zeros(3, 1), torch.zeros(3))
+    assert loss.item() == pytest.approx(16 + 2.25) and count == 5 * 3  # the center, 5 members
+    # members +eps_1 (1.1, 0.5), +eps_2 (1.0, 0.6), -eps_1 (0.9, 0.5), -eps_2 (1.0, 0.4): losses
+    # 19.06, 17.96, 17.46, 18.56; fitness -loss ranks 0, 2, 3, 1 of 0..3, centered (r / 3 - 0.5):
+    # -1/2, 1/6, 1/2, -1/6; pair differences -1, 1/3; g = (-1 * e_1 + 1/3 * e_2) / 4
+    g = [-1 / 4, 1 / 12]
+    grad = [-g[i] + 0.5 * center[i].item() for i in range(2)]  # [0.75, 1/6]
+    # Adam, t = 1: m = 0.1 grad, v = 0.001 grad^2, a = lr sqrt(1 - 0.999) / (1 - 0.9)
+    a = 0.01 * math.sqrt(1 - 0.999) / (1 - 0.9)
+    expected = [
+        center[i].item() - a * (0.1 * grad[i]) / (math.sqrt(0.001 * grad[i] ** 2) + 1e-8)
+        for i in range(2)
+    ]
+    assert es.center.tolist() == pytest.approx(expected, rel=1e-12)
+    # the L2 term outweighs theta_1's estimate and moves it down (against the fitness); with
+    # the estimate divided by sigma it would not (-10/12 + 0.25 < 0): the update tells them apart
+    assert es.center[1].item() < 0.5
+    assert es.m.tolist() == pytest.approx([0.1 * x for x in grad], rel=1e-12)
+
+
 def test_no_gradient_is_ever_computed():
     runner = build_runner(model("mlp1"), {"name": "openai_es", "pairs": 2}, 0)
     x, y = blobs(32)
@@ -243,7 +280,8 @@ def test_edge_popup_learns_and_its_solution_is_the_masked_init():
     assert result.history[-1]["val_accuracy"] > 0.8 > result.history[0]["val_accuracy"]
     w = result.best_state["1.weight"]
     assert (w != 0).double().mean().item() == pytest.approx(0.5, abs=1e-3)
-    assert set(w[w != 0].abs().unique().tolist()) == pytest.approx([math.sqrt(2 / 64)])
+    # edge-popup's default scale_fan: std sqrt(2 / (k * fan_in))
+    assert set(w[w != 0].abs().unique().tolist()) == pytest.approx([math.sqrt(2 / (0.5 * 64))])
 
 
 def test_a_budget_of_examples_stops_the_run():
@@ -256,6 +294,41 @@ def test_a_budget_of_examples_stops_the_run():
     # 8 members x 64 examples per generation; the run stops at the first total >= 3000
     assert result.history[-1]["examples_total"] == 6 * 512
     assert [row["examples_forwarded"] for row in result.history] == [0, 4 * 512, 2 * 512]
+
+
+# every method's run-path slug with its defaults: only edge-popup's changed with scale_fan
+DEFAULT_SLUGS = {
+    "gd": "gd",
+    "edge_popup": "edge_popup-k0.5-wsigned_constant-sf1-lr0.1-m0.9-wd0",
+    "bernoulli_supermask": "bernoulli_supermask-wsigned_constant-lr100-m0.9-wd0",
+    "ticket_finder": "ticket_finder-k0.5-lr1-m0.9-wd0",
+    "random_search": "random_search-p16-c0",
+    "one_plus_one_es": "one_plus_one_es-s0.01",
+    "simulated_annealing": "simulated_annealing-s0.01-t0.05-cool0.995",
+    "genetic": "genetic-p32-tr0.25-s0.01-e1-c0",
+    "openai_es": "openai_es-n16-s0.02-lr0.01-wd0.005-c0",
+}
+
+
+def test_edge_popup_scales_its_frozen_weights_by_default_and_names_it():
+    """scale_fan is an edge-popup parameter (in its run path, so a run with other weights is
+    another run), true by default; the other methods' paths and frozen weights are as before."""
+    for name, slug in DEFAULT_SLUGS.items():
+        method = METHODS.get(name)
+        assert method.slug(method.values({"name": name})) == slug
+    cases = [
+        ({"name": "edge_popup"}, 0.5),
+        ({"name": "edge_popup", "k": 0.3}, 0.3),
+        ({"name": "edge_popup", "k": 0.3, "scale_fan": False}, 1.0),
+        ({"name": "bernoulli_supermask"}, 1.0),
+    ]
+    for spec, kept in cases:
+        runner = build_runner(model("mlp1"), spec, 0)
+        for _, layer in masked_layers(runner.model):
+            std = math.sqrt(2 / (kept * layer.weight.shape[1]))
+            assert layer.weight.abs().unique().tolist() == pytest.approx([std]), spec
+    with pytest.raises(ValueError, match="scale_fan: got 'yes'; accepted: true or false"):
+        build_runner(model(), {"name": "edge_popup", "scale_fan": "yes"}, 0)
 
 
 def test_a_method_refuses_unknown_or_bad_parameters():

@@ -118,10 +118,10 @@ def test_method_parameters_expand_and_name_the_run(stand_ins):
     ids = [r["run_id"] for r in expand_runs("ng", config["studies"]["ng"], config)]
     assert ids == [
         # edge-popup trains its scores with its own SGD: every parameter is in its slug
-        "mlp2/none/edge_popup-k0.3-wsigned_constant-lr0.1-m0.9-wd0/bs64-e1/seed0",
-        "mlp2/none/edge_popup-k0.3-wsigned_constant-lr0.1-m0.9-wd0/bs64-e3/seed0",
-        "mlp2/none/edge_popup-k0.5-wsigned_constant-lr0.1-m0.9-wd0/bs64-e1/seed0",
-        "mlp2/none/edge_popup-k0.5-wsigned_constant-lr0.1-m0.9-wd0/bs64-e3/seed0",
+        "mlp2/none/edge_popup-k0.3-wsigned_constant-sf1-lr0.1-m0.9-wd0/bs64-e1/seed0",
+        "mlp2/none/edge_popup-k0.3-wsigned_constant-sf1-lr0.1-m0.9-wd0/bs64-e3/seed0",
+        "mlp2/none/edge_popup-k0.5-wsigned_constant-sf1-lr0.1-m0.9-wd0/bs64-e1/seed0",
+        "mlp2/none/edge_popup-k0.5-wsigned_constant-sf1-lr0.1-m0.9-wd0/bs64-e3/seed0",
         "mlp2/none/random_search-p16-c0/bs64-e1/seed0",
         "mlp2/none/random_search-p16-c0/bs64-e3/seed0",
     ]
@@ -451,6 +451,47 @@ def test_claims_contradicted(stand_ins):
     assert "simulated_annealing nor random_search" in absent["reason"]
 
 
+def test_the_mask_near_gd_claim_names_the_baselines_optimizer(stand_ins):
+    """The supermask-vs-gd rows name the optimizer their baseline was trained with: SGD where
+    the study has an SGD run of the network (the papers' baseline), else each of its gd
+    optimizers (the default run's gd trains with Adam), the detail saying there is no SGD."""
+    configs = {
+        "gd/sgd-lr0.1-bs64": ("gd", None, spread(0.97)),
+        "edge_popup-k0.5/sgd-lr0.1-bs64": ("edge_popup", 0.5, spread(0.955)),
+    }
+    near = rows(claims_of(synthetic(configs)), "a supermask comes within 3 points")
+    assert near["claim"].tolist() == [
+        "a supermask comes within 3 points of the same network trained by SGD"
+    ]
+    assert near["detail"].iloc[0] == "against mlp2/none/gd/sgd-lr0.1-bs64 (SGD)"
+    tables = synthetic(
+        {
+            "gd/adam-lr0.001-bs64": ("gd", None, spread(0.97)),
+            "gd/adadelta-lr1-bs64": ("gd", None, spread(0.96)),
+            "edge_popup-k0.5/sgd-lr0.1-bs64": ("edge_popup", 0.5, spread(0.955)),
+        }
+    )
+    runs = tables["runs"]
+    for name in ("adam", "adadelta"):
+        runs.loc[runs["run_id"].str.contains(f"/gd/{name}-"), "optimizer"] = name
+    near = rows(claims_of(tables), "a supermask comes within 3 points")
+    assert near["claim"].tolist() == [
+        "a supermask comes within 3 points of the same network trained by Adadelta",
+        "a supermask comes within 3 points of the same network trained by Adam",
+    ]
+    assert set(near["verdict"]) == {"supported"}
+    assert (
+        near["detail"]
+        .str.endswith("(the papers compare with SGD; the study trains no mlp2 run by gd with SGD)")
+        .all()
+    )
+    none = rows(claims_of(synthetic(dict(list(configs.items())[1:]))), "a supermask comes")
+    assert none["claim"].tolist() == [
+        "a supermask comes within 3 points of the same network trained by gradient descent"
+    ]
+    assert none["verdict"].tolist() == ["not applicable"]
+
+
 def test_equal_wall_clock_counts_only_the_epochs_within_the_shortest_run(stand_ins):
     """openai_es's last epoch takes 5 s: within the 2 s every other run takes in all it has
     completed one epoch (half its final accuracy), and the detail says so per seed."""
@@ -545,6 +586,42 @@ def test_budget_table_and_figures(stand_ins, tmp_path):
         fig = kind.output(name).fn(tables)
         assert fig.axes
         fig.savefig(tmp_path / f"{name}.png")
+
+
+def test_the_ood_figure_separates_networks_that_are_not_trained_classifiers(stand_ins, tmp_path):
+    """Searches that end near chance are drawn apart from the trained classifiers (test accuracy
+    above 0.5, the sanity claim's threshold), each bar labelled with its accuracy."""
+    tables = synthetic(
+        {
+            "gd/sgd-lr0.1-bs64": ("gd", None, spread(0.97, 3)),
+            "edge_popup-k0.5/sgd-lr0.1-bs64": ("edge_popup", 0.5, spread(0.91, 3)),
+            "random_search-p8/bs64": ("random_search", None, spread(0.15, 3)),
+            "openai_es-p8/bs64": ("openai_es", None, spread(0.18, 3)),
+        }
+    )
+    study = validated()["studies"]["ng"]
+    tables["ood_metrics"] = STUDIES.get("no_gd").output("ood_metrics").fn(tables, study)
+    fig = no_gd.ood_auroc_by_method(tables)
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    assert list(panels) == [
+        "trained classifiers (test accuracy > 50%)",
+        "not trained classifiers (test accuracy <= 50%)",
+    ]
+    labels = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in panels.values()]
+    assert labels == [
+        [
+            "mlp2 edge_popup-k0.5 optimizer=sgd (accuracy 91%)",
+            "mlp2 gd optimizer=sgd (accuracy 97%)",
+        ],
+        ["mlp2 openai_es-p8 (accuracy 18%)", "mlp2 random_search-p8 (accuracy 15%)"],
+    ]
+    assert [len(ax.patches) for ax in panels.values()] == [2 * 2, 2 * 2]  # configs x sets
+    assert "conclu" not in fig.get_suptitle() and "chance" in fig.get_suptitle()
+    fig.savefig(tmp_path / "ood_auroc_by_method.png")
+    assert (tmp_path / "ood_auroc_by_method.png").stat().st_size > 10_000
+    metrics = tables["ood_metrics"]
+    fig = no_gd.ood_auroc_by_method({"ood_metrics": metrics[metrics["in_accuracy"] > 0.5]})
+    assert [ax.get_title() for ax in fig.axes] == ["trained classifiers (test accuracy > 50%)"]
 
 
 # --- end to end -------------------------------------------------------------------------------

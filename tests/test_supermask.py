@@ -16,6 +16,7 @@ from corruptlab.train.supermask import (
     effective_state,
     mask_density,
     supermask,
+    topk_mask,
 )
 from corruptlab.train.ticket_finder import TicketFinder
 
@@ -30,11 +31,18 @@ def blobs(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return means[y] + 0.8 * torch.randn(n, *SHAPE, generator=g), y
 
 
-def masked_mlp(kind: str, k: float = 0.5, weights: str = "signed_constant", seed: int = 0):
+def masked_mlp(
+    kind: str,
+    k: float = 0.5,
+    weights: str = "signed_constant",
+    seed: int = 0,
+    scale_fan: bool | None = None,
+):
     torch.manual_seed(0)
     base = build_model("mlp_300_100", SHAPE, 3)
+    generator = torch.Generator().manual_seed(seed)
     return base, supermask(
-        base, kind, k=k, weights=weights, generator=torch.Generator().manual_seed(seed)
+        base, kind, k=k, weights=weights, scale_fan=scale_fan, generator=generator
     )
 
 
@@ -95,23 +103,115 @@ def test_the_scores_gradient_is_the_straight_through_estimate(kind):
 
 
 def test_frozen_weight_inits():
-    _, model = masked_mlp("edge_popup", weights="signed_constant")
+    _, model = masked_mlp("edge_popup", weights="signed_constant", scale_fan=False)
     for _, layer in model.named_modules():
         if isinstance(layer, MaskedLayer):
             std = math.sqrt(2.0 / layer.weight.shape[1])
             assert set(layer.weight.abs().unique().tolist()) == pytest.approx([std])
             assert 0.4 < (layer.weight > 0).double().mean().item() < 0.6
             assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
-    _, normal = masked_mlp("edge_popup", weights="kaiming_normal")
+    _, normal = masked_mlp("edge_popup", weights="kaiming_normal", scale_fan=False)
     w = normal[1].weight
     assert w.std().item() == pytest.approx(math.sqrt(2.0 / 64), rel=0.05)
-    _, again = masked_mlp("edge_popup", weights="kaiming_normal")
+    _, again = masked_mlp("edge_popup", weights="kaiming_normal", scale_fan=False)
     assert all(
         torch.equal(a, b)
         for a, b in zip(normal.state_dict().values(), again.state_dict().values(), strict=True)
     )
-    _, other = masked_mlp("edge_popup", weights="kaiming_normal", seed=1)
+    _, other = masked_mlp("edge_popup", weights="kaiming_normal", seed=1, scale_fan=False)
     assert not torch.equal(other[1].weight, w)
+
+
+# fan_in of each layer: a Linear's inputs, a Conv2d's in_channels x kernel area
+SCALED_LAYERS = [nn.Linear(784, 300), nn.Linear(64, 300), nn.Conv2d(8, 64, 3)]
+
+
+@pytest.mark.parametrize("k", [0.3, 0.5, 0.7])
+def test_edge_popup_weights_have_the_scaled_std(k):
+    """Ramanujan et al.'s scale_fan: the frozen weights' std is sqrt(2 / (k * fan_in)), for
+    every kept fraction k and fan_in, both inits; the default for edge-popup; the same draws
+    (signs) as unscaled, each weight 1 / sqrt(k) times its unscaled value."""
+
+    def frozen(layer, weights, scale_fan):
+        g = torch.Generator().manual_seed(7)
+        net = nn.Sequential(layer)
+        return supermask(net, "edge_popup", k=k, weights=weights, scale_fan=scale_fan,
+                         generator=g)[0].weight  # fmt: skip
+
+    for layer in SCALED_LAYERS:
+        fan = math.prod(layer.weight.shape[1:])
+        std = math.sqrt(2.0 / (k * fan))
+        for weights in ("kaiming_normal", "signed_constant"):
+            w = frozen(layer, weights, None)  # edge-popup's default
+            assert torch.equal(w, frozen(layer, weights, True))
+            assert w.double().std().item() == pytest.approx(std, rel=0.04), (weights, fan)
+            if weights == "signed_constant":
+                assert w.abs().unique().tolist() == pytest.approx([std], rel=1e-6)
+            unscaled = frozen(layer, weights, False)
+            assert unscaled.double().std().item() == pytest.approx(std * math.sqrt(k), rel=0.04)
+            torch.testing.assert_close(w, unscaled / math.sqrt(k), rtol=1e-6, atol=0)
+
+
+def test_bernoulli_weights_are_unscaled_and_refuse_scale_fan():
+    _, model = masked_mlp("bernoulli")
+    assert model[1].weight.abs().unique().tolist() == pytest.approx([math.sqrt(2.0 / 64)])
+    with pytest.raises(ValueError, match="scale_fan .* mask kind 'bernoulli' has none"):
+        masked_mlp("bernoulli", scale_fan=True)
+
+
+def argsort_mask(scores: torch.Tensor, k: float) -> torch.Tensor:
+    """The selection topk_mask replaced: a stable ascending argsort, its first
+    ``int((1 - k) * numel)`` entries dropped."""
+    flat = scores.flatten()
+    drop = int((1.0 - k) * flat.numel())
+    mask = torch.ones_like(flat)
+    mask[flat.argsort(stable=True)[:drop]] = 0.0
+    return mask.view_as(scores)
+
+
+def test_topk_mask_is_the_argsort_selection_bit_for_bit():
+    """On random scores (no ties), on scores with many ties and with NaNs, for many k and
+    shapes: the same mask as the stable argsort (whose tie order is the defined one)."""
+    g = torch.Generator().manual_seed(0)
+    shapes = [(1,), (7,), (30, 11), (4, 3, 3, 3), (300, 784)]
+    ks = [1e-3, 0.1, 0.3, 1 / 3, 0.5, 0.7, 0.999, 1.0]
+    for shape in shapes:
+        for k in ks:
+            scores = torch.randn(shape, generator=g).abs()
+            assert torch.equal(topk_mask(scores, k), argsort_mask(scores, k)), (shape, k)
+            ties = torch.randint(0, 4, shape, generator=g).float()
+            assert torch.equal(topk_mask(ties, k), argsort_mask(ties, k)), (shape, k)
+            ties[torch.rand(shape, generator=g) < 0.3] = math.nan
+            assert torch.equal(topk_mask(ties, k), argsort_mask(ties, k)), (shape, k)
+    scores = torch.rand(300, 784, generator=g)
+    mask = topk_mask(scores, 0.5)
+    assert mask.dtype == scores.dtype and mask.sum().item() == 300 * 784 // 2
+
+
+def test_topk_mask_selects_without_sorting(monkeypatch):
+    """The mask is found in linear time (issue 25: a full argsort of a 300x784 score tensor on
+    every forward pass made edge-popup look 5x costlier than it is): no sort is called."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("topk_mask sorted its scores")
+
+    for name in ("argsort", "sort", "msort"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+        monkeypatch.setattr(torch, name, refuse)
+    scores = torch.rand(300, 784, generator=torch.Generator().manual_seed(0))
+    assert topk_mask(scores, 0.3).sum().item() == 300 * 784 - int(0.7 * 300 * 784)
+
+
+def test_topk_mask_ties_keep_the_later_positions():
+    """Equal scores at the threshold: the later ones (by flat position) are kept; NaN counts as
+    the largest score."""
+    assert topk_mask(torch.tensor([1.0, 1.0, 1.0, 1.0]), 0.5).tolist() == [0, 0, 1, 1]
+    # keep 5 - int(0.6 * 5) = 2 of 0, 2, 2, 1, 2: the last two of the three 2s
+    assert topk_mask(torch.tensor([0.0, 2.0, 2.0, 1.0, 2.0]), 0.4).tolist() == [0, 0, 1, 0, 1]
+    nan = math.nan
+    assert topk_mask(torch.tensor([nan, 1.0, nan, 0.0]), 0.5).tolist() == [1, 0, 1, 0]
+    assert topk_mask(torch.tensor([nan, 1.0, nan, 0.0]), 0.25).tolist() == [0, 0, 1, 0]
+    assert topk_mask(torch.tensor([[3.0, 3.0], [3.0, 3.0]]), 1.0).tolist() == [[1, 1], [1, 1]]
 
 
 @pytest.mark.parametrize("k", [0.3, 0.5, 0.7])

@@ -16,7 +16,7 @@ from typing import Any
 class Param:
     name: str
     code: str  # short code used in path slugs, e.g. "a" for alpha
-    kind: type  # int, float, or str (then ``choices`` lists the accepted values)
+    kind: type  # int, float, bool, or str (then ``choices`` lists the accepted values)
     low: float | None = None
     high: float | None = None
     default: Any = None  # None: required
@@ -27,6 +27,8 @@ class Param:
     def accepted(self) -> str:
         if self.kind is str:
             return "one of " + ", ".join(self.choices)
+        if self.kind is bool:
+            return "true or false"
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "inf" if self.high is None else f"{self.high:g}"
         kind = "an integer" if self.kind is int else "a number"
@@ -36,6 +38,8 @@ class Param:
         """None if ``value`` is acceptable, else the reason it is not."""
         if self.kind is str:
             return None if value in self.choices else f"got {value!r}; accepted: {self.accepted()}"
+        if self.kind is bool:
+            return None if isinstance(value, bool) else f"got {value!r}; accepted: true or false"
         ok_type = isinstance(value, int) if self.kind is int else isinstance(value, int | float)
         if isinstance(value, bool) or not ok_type:
             return f"got {value!r}; accepted: {self.accepted()}"
@@ -52,9 +56,11 @@ class Param:
 
 def fmt_number(value: float | int | str) -> str:
     """Compact, path-safe text for a number: 5 -> '5', 0.1 -> '0.1', 1e-05 -> '1e-05' (a choice
-    parameter's value is its own text)."""
+    parameter's value is its own text; a flag's True -> '1', False -> '0')."""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):
+        return str(int(value))
     if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:g}"

@@ -35,6 +35,7 @@ from corruptlab.core.grid import (
 from corruptlab.core.params import fmt_number
 from corruptlab.data.noise import NOISE
 from corruptlab.report.claims import (
+    LEARNS_ABOVE,
     Paper,
     claims_table,
     compare,
@@ -95,6 +96,8 @@ methods:
         - {$ref: "#/$defs/number_or_list"}
         - {type: string}
         - {type: array, items: {type: string}, minItems: 1, uniqueItems: true}
+        - {type: boolean}
+        - {type: array, items: {type: boolean}, minItems: 1, uniqueItems: true}
 """
     ),
     **OOD_SCHEMA,
@@ -308,23 +311,30 @@ def _mask_above_90(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
     return rows
 
 
+# how a claim names the optimizer of a gd baseline (registry name -> name in the text)
+OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "adadelta": "Adadelta"}
+MASK_NEAR_GD = "a supermask comes within 3 points of the same network trained by"
+
+
 def _gd_reference(runs: pd.DataFrame, model: str) -> tuple[pd.DataFrame, str]:
-    """The gd runs of ``model`` a mask is compared with: those trained by SGD if any, else every
-    gd run of the model; and what they are."""
+    """The gd runs of ``model`` a mask is compared with: those trained by SGD (the papers'
+    baseline) if any, else every gd run of the model; and what they are."""
     gd = _method_runs(runs, DEFAULT_METHOD)
     gd = gd[gd["model"] == model]
     sgd = gd[gd["optimizer"] == "sgd"]
     if len(sgd):
         return sgd, "SGD"
-    return gd, "gd with the study's optimizers (no SGD run of this model)"
+    return gd, f"the papers compare with SGD; the study trains no {model} run by gd with SGD"
 
 
 def _mask_near_gd(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
-    claim = "a supermask comes within 3 points of the same network trained by SGD"
+    """A supermask's test accuracy against gd's on the same network, each row's claim naming the
+    optimizer its baseline was trained with (SGD where the study has it)."""
     quantity = "test accuracy(mask) - test accuracy(gd)"
     runs = clean_runs(tables["runs"])
     masks = _mask_runs(runs)
     if masks.empty:
+        claim = f"{MASK_NEAR_GD} gradient descent"
         reason = f"the study has no {EDGE_POPUP} run with k = {EDGE_POPUP_K:g} nor {SUPERMASK} run"
         return [not_applicable(claim, "-", f"{quantity} >= -0.03", reason)]
     rows = []
@@ -332,10 +342,13 @@ def _mask_near_gd(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
         model = g["model"].iloc[0]
         ref, what = _gd_reference(runs, model)
         if ref.empty:
+            claim = f"{MASK_NEAR_GD} gradient descent"
             reason = f"no gd run of {model} to compare with"
             rows.append(not_applicable(claim, config, f"{quantity} >= -0.03", reason))
             continue
         for ref_config, r in ref.groupby("config", sort=True):
+            optimizer = str(r["optimizer"].iloc[0])
+            claim = f"{MASK_NEAR_GD} {OPTIMIZER_NAMES.get(optimizer, optimizer)}"
             d = diff_ci(g["accuracy"], r["accuracy"], bounds=difference_range("accuracy"))
             detail = f"against {ref_config} ({what})"
             rows.append(compare(claim, f"{config} vs gd", d, quantity, ">=", -0.03, detail))
@@ -619,27 +632,64 @@ def config_labels(frame: pd.DataFrame) -> pd.Series:
     return frame.apply(label, axis=1)
 
 
+def trained_classifier(in_accuracy: pd.Series) -> pd.Series:
+    """Whether a configuration is a trained classifier: its mean clean test accuracy (the
+    in-distribution accuracy of its OOD rows) above ``LEARNS_ABOVE`` (0.5, the sanity claim's
+    threshold; chance is 0.1 on ten digits). A search that ends near chance is not one, and its
+    max-softmax AUROC says little about OOD detection by a classifier."""
+    return in_accuracy > LEARNS_ABOVE
+
+
 def ood_auroc_by_method(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Max-softmax AUROC per OOD set (groups) and method configuration (bars): mean and 95% CI
-    over seeds; 0.5 is chance."""
+    over seeds; 0.5 is chance. Trained classifiers (``trained_classifier``) and the
+    configurations that are not are drawn in separate panels, each bar's label with its test
+    accuracy."""
     plt = pyplot()
     m = tables["ood_metrics"]
     m = m[(m["metric"] == "auroc") & (m["score"] == "msp")]
     m = m.assign(config=config_labels(m))
+    accuracy = m.groupby("config")["in_accuracy"].mean()
+    trained = trained_classifier(accuracy)
     sets = list(dict.fromkeys(m["ood_set"]))
-    configs = sorted(m["config"].unique())
+    threshold = f"{100 * LEARNS_ABOVE:g}%"
+    panels = [
+        (f"trained classifiers (test accuracy > {threshold})", sorted(accuracy.index[trained])),
+        (
+            f"not trained classifiers (test accuracy <= {threshold})",
+            sorted(accuracy.index[~trained]),
+        ),
+    ]
+    panels = [(title, configs) for title, configs in panels if configs]
+    colors = dict(zip(sorted(accuracy.index), _colors(len(accuracy)), strict=True))
     with plt.rc_context(STYLE):
-        size = (max(4.5, 1.1 * len(sets) + 2) + 2, 3.2)  # the legend on the right
-        fig, ax = plt.subplots(figsize=size, layout="constrained")
-        for i, (config, color) in enumerate(zip(configs, _colors(len(configs)), strict=True)):
-            d = m[m["config"] == config].set_index("ood_set").reindex(sets)
-            _ci_bars(ax, i, len(configs), d["mean"], d["ci95_low"], d["ci95_high"], color, config)
-        ax.axhline(0.5, color="#999999", lw=0.8, ls=":")
-        ax.set_xticks(range(len(sets)), sets, rotation=20, ha="right")
-        ax.set_ylim(0, 1.02)
-        ax.set_ylabel("AUROC (msp)")
-        _outside_legend(ax)
-        fig.suptitle("OOD detection by training method (mean, 95% CI over seeds)", fontsize=9)
+        width = max(4.5, 1.1 * len(sets) + 2) + 2  # the legend on the right
+        fig, axes = plt.subplots(
+            len(panels),
+            1,
+            figsize=(width, 3.0 * len(panels) + 0.3),
+            squeeze=False,
+            layout="constrained",
+        )  # one panel above the other, each with its legend
+        for ax, (title, configs) in zip(axes[:, 0], panels, strict=True):
+            for i, config in enumerate(configs):
+                d = m[m["config"] == config].set_index("ood_set").reindex(sets)
+                label = f"{config} (accuracy {100 * accuracy[config]:.0f}%)"
+                _ci_bars(
+                    ax, i, len(configs), d["mean"], d["ci95_low"], d["ci95_high"],
+                    colors[config], label,
+                )  # fmt: skip
+            ax.axhline(0.5, color="#999999", lw=0.8, ls=":")
+            ax.set_xticks(range(len(sets)), sets, rotation=20, ha="right")
+            ax.set_ylim(0, 1.02)
+            ax.set_title(title, fontsize=8)
+            _outside_legend(ax)
+            ax.set_ylabel("AUROC (msp)")
+        fig.suptitle(
+            "OOD detection by training method: max-softmax AUROC (mean, 95% CI over seeds; "
+            "0.5 is chance)",
+            fontsize=9,
+        )
     return fig
 
 

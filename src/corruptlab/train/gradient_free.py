@@ -41,13 +41,17 @@ changes, the random generator's state included, so a resumed run continues bit-i
   far larger populations on Atari).
 - ``OpenAIES`` (Salimans et al. 2017): ``pairs`` antithetic perturbations ``center +- sigma *
   eps``, fitness shaped by centered ranks (ranks over the 2 * pairs members scaled to [-0.5,
-  0.5]), the gradient estimate ``sum_i (F(+eps_i) - F(-eps_i)) eps_i / (2 pairs sigma)``, and
-  Adam on it (with an L2 term ``weight_decay * center``). Defaults ``pairs=16``,
-  ``sigma=0.02``, ``lr=0.01``, ``weight_decay=0.005`` (the paper's code, es-distributed:
-  noise_stdev 0.02, stepsize 0.01, l2coeff 0.005), Adam betas (0.9, 0.999), eps 1e-8, in
-  that code's form (``lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``). That code
-  leaves the ``1 / sigma`` out of the estimate; Adam is invariant to its scale but for eps.
-  The center is evaluated with the pairs (P = 2 pairs + 1) for its training loss.
+  0.5]), the estimate ``g = sum_i (F(+eps_i) - F(-eps_i)) eps_i / (2 pairs)`` and Adam on
+  ``-g + weight_decay * center``: the reference implementation's update (es-distributed,
+  ``g /= returns_n2.size``; ``optimizer.update(-g + l2coeff * theta)``), which leaves the
+  ``1 / sigma`` of the textbook estimate out. Adam is invariant to a common scale of its
+  whole input (but for its eps), not to the scale of one of its two terms: an estimate
+  divided by sigma would weaken the L2 term by the factor ``1 / sigma`` (50 at sigma 0.02)
+  against the configured ``weight_decay`` (issue 25). Defaults ``pairs=16``, ``sigma=0.02``,
+  ``lr=0.01``, ``weight_decay=0.005`` (that code's noise_stdev 0.02, stepsize 0.01, l2coeff
+  0.005), Adam betas (0.9, 0.999), eps 1e-8, in that code's form (``lr * sqrt(1 - b2^t) /
+  (1 - b1^t) * m / (sqrt(v) + eps)``). The center is evaluated with the pairs (P = 2 pairs
+  + 1) for its training loss.
 """
 
 from __future__ import annotations
@@ -351,7 +355,8 @@ class OpenAIES(Method):
         losses = self.pop.losses(members, x, y)
         shaped = centered_ranks(-losses[1:])  # fitness = -loss
         weights = shaped[: self.pairs] - shaped[self.pairs :]
-        estimate = weights @ eps / (2 * self.pairs * self.sigma)  # of d fitness / d center
+        # of d fitness / d center, up to the factor 1 / sigma that the reference leaves out
+        estimate = weights @ eps / (2 * self.pairs)
         grad = -estimate + self.weight_decay * self.center  # of the loss to minimise
         self.generation += 1
         t = self.generation
