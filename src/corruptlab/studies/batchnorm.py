@@ -706,7 +706,7 @@ def _lines(ax, d: pd.DataFrame, x: str) -> None:
 def activations_vs_depth(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Activations per layer at initialisation, per pair and init (rows): per linear or conv
     layer's output (batch norm's input in the BN model), the mean over its channels of each
-    channel's std (left) and of each channel's |mean| (right), over the probe minibatches,
+    channel's std (left) and of each channel's absolute mean (right), over the probe minibatches,
     log10, mean and 95% CI over seeds."""
     return _vs_depth(
         tables,
