@@ -595,6 +595,32 @@ def _predictions(run_id: str, condition: str, right: dict[int, int]) -> pd.DataF
     )
 
 
+def _run_rows(run_id: str, seed: int, role: str, soft: bool, transfer: str, shift: tuple) -> list:
+    """A synthetic run's two rows of the runs table (clean, and ``shift`` = (condition, bias
+    shift)): a teacher (model m, every class) or a student (model s, ``transfer``), distilled
+    from the teacher of its seed at T = 4, alpha = 0.5 when ``soft``."""
+    base = {
+        "run_id": run_id,
+        "seed": seed,
+        "model": "m" if role == "teacher" else "s",
+        "role": role,
+        "transfer_set": "all" if role == "teacher" else transfer,
+        "teacher_run_id": f"{T_CONFIG}/seed{seed}" if soft else None,
+        "teacher_model": "m" if soft else None,
+        "teacher_noise": "none" if soft else None,
+        "kd_temperature": 4.0 if soft else np.nan,
+        "kd_alpha": 0.5 if soft else np.nan,
+        "objective": "kd-t4-a0.5" if soft else None,
+        "git_commit": "abc",
+        "study": "d",
+    }
+    condition, bias = shift
+    return [
+        {**base, "condition": "clean", "bias_shift": np.nan},
+        {**base, "condition": condition, "bias_shift": bias},
+    ]
+
+
 def _synthetic(after_on_3: int) -> dict[str, pd.DataFrame]:
     """A teacher, a hard-label student and a distilled student without 3s, two seeds each: the
     distilled one gets 4 of 10 test 3s before the shift and ``after_on_3`` after it; the hard
@@ -608,23 +634,7 @@ def _synthetic(after_on_3: int) -> dict[str, pd.DataFrame]:
         ):
             run_id = f"{config}/seed{seed}"
             soft = config == SOFT
-            base = {
-                "run_id": run_id,
-                "seed": seed,
-                "model": "m" if role == "teacher" else "s",
-                "role": role,
-                "transfer_set": "all" if role == "teacher" else "no3",
-                "teacher_run_id": f"{T_CONFIG}/seed{seed}" if soft else None,
-                "teacher_model": "m" if soft else None,
-                "teacher_noise": "none" if soft else None,
-                "kd_temperature": 4.0 if soft else np.nan,
-                "kd_alpha": 0.5 if soft else np.nan,
-                "objective": "kd-t4-a0.5" if soft else None,
-                "git_commit": "abc",
-                "study": "d",
-            }
-            runs.append({**base, "condition": "clean", "bias_shift": np.nan})
-            runs.append({**base, "condition": "shift_no3", "bias_shift": 2.5})
+            runs += _run_rows(run_id, seed, role, soft, "no3", ("shift_no3", 2.5))
             preds.append(_predictions(run_id, "clean", right_before))
             preds.append(_predictions(run_id, "shift_no3", right_after or right_before))
     return {"runs": pd.DataFrame(runs), "predictions": pd.concat(preds, ignore_index=True)}
@@ -690,22 +700,7 @@ def _only78(after_unseen: int, after_kept: int = 9) -> dict[str, pd.DataFrame]:
         for config, role in ((T_CONFIG, "teacher"), (SOFT78, "student")):
             run_id = f"{config}/seed{seed}"
             soft = role == "student"
-            base = {
-                "run_id": run_id,
-                "seed": seed,
-                "model": "s" if soft else "m",
-                "role": role,
-                "transfer_set": "only78" if soft else "all",
-                "teacher_run_id": f"{T_CONFIG}/seed{seed}" if soft else None,
-                "teacher_model": "m" if soft else None,
-                "teacher_noise": "none" if soft else None,
-                "kd_temperature": 4.0 if soft else np.nan,
-                "kd_alpha": 0.5 if soft else np.nan,
-                "objective": "kd-t4-a0.5" if soft else None,
-                "study": "d",
-            }
-            runs.append({**base, "condition": "clean", "bias_shift": np.nan})
-            runs.append({**base, "condition": "shift_only78", "bias_shift": -7.5})
+            runs += _run_rows(run_id, seed, role, soft, "only78", ("shift_only78", -7.5))
             preds.append(_predictions(run_id, "clean", before if soft else {}))
             preds.append(_predictions(run_id, "shift_only78", after if soft else {}))
     return {"runs": pd.DataFrame(runs), "predictions": pd.concat(preds, ignore_index=True)}
