@@ -96,15 +96,15 @@ def topk_mask(scores: torch.Tensor, k: float) -> torch.Tensor:
     if drop == 0:
         return torch.ones_like(flat).view_as(scores)
     threshold = flat.kthvalue(drop).values  # the largest dropped score (NaN sorts last)
-    nan = flat.isnan()
-    if threshold.isnan():
-        keep, tied = torch.zeros_like(nan), nan
-    else:
-        keep, tied = (flat > threshold) | nan, flat == threshold
-    # the tied scores kept: the last ``extra`` of them by position
-    extra = n - drop - int(keep.sum())
-    positions = tied.nonzero().squeeze(1)
-    keep[positions[len(positions) - extra :]] = True
+    nan, above_nan = flat.isnan(), threshold.isnan()
+    # kept for sure: above a numeric threshold (NaN included); tied: equal to it (NaN to NaN)
+    keep = ((flat > threshold) | nan) & ~above_nan
+    tied = torch.where(above_nan, nan, flat == threshold)
+    # of the tied scores the last ``extra`` by position are kept: counted from the end, without
+    # reading a number back to the host (no device sync per forward pass)
+    extra = (n - drop) - keep.sum()
+    from_end = tied.flip(0).cumsum(0).flip(0)
+    keep |= tied & (from_end <= extra)
     return keep.to(scores.dtype).view_as(scores)
 
 
