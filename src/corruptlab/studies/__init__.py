@@ -189,6 +189,15 @@ def load_module(spec: str):
     return module
 
 
+def schema_beside(module_file: str) -> dict:
+    """The JSON schema of a kind's own study keys: ``schema.yaml`` in the folder of the kind's
+    module ``module_file`` (its ``__file__``), e.g. studies/ood/schema.yaml."""
+    import yaml
+
+    path = Path(module_file).resolve().parent / "schema.yaml"
+    return yaml.safe_load(path.read_text())
+
+
 def kind_source(kind: str) -> str:
     """The file defining study kind ``kind`` (for its code fingerprint)."""
     module = sys.modules[type(STUDIES.get(kind)).__module__]
