@@ -212,7 +212,7 @@ def test_difference_of_accuracies_stays_in_minus_one_one():
 def test_every_summarised_metric_has_a_range():
     from corruptlab.eval.metrics import METRICS
     from corruptlab.report.tables import OUTCOME_METRICS
-    from corruptlab.studies.ood import OOD_METRICS
+    from corruptlab.studies.ood.tables import OOD_METRICS
 
     for metric in [*METRICS.names(), *OUTCOME_METRICS, *OOD_METRICS, "error", "csr", "spearman"]:
         assert metric in RANGES, metric

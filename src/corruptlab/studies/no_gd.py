@@ -49,8 +49,9 @@ from corruptlab.report.stats import RANGES, diff_ci, difference_range, mean_ci
 from corruptlab.report.style import STYLE, pyplot
 from corruptlab.report.tables import CONFIG_COLUMNS, provenance, summary
 from corruptlab.studies import Output, StudyKind, register
-from corruptlab.studies.ood import OOD, ood_metrics
-from corruptlab.studies.ood import SCHEMA as OOD_SCHEMA
+from corruptlab.studies.ood.kind import OOD
+from corruptlab.studies.ood.kind import SCHEMA as OOD_SCHEMA
+from corruptlab.studies.ood.tables import ood_metrics
 from corruptlab.train.methods import (
     DEFAULT_METHOD,
     FROZEN_DIGEST,
