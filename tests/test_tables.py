@@ -13,7 +13,7 @@ from scipy import stats as sps
 from corruptlab.core import io
 from corruptlab.report.tables import flatten_run, runs_table
 from corruptlab.studies import STUDIES
-from corruptlab.studies.label_noise import alpha_axis
+from corruptlab.studies.label_noise.tables import alpha_axis
 
 RUNS_COLUMNS = [
     "study",
