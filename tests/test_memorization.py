@@ -8,16 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from corruptlab.studies.memorization import (
-    binomial_gof,
-    binomial_gof_by,
-    binomial_pmf,
+from corruptlab.studies.memorization.claims import binomial_gof, binomial_gof_by, chi2_sf
+from corruptlab.studies.memorization.figures import (
     binomial_reference,
-    chi2_sf,
     hardest_and_easiest,
-    per_example_p_correct,
     sorted_curve,
 )
+from corruptlab.studies.memorization.tables import binomial_pmf, per_example_p_correct
 
 
 def long_table() -> pd.DataFrame:

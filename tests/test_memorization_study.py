@@ -22,7 +22,7 @@ from test_training import cfg, tiny_model, toy_data  # noqa: E402
 from corruptlab.core.config import ConfigError, expand_runs, validate_config  # noqa: E402
 from corruptlab.data.noise import variant_of  # noqa: E402
 from corruptlab.report.claims import VERDICTS, check_claims  # noqa: E402
-from corruptlab.studies.memorization import examples_grid  # noqa: E402
+from corruptlab.studies.memorization.figures import examples_grid  # noqa: E402
 from corruptlab.train.packing import train_packed  # noqa: E402
 from corruptlab.train.training import train  # noqa: E402
 
