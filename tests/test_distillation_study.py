@@ -26,7 +26,9 @@ from corruptlab.data.transfer import shifted_classes, transfer_mask, unseen_clas
 from corruptlab.eval.bias_shift import choose_shift, shift_logits  # noqa: E402
 from corruptlab.jobs.train import transfer_set  # noqa: E402
 from corruptlab.report.claims import VERDICTS  # noqa: E402
-from corruptlab.studies import STUDIES, distillation  # noqa: E402, F401 (registers the kind)
+from corruptlab.studies import STUDIES  # noqa: E402
+from corruptlab.studies.distillation import figures as distillation_figures  # noqa: E402
+from corruptlab.studies.distillation import tables as distillation_tables  # noqa: E402
 
 STUDY = {
     "kind": "distillation",
@@ -644,14 +646,14 @@ def _claims(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     from corruptlab.report.claims import check_claims
 
     study = config_of(NO3)["studies"]["d"]
-    tables = {**tables, "errors": distillation.errors(tables, study)}
+    tables = {**tables, "errors": distillation_tables.errors(tables, study)}
     return check_claims("distillation", tables, study)
 
 
 def test_the_errors_table_counts_per_class_before_and_after_the_shift():
     tables = _synthetic(after_on_3=9)
     study = config_of(NO3)["studies"]["d"]
-    e = distillation.errors(tables, study)
+    e = distillation_tables.errors(tables, study)
     soft = e[e["run_id"] == f"{SOFT}/seed0"].set_index(["stage", "class"])
     assert soft.loc[("before", "3"), "errors"] == 6 and soft.loc[("after", "3"), "errors"] == 1
     assert soft.loc[("before", "all"), "errors"] == 6 + 9  # 9 other classes, one error each
@@ -660,7 +662,7 @@ def test_the_errors_table_counts_per_class_before_and_after_the_shift():
     assert set(soft["teacher_run_id"]) == {f"{T_CONFIG}/seed0"}
     teacher = e[e["role"] == "teacher"]
     assert set(teacher["stage"]) == {"before"}  # a teacher saw every class: no shift
-    summary = distillation.summary({"errors": e}, study)
+    summary = distillation_tables.summary({"errors": e}, study)
     row = summary[(summary["config"] == SOFT) & (summary["stage"] == "after")]
     row = row[row["class"] == "3"].iloc[0]
     assert row["mean"] == 0.9 and row["n"] == 2 and row["teacher_run_ids"].count(";") == 1
@@ -726,7 +728,7 @@ def test_only_7s_and_8s_the_error_after_the_shift_and_the_drop_are_judged(
     from corruptlab.report.claims import check_claims
 
     claims = check_claims(
-        "distillation", {**tables, "errors": distillation.errors(tables, study)}, study
+        "distillation", {**tables, "errors": distillation_tables.errors(tables, study)}, study
     )
     only = claims[claims["claim"].str.startswith("only some classes")].set_index("claim")
     assert len(only) == 3
@@ -781,12 +783,12 @@ def _whole_set_errors() -> pd.DataFrame:
             preds.append(_predictions(run_id, "clean", {c: 10 - wrong for c in range(10)}))
     study = config_of({**STUDY, "transfer_sets": [{"name": "all"}]})["studies"]["d"]
     tables = {"runs": pd.DataFrame(runs), "predictions": pd.concat(preds, ignore_index=True)}
-    return distillation.errors(tables, study)
+    return distillation_tables.errors(tables, study)
 
 
 def test_the_figures_draw_what_the_tables_hold():
     e = _whole_set_errors()
-    fig = distillation.errors_vs_temperature({"errors": e})
+    fig = distillation_figures.errors_vs_temperature({"errors": e})
     ax = fig.axes[0]
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ["distilled, alpha=0.5", "hard labels", "teacher"]
@@ -794,7 +796,7 @@ def test_the_figures_draw_what_the_tables_hold():
     assert list(distilled.get_xdata()) == [2.0, 8.0]
     assert list(distilled.get_ydata()) == [20.0, 20.0]  # 2 errors in each of 10 classes
     assert ax.get_lines()[1].get_ydata()[0] == 30.0 and ax.get_lines()[2].get_ydata()[0] == 10.0
-    fig = distillation.noisy_teachers({"errors": e})
+    fig = distillation_figures.noisy_teachers({"errors": e})
     ax = fig.axes[0]
     assert len(ax.patches) == 0  # points, not bars: no length on an axis that starts above 0
     points = [line.get_ydata()[0] for line in ax.get_lines() if line.get_marker() == "o"]
@@ -807,8 +809,8 @@ def test_the_figures_draw_what_the_tables_hold():
     ]
     low, high = ax.get_ylim()
     assert low < 70.0 and high > 90.0
-    no3 = distillation.errors(_synthetic(after_on_3=9), config_of(NO3)["studies"]["d"])
-    fig = distillation.unseen_class_accuracy({"errors": no3})
+    no3 = distillation_tables.errors(_synthetic(after_on_3=9), config_of(NO3)["studies"]["d"])
+    fig = distillation_figures.unseen_class_accuracy({"errors": no3})
     heights = [p.get_height() for p in fig.axes[0].patches]
     # hard labels before, distilled before; hard labels after, distilled after (accuracy on 3s)
     assert heights == pytest.approx([0.0, 40.0, 0.0, 90.0])
