@@ -19,7 +19,9 @@ from conftest import copy_workflow, planned_jobs, snakemake  # noqa: E402
 from corruptlab.core.config import ConfigError, expand_runs, validate_config  # noqa: E402
 from corruptlab.core.params import Param  # noqa: E402
 from corruptlab.report.claims import check_claims  # noqa: E402
-from corruptlab.studies import STUDIES, no_gd  # noqa: E402
+from corruptlab.studies import STUDIES  # noqa: E402
+from corruptlab.studies.no_gd.claims import ES_CHAIN, NOTEBOOK_MODEL  # noqa: E402
+from corruptlab.studies.no_gd.figures import ood_auroc_by_method  # noqa: E402
 from corruptlab.train.methods import METHODS, Method  # noqa: E402
 
 STUDY = {
@@ -64,7 +66,7 @@ STAND_INS = [
             params=(Param("population", "p", int, 1, None, default=8),),
             gradient_free=True,
         )
-        for name in no_gd.ES_CHAIN
+        for name in ES_CHAIN
     ],
 ]
 
@@ -546,10 +548,10 @@ def test_claims_not_applicable_without_their_methods():
 def test_notebook_claim_on_full_mnist(monkeypatch):
     tables = synthetic({"gd/adadelta-lr1-wd0-step-g0.7-bs64": ("gd", None, spread(0.985))})
     runs = tables["runs"].assign(
-        model=no_gd.NOTEBOOK_MODEL, optimizer="adadelta", lr=1.0, lr_schedule="step-g0.7"
+        model=NOTEBOOK_MODEL, optimizer="adadelta", lr=1.0, lr_schedule="step-g0.7"
     )
     tables["runs"] = runs
-    tables["histories"] = tables["histories"].assign(model=no_gd.NOTEBOOK_MODEL)
+    tables["histories"] = tables["histories"].assign(model=NOTEBOOK_MODEL)
     claims = claims_of(tables, dataset="mnist", max_epochs=4)
     notebook = rows(claims, "the notebook's gd baseline")
     assert notebook["verdict"].tolist() == ["not applicable"]  # 2 epochs, not the notebook's 4
@@ -601,7 +603,7 @@ def test_the_ood_figure_separates_networks_that_are_not_trained_classifiers(stan
     )
     study = validated()["studies"]["ng"]
     tables["ood_metrics"] = STUDIES.get("no_gd").output("ood_metrics").fn(tables, study)
-    fig = no_gd.ood_auroc_by_method(tables)
+    fig = ood_auroc_by_method(tables)
     panels = {ax.get_title(): ax for ax in fig.axes}
     assert list(panels) == [
         "trained classifiers (test accuracy > 50%)",
@@ -620,7 +622,7 @@ def test_the_ood_figure_separates_networks_that_are_not_trained_classifiers(stan
     fig.savefig(tmp_path / "ood_auroc_by_method.png")
     assert (tmp_path / "ood_auroc_by_method.png").stat().st_size > 10_000
     metrics = tables["ood_metrics"]
-    fig = no_gd.ood_auroc_by_method({"ood_metrics": metrics[metrics["in_accuracy"] > 0.5]})
+    fig = ood_auroc_by_method({"ood_metrics": metrics[metrics["in_accuracy"] > 0.5]})
     assert [ax.get_title() for ax in fig.axes] == ["trained classifiers (test accuracy > 50%)"]
 
 
