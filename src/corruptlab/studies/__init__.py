@@ -1,7 +1,8 @@
-"""Study kinds (a registry): each kind is one module, ``corruptlab.studies.<kind>``, that owns
-everything particular to it, and the generic code (config validation, run expansion, the rules,
-the trainer, the evaluation loop, the tables and figures machinery) asks it rather than
-branching on its name:
+"""Study kinds (a registry): each kind is one folder, ``corruptlab.studies.<kind>``, that owns
+everything particular to it (``kind.py``: the kind's class, expansion and checks;
+``schema.yaml``; ``tables.py``, ``claims.py``, ``figures.py``), and the generic code (config
+validation, run expansion, the rules, the trainer, the evaluation loop, the tables and figures
+machinery) asks it rather than branching on its name:
 
 - ``schema``: the JSON schema of its own study keys (e.g. ``memorization:``), merged into the
   study schema for studies of this kind; ``check`` adds the checks a schema cannot express;
