@@ -304,7 +304,7 @@ OPT0 = (*Q, "optimizers", 0)
 MODELS = (
     "accepted: perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
     "net_notebook, mlp_300_100, mlp_d10, mlp_d10_bn, mlp_d20, mlp_d20_bn, resnet_preact, "
-    "resnet_preact_bn, mlp_1200_dropout_jitter, mlp_400_dropout_jitter, mlp_800"
+    "resnet_preact_bn, mlp_1200_dropout_jitter, mlp_400_dropout_jitter, mlp_800, mlp3_gelu"
 )
 STUDY_KEYS = (  # of a label_noise study; other kinds add their own (memorization:, ood:, ...)
     "batch_size, dataset, evaluation, in_classes, kind, max_epochs, models, noise, objective, "
@@ -530,8 +530,8 @@ BAD = [
             "studies.quick.models: got []; accepted: a non-empty list of distinct names out of "
             "perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
             "net_notebook, mlp_300_100, mlp_d10, mlp_d10_bn, mlp_d20, mlp_d20_bn, resnet_preact, "
-            "resnet_preact_bn, mlp_1200_dropout_jitter, mlp_400_dropout_jitter, mlp_800 (model "
-            "names (registry corruptlab.train.models.MODELS))"
+            "resnet_preact_bn, mlp_1200_dropout_jitter, mlp_400_dropout_jitter, mlp_800, "
+            "mlp3_gelu (model names (registry corruptlab.train.models.MODELS))"
         ],
         id="empty-models",
     ),
@@ -541,8 +541,8 @@ BAD = [
             "studies.quick.models: got ['mlp1', 'mlp1']; accepted: a non-empty list of distinct "
             "names out of perceptron, mlp1, mlp2, mlp4, conv4, net, conv4_bn, mlp_bn, mlp2_4096, "
             "net_notebook, mlp_300_100, mlp_d10, mlp_d10_bn, mlp_d20, mlp_d20_bn, resnet_preact, "
-            "resnet_preact_bn, mlp_1200_dropout_jitter, mlp_400_dropout_jitter, mlp_800 (model "
-            "names (registry corruptlab.train.models.MODELS))"
+            "resnet_preact_bn, mlp_1200_dropout_jitter, mlp_400_dropout_jitter, mlp_800, "
+            "mlp3_gelu (model names (registry corruptlab.train.models.MODELS))"
         ],
         id="repeated-model",
     ),
@@ -575,7 +575,7 @@ BAD = [
         _set(*OPT0, "schedule", {"name": "linear"}),
         [
             "studies.quick.optimizers[0].schedule.name: unknown lr schedule 'linear'; "
-            "accepted: constant, step, cosine"
+            "accepted: constant, step, cosine, drop"
         ],
         id="unknown-schedule",
     ),
@@ -598,7 +598,7 @@ BAD = [
         _set(*OPT0, "schedule", {"gamma": 0.5}),
         [
             "studies.quick.optimizers[0].schedule.name: missing; "
-            "accepted: one of constant, step, cosine"
+            "accepted: one of constant, step, cosine, drop"
         ],
         id="schedule-without-name",
     ),
@@ -889,7 +889,7 @@ def test_readme_lists_every_schedule_and_objective_with_its_parameters():
     text = (ROOT / "config" / "README.md").read_text()
     assert [n for reg in (SCHEDULES, OBJECTIVES) for n in reg if f"| `{n}` |" not in text] == []
     params = {p for reg in (SCHEDULES, OBJECTIVES) for _, k in reg.items() for p in k.params}
-    assert {p.name for p in params} == {"gamma", "temperature", "alpha"}
+    assert {p.name for p in params} == {"gamma", "at", "temperature", "alpha"}
     assert [p.name for p in params if f"`{p.name}` (`{p.code}`: " not in text] == []
     assert "| `schedule` |" in text and "| `objective` |" in text
 

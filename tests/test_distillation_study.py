@@ -680,6 +680,9 @@ def test_the_mythical_three_claims_follow_the_numbers():
     assert claims.loc[soft_claim, "verdict"] == "supported"
     assert claims.loc[soft_claim, "value"] == 0.9
     assert math.isclose(claims.loc[soft_claim, "paper_value"], 1 - 14 / 1010)
+    # the paper gives no student size nor temperature for its transfer-set experiments
+    setting = claims.loc[soft_claim, "paper_setting"]
+    assert "student size and T not given" in setting and "T = 20" not in setting
     assert claims.loc[hard_claim, "verdict"] == "supported"
     worse = _claims(_synthetic(after_on_3=5)).set_index("claim")
     assert worse.loc[soft_claim, "verdict"] == "contradicted"  # 0.5 on the 3s, both seeds
@@ -740,6 +743,7 @@ def test_only_7s_and_8s_the_error_after_the_shift_and_the_drop_are_judged(
     row = only.loc["only some classes in the transfer set: test error after the shift <= 25%"]
     assert row["value"] == pytest.approx(after) and row["verdict"] == verdict_after
     assert row["paper_value"] == pytest.approx(0.132)
+    assert "T = 20" not in row["paper_setting"] and "2x800" not in row["paper_setting"]
     drop = only.loc[
         "only some classes in the transfer set: the shift lowers test error by >= 15 points"
     ]

@@ -18,7 +18,7 @@ NAMES = [
     "perceptron", "mlp1", "mlp2", "mlp4", "conv4", "net", "conv4_bn", "mlp_bn", "mlp2_4096",
     "net_notebook", "mlp_300_100", "mlp_d10", "mlp_d10_bn", "mlp_d20", "mlp_d20_bn",
     "resnet_preact", "resnet_preact_bn", "mlp_1200_dropout_jitter", "mlp_400_dropout_jitter",
-    "mlp_800",
+    "mlp_800", "mlp3_gelu",
 ]  # fmt: skip
 
 
@@ -74,6 +74,7 @@ LINEARS = {
     "mlp_1200_dropout_jitter": [(784, 1200), (1200, 1200), (1200, 10)],
     "mlp_400_dropout_jitter": [(784, 400), (400, 400), (400, 10)],
     "mlp_800": [(784, 800), (800, 800), (800, 10)],
+    "mlp3_gelu": [(784, 256), (256, 256), (256, 256), (256, 10)],
 }
 
 
@@ -144,6 +145,13 @@ def test_mlp1_has_one_hidden_relu_layer_of_256():
     kinds = [type(m) for m in model.children()]
     assert kinds == [nn.Flatten, nn.Linear, nn.ReLU, nn.Linear]
     assert model[1].out_features == 256
+
+
+def test_mlp3_gelu_has_three_hidden_gelu_layers_of_256():
+    model = build_model("mlp3_gelu", MNIST, 10)
+    kinds = [type(m) for m in model.children()]
+    assert kinds == [nn.Flatten] + [nn.Linear, nn.GELU] * 3 + [nn.Linear]
+    assert [m.out_features for m in model if isinstance(m, nn.Linear)] == [256, 256, 256, 10]
 
 
 def test_conv4_has_four_conv_layers():
@@ -280,7 +288,7 @@ def test_models_where_selects_by_facts():
     ]  # fmt: skip
     assert models_where(family="mlp", batchnorm=False) == [
         "mlp1", "mlp2", "mlp4", "mlp2_4096", "mlp_300_100", "mlp_d10", "mlp_d20",
-        "mlp_1200_dropout_jitter", "mlp_400_dropout_jitter", "mlp_800",
+        "mlp_1200_dropout_jitter", "mlp_400_dropout_jitter", "mlp_800", "mlp3_gelu",
     ]  # fmt: skip
     assert models_where(family="linear") == ["perceptron"]
     with pytest.raises(ValueError, match="family 'rnn'; accepted: linear, mlp, conv"):

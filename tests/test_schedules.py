@@ -38,6 +38,18 @@ def test_step_equals_steplr(lr, gamma):
     assert ours[0] == lr and ours[1] == lr * gamma
 
 
+@pytest.mark.parametrize("at", [1, 3, 20])
+def test_drop_equals_multisteplr(at):
+    epochs, lr = 30, 1e-3
+    spec = {"name": "adam", "lr": lr, "schedule": {"name": "drop", "at": at}}
+    ours = [lr_at(spec, e, epochs) for e in range(1, epochs + 1)]
+    multistep = torch_lrs(
+        lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[at], gamma=0.1), lr, epochs
+    )
+    assert ours == pytest.approx(multistep, rel=1e-12, abs=0)
+    assert ours[at - 1] == lr and ours[at] == pytest.approx(1e-4)
+
+
 def test_step_defaults_to_the_mnist_example_gamma():
     spec = {"name": "adadelta", "lr": 1.0, "schedule": {"name": "step"}}
     assert [lr_at(spec, e, 3) for e in (1, 2, 3)] == [1.0, 0.7, 0.7 * 0.7]
@@ -61,11 +73,11 @@ def test_constant_is_the_default_and_unknown_names_are_refused():
         {"name": "adam", "lr": 0.01, "schedule": {"name": "constant"}},
     ):
         assert [lr_at(spec, e, 4) for e in (1, 2, 3, 4)] == [0.01] * 4
-    with pytest.raises(UnknownNameError, match="accepted: constant, step, cosine"):
+    with pytest.raises(UnknownNameError, match="accepted: constant, step, cosine, drop"):
         lr_at({"name": "adam", "lr": 0.01, "schedule": {"name": "linear"}}, 1, 4)
     with pytest.raises(ValueError, match="epoch 0 outside 1..4"):
         lr_at({"name": "adam", "lr": 0.01}, 0, 4)
-    assert SCHEDULES.names() == ["constant", "step", "cosine"]
+    assert SCHEDULES.names() == ["constant", "step", "cosine", "drop"]
 
 
 STEP = {"name": "sgd", "lr": 0.2, "momentum": 0.9, "schedule": {"name": "step", "gamma": 0.5}}

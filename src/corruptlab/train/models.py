@@ -61,14 +61,16 @@ def build_model(name: str, in_shape: tuple[int, int, int], n_classes: int) -> nn
     return MODELS.get(name)(tuple(in_shape), n_classes)
 
 
-def _mlp(in_shape: tuple[int, int, int], n_classes: int, hidden: list[int]) -> nn.Module:
+def _mlp(
+    in_shape: tuple[int, int, int], n_classes: int, hidden: list[int], activation: str = "ReLU"
+) -> nn.Module:
     from torch import nn
 
     c, h, w = in_shape
     layers: list[nn.Module] = [nn.Flatten()]
     width = c * h * w
     for units in hidden:
-        layers += [nn.Linear(width, units), nn.ReLU()]
+        layers += [nn.Linear(width, units), getattr(nn, activation)()]
         width = units
     layers.append(nn.Linear(width, n_classes))
     return nn.Sequential(*layers)
@@ -464,3 +466,10 @@ def mlp_400_dropout_jitter(in_shape: tuple[int, int, int], n_classes: int) -> nn
 def mlp_800(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
     """Hinton et al. 2015's MNIST student: two hidden ReLU layers of 800 units, unregularised."""
     return _mlp(in_shape, n_classes, [800, 800])
+
+
+@model("mlp3_gelu", family="mlp")
+def mlp3_gelu(in_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """Hendrycks & Gimpel 2017's MNIST classifier: three hidden GELU layers of 256 units (their
+    code's network; the paper calls it "three-layer, 256 neuron-wide")."""
+    return _mlp(in_shape, n_classes, [256, 256, 256], activation="GELU")

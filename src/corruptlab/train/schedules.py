@@ -6,9 +6,10 @@ the default, ``constant``). Both trainers set the optimizer's learning rate at t
 epoch to ``lr_at(optimizer, epoch, max_epochs)``: a function of the epoch alone, so a resumed run
 follows the same schedule as an uninterrupted one.
 
-Epochs count from 1. ``step`` and ``cosine`` compute their rates as torch.optim.lr_scheduler's
-StepLR(step_size=1, gamma) and CosineAnnealingLR(T_max=max_epochs) do when stepped once after
-every epoch (recursively, epoch by epoch, so the floats agree too). Light: no torch import.
+Epochs count from 1. ``step``, ``cosine`` and ``drop`` compute their rates as
+torch.optim.lr_scheduler's StepLR(step_size=1, gamma), CosineAnnealingLR(T_max=max_epochs) and
+MultiStepLR(milestones=[at], gamma) do when stepped once after every epoch (recursively, epoch
+by epoch, so the floats agree too). Light: no torch import.
 """
 
 from __future__ import annotations
@@ -84,6 +85,26 @@ def _cosine(lr: float, epoch: int, max_epochs: int) -> float:
         )
         lr = factor * lr
     return lr
+
+
+@_register(
+    "drop",
+    "the lr multiplied by gamma once, after epoch `at` (MultiStepLR(milestones=[at], gamma); "
+    "Hendrycks & Gimpel 2017's MNIST net: 1e-3, then 1e-4 after epoch 20)",
+    Param("at", "at", int, 1, None, doc="the last epoch at the full lr"),
+    Param(
+        "gamma",
+        "g",
+        float,
+        0.0,
+        1.0,
+        default=0.1,
+        doc="factor applied to the lr after epoch `at`",
+        low_open=True,
+    ),
+)
+def _drop(lr: float, epoch: int, max_epochs: int, at: int, gamma: float) -> float:
+    return lr * gamma if epoch > at else lr
 
 
 def schedule_values(spec: dict) -> dict[str, Any]:

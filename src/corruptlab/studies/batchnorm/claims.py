@@ -42,7 +42,7 @@ MEAN_PAPER = Paper(
 # unnormalised ResNet-110 trains at on CIFAR-10, and the BN network is trained at 0.1 (1000x)
 MAX_LR_PAPER = Paper(
     value=3.0,
-    setting="ResNet-110 on CIFAR-10, SGD momentum 0.9, weight decay 5e-4, 165+ epochs",
+    setting="ResNet-110 on CIFAR-10, SGD momentum 0.9, weight decay 5e-4, trained to convergence",
     source="Bjorck et al. 2018, Fig. 1: lr 1e-4 without BN (the highest that trains), 0.1 with",
     differs=(
         "a lower bound (0.1 is the BN network's lr shown, not its largest); our deep MLP on "

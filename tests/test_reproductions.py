@@ -1,0 +1,181 @@
+"""The reproductions (config/reproductions/) and their ledger (docs/reproductions.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from corruptlab.core.config import validate_config
+from corruptlab.reproductions import ledger, run
+from corruptlab.reproductions.__main__ import main
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "config" / "reproductions").glob("*.yaml"))
+
+
+def test_the_ledger_is_what_the_committed_tables_give():
+    """docs/reproductions.md is generated from docs/reproductions/ alone: regenerating it from
+    the committed files gives the committed page, byte for byte."""
+    text = ledger.render(REPO / "docs" / "reproductions")
+    assert text == (REPO / "docs" / "reproductions.md").read_text(), (
+        "docs/reproductions.md is stale: uv run python -m corruptlab.reproductions ledger"
+    )
+
+
+def test_every_collected_reproduction_has_its_config_and_notes():
+    collected = sorted(
+        p.parent.name for p in (REPO / "docs/reproductions").glob("*/provenance.json")
+    )
+    assert collected, "no reproduction collected"
+    for name in collected:
+        here = REPO / "docs/reproductions" / name
+        assert (here / "config.yaml").read_text() == (
+            REPO / "config/reproductions" / f"{name}.yaml"
+        ).read_text(), f"{name}: the config ran differs from the committed one: run it again"
+        assert (here / "notes.md").is_file(), f"{name}: gaps to the paper not written down"
+        provenance = json.loads((here / "provenance.json").read_text())
+        assert provenance["wall_seconds"] > 0
+        assert len(provenance["commit"]) >= 40
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_reproduction_config_is_valid_and_says_how_it_differs(path):
+    config = yaml.safe_load(path.read_text())
+    validate_config(config)
+    assert path.stem in config["studies"]
+    assert all(s == path.stem or s.startswith(path.stem + "_") for s in config["studies"])
+    for study in config["studies"].values():
+        assert study["dataset"] == "mnist"
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("# Reproduction: ")
+    assert "# Differs from the paper, and why:" in lines
+    assert f"#   uv run python -m corruptlab.reproductions run {path.stem}" in lines
+
+
+def _fake_results(root: Path, study: str, big_rows: int = 0) -> None:
+    tables = root / "results" / study / "tables"
+    tables.mkdir(parents=True)
+    claims = pd.DataFrame(
+        {
+            "verdict": ["supported", "inconclusive", "reported"],
+            "claim": ["it learns", "AUROC above 0.9", "a number"],
+            "subject": ["mlp2", "mlp2 vs noise", "mlp2"],
+            "value": [0.98, 0.77, 0.5],
+            "ci95_low": [0.97, 0.38, 0.4],
+            "ci95_high": [0.99, 1.0, 0.6],
+            "n": [5, 5, 5],
+            "paper_value": [np.nan, 0.99, np.nan],
+            "criterion": ["> 0.5", "> 0.9", ""],
+            "paper_source": [None, "A & B 2017, Table 2", None],
+            "paper_differs": [None, "mnist, mlp2", None],
+        }
+    )
+    claims.to_parquet(tables / "claims.parquet")
+    pd.DataFrame({"x": np.arange(10)}).to_parquet(tables / "summary.parquet")
+    if big_rows:
+        pd.DataFrame({"x": np.random.default_rng(0).random(big_rows)}).to_parquet(
+            tables / "predictions.parquet"
+        )
+    figures = root / "results" / study / "figures"
+    figures.mkdir(parents=True)
+    (figures / "roc.png").write_bytes(b"png")
+    (figures / "roc.pdf").write_bytes(b"pdf")
+
+
+CONFIG = """\
+# Reproduction: A & B 2017, a toy paper
+#
+# What the paper does, over
+#   two lines.
+#   uv run python -m corruptlab.reproductions run toy
+# Differs from the paper, and why:
+# - fewer seeds, because
+#   of time.
+studies:
+  toy:
+    kind: ood
+  toy_relu:
+    kind: ood
+"""
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config/reproductions").mkdir(parents=True)
+    (tmp_path / "config/reproductions/toy.yaml").write_text(CONFIG)
+    _fake_results(tmp_path, "toy", big_rows=200_000)
+    _fake_results(tmp_path, "toy_relu")
+    return tmp_path
+
+
+def test_collect_keeps_small_tables_png_figures_config_and_notes(toy):
+    notes = toy / "docs/reproductions/toy/notes.md"
+    notes.parent.mkdir(parents=True)
+    notes.write_text("Scale: fewer epochs.\n")
+    (toy / "docs/reproductions/toy/stale.txt").write_text("from an older collect")
+    out = run.collect("toy", seconds=123.4)
+    assert out == Path("docs/reproductions/toy")
+    assert sorted(p.name for p in (out / "toy/tables").iterdir()) == [
+        "claims.parquet",
+        "summary.parquet",
+    ]
+    assert [p.name for p in (out / "toy/figures").iterdir()] == ["roc.png"]
+    assert (out / "toy_relu/tables/claims.parquet").is_file()
+    assert (out / "config.yaml").read_text() == CONFIG
+    assert notes.read_text() == "Scale: fewer epochs.\n"
+    assert not (out / "stale.txt").exists()
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["studies"] == ["toy", "toy_relu"]
+    assert provenance["wall_seconds"] == 123.4
+    assert provenance["tables_left_in_results"] == {"toy": ["predictions.parquet"], "toy_relu": []}
+    assert provenance["command"] == "uv run python -m corruptlab.reproductions run toy"
+    # collecting again without a run keeps the measured wall time
+    run.collect("toy", seconds=None)
+    assert json.loads((out / "provenance.json").read_text())["wall_seconds"] == 123.4
+
+
+def test_collect_refuses_a_reproduction_that_has_not_run(toy):
+    import shutil
+
+    shutil.rmtree(toy / "results/toy_relu")
+    with pytest.raises(run.ReproductionError, match=r"results/toy_relu/tables/claims.parquet"):
+        run.collect("toy", seconds=1.0)
+    assert not (toy / "docs/reproductions/toy").exists()
+
+
+def test_unknown_reproduction_and_stray_study_names_are_refused(toy, capsys):
+    assert main(["run", "nope"]) == 2
+    assert "no reproduction 'nope'" in capsys.readouterr().err
+    assert "accepted: toy" in str(pytest.raises(run.ReproductionError, run.config_path, "x").value)
+    (toy / "config/reproductions/toy.yaml").write_text(CONFIG.replace("toy_relu:", "other:"))
+    with pytest.raises(run.ReproductionError, match=r"named toy_<what differs>; it has"):
+        run.studies_of("toy")
+
+
+def test_the_ledger_section_sets_paper_numbers_beside_ours(toy):
+    run.collect("toy", seconds=754.0)
+    text = ledger.render(Path("docs/reproductions"))
+    assert "## A & B 2017, a toy paper" in text
+    assert (
+        "| [A & B 2017](#a--b-2017-a-toy-paper) | 1 supported, 1 inconclusive, 1 reported |" in text
+    )
+    assert "13 min on" in text
+    # the header's continuation lines joined, the run line left out
+    assert "What the paper does, over two lines." in text
+    assert "- fewer seeds, because of time." in text
+    assert "uv run python -m corruptlab.reproductions run toy`" in text
+    row = (
+        "| AUROC above 0.9 | mlp2 vs noise | 0.770 [0.380, 1.000] (n = 5) | 0.990 | inconclusive |"
+    )
+    assert row in text
+    assert "| supported | it learns | mlp2 | 0.980 [0.970, 0.990] (n = 5) | > 0.5 |" in text
+    assert "Reported without a claimed direction:" in text
+    assert "![toy: roc](reproductions/toy/toy/figures/roc.png)" in text
+    assert "### Study `toy_relu`" in text
+    assert "Not yet examined." in text
