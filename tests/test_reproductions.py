@@ -179,3 +179,19 @@ def test_the_ledger_section_sets_paper_numbers_beside_ours(toy):
     assert "![toy: roc](reproductions/toy/toy/figures/roc.png)" in text
     assert "### Study `toy_relu`" in text
     assert "Not yet examined." in text
+
+
+def test_run_times_the_workflow_and_its_cpu_and_reports_a_failure(toy, monkeypatch):
+    import sys
+
+    busy = [sys.executable, "-c", "sum(range(3 * 10**7))"]
+    monkeypatch.setattr(run, "command", lambda name: busy)
+    seconds = run.run("toy", [])
+    assert seconds > 0 and 0 < run.CPU_SECONDS["toy"] < seconds + 5
+    out = run.collect("toy", seconds)
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["cpu_seconds"] == run.CPU_SECONDS["toy"]
+    assert provenance["load_at_start"] == run.LOAD["toy"]
+    monkeypatch.setattr(run, "command", lambda name: [sys.executable, "-c", "exit(3)"])
+    with pytest.raises(run.ReproductionError, match=r"failed \(exit 3\) after .* finished jobs"):
+        run.run("toy", [])

@@ -157,6 +157,11 @@ def section(name: str, folder: Path = FOLDER) -> str:
                     f"{_minutes(provenance.get('wall_seconds'))} on {provenance['cores']} cores "
                     f"({provenance['cpu']})"
                     + (
+                        f", {_minutes(provenance['cpu_seconds'])} of CPU time"
+                        if provenance.get("cpu_seconds")
+                        else ""
+                    )
+                    + (
                         f", load {provenance['load_at_start']} at the start"
                         if provenance.get("load_at_start") is not None
                         else ""

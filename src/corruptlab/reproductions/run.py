@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import subprocess
@@ -70,8 +71,16 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-# the 1-minute load average when each run of this process started (how quiet the machine was)
+# per reproduction run by this process: the 1-minute load average at its start and the CPU
+# seconds its processes used (user + system), beside the wall time: a busy machine stretches the
+# wall time, not the CPU time
 LOAD: dict[str, float] = {}
+CPU_SECONDS: dict[str, float] = {}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(name: str, extra: list[str]) -> float:
@@ -80,9 +89,10 @@ def run(name: str, extra: list[str]) -> float:
     studies_of(name)
     cmd = command(name) + extra
     print(f"reproduction {name}: {shlex.join(cmd)}", file=sys.stderr, flush=True)
-    start = time.monotonic()
+    start, cpu = time.monotonic(), _children_cpu()
     done = subprocess.run(cmd, check=False)
     seconds = time.monotonic() - start
+    CPU_SECONDS[name] = round(_children_cpu() - cpu, 1)
     if done.returncode != 0:
         raise ReproductionError(
             f"{shlex.join(cmd)} failed (exit {done.returncode}) after {seconds:.0f} s; fix the "
@@ -141,6 +151,7 @@ def collect(name: str, seconds: float | None, results: Path = Path("results")) -
         "tables_kept": kept,
         "tables_left_in_results": left,
         "load_at_start": old.get("load_at_start") if seconds is None else LOAD.get(name),
+        "cpu_seconds": old.get("cpu_seconds") if seconds is None else CPU_SECONDS.get(name),
     }
     write_json(provenance, staging / PROVENANCE)
     shutil.rmtree(out, ignore_errors=True)
