@@ -62,17 +62,17 @@ def _fake_results(root: Path, study: str, big_rows: int = 0) -> None:
     tables.mkdir(parents=True)
     claims = pd.DataFrame(
         {
-            "verdict": ["supported", "inconclusive", "reported"],
-            "claim": ["it learns", "AUROC above 0.9", "a number"],
-            "subject": ["mlp2", "mlp2 vs noise", "mlp2"],
-            "value": [0.98, 0.77, 0.5],
-            "ci95_low": [0.97, 0.38, 0.4],
-            "ci95_high": [0.99, 1.0, 0.6],
-            "n": [5, 5, 5],
-            "paper_value": [np.nan, 0.99, np.nan],
-            "criterion": ["> 0.5", "> 0.9", ""],
-            "paper_source": [None, "A & B 2017, Table 2", None],
-            "paper_differs": [None, "mnist, mlp2", None],
+            "verdict": ["supported", "inconclusive", "reported", "inconclusive"],
+            "claim": ["it learns", "AUROC above 0.9", "a number", "AUROC above chance"],
+            "subject": ["mlp2", "mlp2 vs noise", "mlp2", "mlp2 vs noise"],
+            "value": [0.98, 0.77, 0.5, 0.77],
+            "ci95_low": [0.97, 0.38, 0.4, 0.38],
+            "ci95_high": [0.99, 1.0, 0.6, 1.0],
+            "n": [5, 5, 5, 5],
+            "paper_value": [np.nan, 0.99, np.nan, 0.99],
+            "criterion": ["> 0.5", "> 0.9", "", "> 0.5"],
+            "paper_source": [None, "A & B 2017, Table 2", None, "A & B 2017, Table 2"],
+            "paper_differs": [None, "mnist, mlp2", None, "mnist, mlp2"],
         }
     )
     claims.to_parquet(tables / "claims.parquet")
@@ -163,7 +163,7 @@ def test_the_ledger_section_sets_paper_numbers_beside_ours(toy):
     text = ledger.render(Path("docs/reproductions"))
     assert "## A & B 2017, a toy paper" in text
     assert (
-        "| [A & B 2017](#a--b-2017-a-toy-paper) | 1 supported, 1 inconclusive, 1 reported |" in text
+        "| [A & B 2017](#a--b-2017-a-toy-paper) | 1 supported, 2 inconclusive, 1 reported |" in text
     )
     assert "13 min on" in text
     # the header's continuation lines joined, the run line left out
@@ -174,6 +174,10 @@ def test_the_ledger_section_sets_paper_numbers_beside_ours(toy):
         "| AUROC above 0.9 | mlp2 vs noise | 0.770 [0.380, 1.000] (n = 5) | 0.990 | inconclusive |"
     )
     assert row in text
+    # the number a second claim checks is set beside the paper once; that claim is listed
+    assert text.count("| 0.990 |") == 2  # once per study
+    listed = "| AUROC above chance | mlp2 vs noise | 0.770 [0.380, 1.000] (n = 5) | > 0.5 |"
+    assert f"| inconclusive {listed}" in text
     assert "| supported | it learns | mlp2 | 0.980 [0.970, 0.990] (n = 5) | > 0.5 |" in text
     assert "Reported without a claimed direction:" in text
     assert "![toy: roc](reproductions/toy/toy/figures/roc.png)" in text
