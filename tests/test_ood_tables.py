@@ -112,6 +112,30 @@ def test_ood_claims():
     assert failed["value"].iloc[0] == pytest.approx(0.46)
 
 
+def test_aupr_and_fpr95_against_the_paper_s_own_sets_are_reported_beside_its_table():
+    """Hendrycks & Gimpel's Table 2 gives AUPR-In and AUPR-Out (Gaussian 90 / 91, Uniform 99 /
+    98) beside the AUROC, and no FPR at 95% TPR; against their own sets only."""
+    runs = ood_runs()
+    runs = runs.assign(ood_set=runs["ood_set"].replace({"uniform_noise": "hendrycks_uniform"}))
+    claims = check_claims("ood", {"runs": runs, "ood_runs": runs}, {})
+    rows = claims[claims["claim"].str.startswith("max-softmax AUPR-In, AUPR-Out and FPR95")]
+    assert (
+        rows["subject"].tolist()
+        == ["conv4 vs hendrycks_uniform"] * 3 + ["mlp1 vs hendrycks_uniform"] * 3
+    )
+    assert set(rows["verdict"]) == {"reported"}
+    conv4 = rows.iloc[:3]
+    assert conv4["value"].tolist() == pytest.approx([0.96, 0.91, 0.04])  # aupr_in, _out, fpr95
+    assert conv4["paper_value"].tolist()[:2] == [0.99, 0.98]
+    assert np.isnan(conv4["paper_value"].iloc[2])  # the paper reports no FPR95
+    assert conv4["criterion"].tolist() == [
+        "AUPR-In(msp): reported", "AUPR-Out(msp): reported", "FPR95(msp): reported"
+    ]  # fmt: skip
+    # our own noise sets (the fixture's uniform_noise) get no such rows
+    claims = check_claims("ood", {"runs": ood_runs(), "ood_runs": ood_runs()}, {})
+    assert not claims["claim"].str.startswith("max-softmax AUPR-In").any()
+
+
 def test_ood_claims_not_applicable_without_uniform_noise_or_msp():
     runs = ood_runs()
     no_uniform = runs[runs["ood_set"] != "uniform_noise"]

@@ -196,6 +196,30 @@ def test_run_times_the_workflow_and_its_cpu_and_reports_a_failure(toy, monkeypat
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["cpu_seconds"] == run.CPU_SECONDS["toy"]
     assert provenance["load_at_start"] == run.LOAD["toy"]
+    # a second run updates the first one's results: the run from scratch keeps its time
+    (toy / "results/toy/runs").mkdir()
+    monkeypatch.setattr(run, "git_commit", lambda: "f" * 40)
+    run.collect("toy", run.run("toy", []))
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["wall_seconds"] == round(seconds, 1) and provenance["commit"] == "f" * 40
+    assert (
+        provenance["last_update"]["commit"] == "f" * 40 and provenance["timed_commit"] != "f" * 40
+    )
+    assert "| timed at commit |" in ledger.render(Path("docs/reproductions"))
     monkeypatch.setattr(run, "command", lambda name: [sys.executable, "-c", "exit(3)"])
     with pytest.raises(run.ReproductionError, match=r"failed \(exit 3\) after .* finished jobs"):
         run.run("toy", [])
+
+
+def test_a_note_s_numbers_come_from_the_tables(toy):
+    run.collect("toy", seconds=1.0)
+    notes = Path("docs/reproductions/toy/notes.md")
+    notes.write_text("Ours is {{toy_relu|mlp2 vs noise}}, the paper's 0.99; {{toy|mlp2}}.\n")
+    text = ledger.render(Path("docs/reproductions"))
+    assert "Ours is 0.770 [0.380, 1.000], the paper's 0.99; 0.980 [0.970, 0.990]." in text
+    notes.write_text("{{toy|mlp9}}")
+    with pytest.raises(ledger.LedgerError, match="study 'toy' has no subject 'mlp9'"):
+        ledger.render(Path("docs/reproductions"))
+    notes.write_text("{{nope|mlp2}}")
+    with pytest.raises(ledger.LedgerError, match="no study 'nope'"):
+        ledger.render(Path("docs/reproductions"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from corruptlab.reproductions.ledger import LedgerError
 from corruptlab.reproductions.run import ReproductionError, collect, names, run
 
 
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.what == "run":
                     seconds = run(name, args.snakemake.split())
                 print(collect(name, seconds), file=sys.stderr)
-    except ReproductionError as exc:
+    except (ReproductionError, LedgerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

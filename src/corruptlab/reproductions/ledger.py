@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -159,6 +160,17 @@ def section(name: str, folder: Path = FOLDER) -> str:
                     ),
                 ],
                 ["collected", provenance["collected"]],
+                *(
+                    [
+                        [
+                            "timed at commit",
+                            f"`{provenance['timed_commit'][:12]}` (a run from scratch)",
+                        ]
+                    ]
+                    if provenance.get("timed_commit")
+                    and provenance["timed_commit"] != provenance["commit"]
+                    else []
+                ),
                 ["config", f"[{name}.yaml](reproductions/{name}/config.yaml)"],
             ],
         )
@@ -188,9 +200,38 @@ def section(name: str, folder: Path = FOLDER) -> str:
             ]
     notes = here / "notes.md"
     out += ["### Why ours differs", ""]
-    out.append(notes.read_text().strip() if notes.is_file() else "Not yet examined.")
+    out.append(fill(notes.read_text(), here).strip() if notes.is_file() else "Not yet examined.")
     out.append("")
     return "\n".join(out)
+
+
+PLACEHOLDER = re.compile(r"\{\{([A-Za-z0-9_]+)\|([^}|]+)\}\}")
+
+
+class LedgerError(Exception):
+    """A note that names a number the tables do not have."""
+
+
+def fill(notes: str, here: Path) -> str:
+    """A note with each ``{{<study>|<subject>}}`` replaced by that subject's value and CI from
+    the study's claims table (its first row of that subject), so that a number a note gives is
+    the table's own."""
+
+    def value(match: re.Match) -> str:
+        study, subject = match.group(1), match.group(2).strip()
+        path = here / study / "tables" / "claims.parquet"
+        if not path.is_file():
+            raise LedgerError(f"{here / 'notes.md'}: no study {study!r} in {here}")
+        claims = pd.read_parquet(path)
+        rows = claims[claims["subject"] == subject]
+        if rows.empty:
+            raise LedgerError(f"{here / 'notes.md'}: study {study!r} has no subject {subject!r}")
+        r = rows.iloc[0]
+        if pd.isna(r["ci95_low"]):
+            return fmt(r["value"])
+        return f"{fmt(r['value'])} [{fmt(r['ci95_low'])}, {fmt(r['ci95_high'])}]"
+
+    return PLACEHOLDER.sub(value, notes)
 
 
 def summary_row(name: str, folder: Path = FOLDER) -> list[str]:

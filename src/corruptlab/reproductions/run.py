@@ -76,6 +76,10 @@ def _cpu_model() -> str:
 # wall time, not the CPU time
 LOAD: dict[str, float] = {}
 CPU_SECONDS: dict[str, float] = {}
+# per reproduction run by this process: whether it started from no results at all (a run from
+# scratch, whose wall time the ledger gives) or updated earlier ones (then the wall time of the
+# earlier run from scratch is kept, and this run's is recorded as an update's)
+FRESH: dict[str, bool] = {}
 
 
 def _children_cpu() -> float:
@@ -83,10 +87,10 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run(name: str, extra: list[str]) -> float:
+def run(name: str, extra: list[str], results: Path = Path("results")) -> float:
     """Run the reproduction's Snakemake workflow; return its wall seconds."""
     LOAD[name] = round(os.getloadavg()[0], 2)
-    studies_of(name)
+    FRESH[name] = not any((results / study / "runs").exists() for study in studies_of(name))
     cmd = command(name) + extra
     print(f"reproduction {name}: {shlex.join(cmd)}", file=sys.stderr, flush=True)
     start, cpu = time.monotonic(), _children_cpu()
@@ -137,6 +141,19 @@ def collect(name: str, seconds: float | None, results: Path = Path("results")) -
             shutil.copy2(out / keep, staging / keep)
     previous = out / PROVENANCE
     old = json.loads(previous.read_text()) if previous.is_file() else {}
+    timed = seconds is not None and (FRESH.get(name, True) or old.get("wall_seconds") is None)
+    measured = {
+        "wall_seconds": round(seconds, 1) if timed else old.get("wall_seconds"),
+        "load_at_start": LOAD.get(name) if timed else old.get("load_at_start"),
+        "cpu_seconds": CPU_SECONDS.get(name) if timed else old.get("cpu_seconds"),
+        "timed_commit": git_commit() if timed else old.get("timed_commit"),
+    }
+    if seconds is not None and not timed:
+        measured["last_update"] = {
+            "commit": git_commit(),
+            "wall_seconds": round(seconds, 1),
+            "cpu_seconds": CPU_SECONDS.get(name),
+        }
     provenance = {
         "reproduction": name,
         "studies": list(studies),
@@ -145,13 +162,11 @@ def collect(name: str, seconds: float | None, results: Path = Path("results")) -
         "snakemake_command": "uv run " + shlex.join(command(name)),
         "commit": git_commit(),
         "collected": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "wall_seconds": round(seconds, 1) if seconds is not None else old.get("wall_seconds"),
+        **measured,
         "cores": os.cpu_count(),
         "cpu": _cpu_model(),
         "tables_kept": kept,
         "tables_left_in_results": left,
-        "load_at_start": old.get("load_at_start") if seconds is None else LOAD.get(name),
-        "cpu_seconds": old.get("cpu_seconds") if seconds is None else CPU_SECONDS.get(name),
     }
     write_json(provenance, staging / PROVENANCE)
     shutil.rmtree(out, ignore_errors=True)

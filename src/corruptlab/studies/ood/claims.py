@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from corruptlab.report.claims import Paper, compare, learns, not_applicable, our_setting
+from corruptlab.report.claims import Paper, compare, learns, not_applicable, our_setting, reported
 from corruptlab.report.stats import RANGES, bounds_of, mean_ci
 from corruptlab.report.tables import config_subjects
 
@@ -21,6 +21,12 @@ HG_SETTING = (
     "OOD: 10,000 images"
 )
 HG_AUROC = {"uniform": 0.99, "gaussian": 0.90}
+# the same table's AUPR with the in-distribution (AUPR-In) and the OOD images (AUPR-Out) as
+# positives; the paper reports no FPR at 95% TPR
+HG_AUPR = {
+    "aupr_in": {"uniform": 0.99, "gaussian": 0.90},
+    "aupr_out": {"uniform": 0.98, "gaussian": 0.91},
+}
 # our OOD set -> (the paper's set, how ours differs; "" = the paper's definition)
 HG_SETS = {
     "hendrycks_uniform": ("uniform", ""),
@@ -90,4 +96,31 @@ def _msp_beats_chance(tables: dict[str, pd.DataFrame], study: dict) -> list[dict
             rows.append(
                 compare(claim, f"{subject} vs {ood_set}", s, quantity, ">", 0.5, paper=paper)
             )
+    return rows
+
+
+# the paper's own OOD sets (as its code draws them) -> its name for them
+HG_OWN = {"hendrycks_gaussian": "gaussian", "hendrycks_uniform": "uniform"}
+
+
+def _msp_aupr_fpr95(tables: dict[str, pd.DataFrame], study: dict) -> list[dict]:
+    """Max-softmax AUPR-In and AUPR-Out beside Hendrycks & Gimpel's (Table 2), and FPR at 95%
+    TPR (which they do not report), against the paper's own sets; reported, not judged."""
+    claim = "max-softmax AUPR-In, AUPR-Out and FPR95 against the paper's own sets (reported)"
+    ood = tables["ood_runs"]
+    at = ood[ood["ood_set"].isin(list(HG_OWN)) & (ood["score"] == "msp")]
+    rows = []
+    for subject, g in config_subjects(at):
+        for ood_set, s_g in g.groupby("ood_set", sort=True):
+            for metric in ("aupr_in", "aupr_out", "fpr95"):
+                s = mean_ci(s_g[metric].to_numpy(float), bounds=RANGES[metric])
+                paper = None
+                if metric in HG_AUPR:
+                    base = hg_paper(ood_set, subject, study)
+                    value = HG_AUPR[metric][HG_OWN[ood_set]]
+                    paper = Paper(value, base.setting, base.source, base.differs)
+                name = {"aupr_in": "AUPR-In", "aupr_out": "AUPR-Out", "fpr95": "FPR95"}[metric]
+                rows.append(
+                    reported(claim, f"{subject} vs {ood_set}", s, f"{name}(msp)", paper=paper)
+                )
     return rows

@@ -10,7 +10,12 @@ from corruptlab.eval.ood import OOD_SETS, SCORES
 from corruptlab.report.claims import claims_table
 from corruptlab.report.tables import summary
 from corruptlab.studies import Output, StudyKind, register, schema_beside
-from corruptlab.studies.ood.claims import _classifier_learns, _msp_auroc_uniform, _msp_beats_chance
+from corruptlab.studies.ood.claims import (
+    _classifier_learns,
+    _msp_aupr_fpr95,
+    _msp_auroc_uniform,
+    _msp_beats_chance,
+)
 from corruptlab.studies.ood.figures import ood_auroc, roc_curves
 from corruptlab.studies.ood.tables import ood_metrics
 
@@ -31,7 +36,7 @@ class OOD(StudyKind):
         "roc_curves": Output(roc_curves, ("ood_runs",)),
         "ood_auroc": Output(ood_auroc, ("ood_metrics",)),
     }
-    claims = (_classifier_learns, _msp_auroc_uniform, _msp_beats_chance)
+    claims = (_classifier_learns, _msp_auroc_uniform, _msp_beats_chance, _msp_aupr_fpr95)
 
     def check(self, where: str, study: dict) -> list[str]:
         errors = []
