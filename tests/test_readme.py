@@ -243,6 +243,17 @@ EXERCISED = {
     "uv run snakemake --profile profiles/slurm --configfile config/studies/label_noise.yaml": [
         "tests/test_slurm.py::test_the_study_completes_on_slurm_with_the_same_tables_as_locally"
     ],
+    "uv run python -m corruptlab.reproductions list": [
+        "tests/test_reproductions.py::test_list_names_every_reproduction_config"
+    ],
+    "uv run python -m corruptlab.reproductions run hendrycks2017": [
+        "tests/test_reproductions.py::test_every_reproduction_plans_on_the_real_mnist",
+        "tests/test_reproductions.py::test_run_times_the_workflow_and_its_cpu_and_reports_a_failure",
+        "tests/test_reproductions.py::test_collect_keeps_small_tables_png_figures_config_and_notes",
+    ],
+    "uv run python -m corruptlab.reproductions ledger": [
+        "tests/test_reproductions.py::test_the_ledger_is_what_the_committed_tables_give"
+    ],
     "uv run snakemake --unlock": [
         "tests/test_readme.py::test_a_killed_run_leaves_a_lock_that_the_readme_unlock_removes"
     ],

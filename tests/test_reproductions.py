@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import copy_workflow, planned_jobs, snakemake
 
 from corruptlab.core.config import validate_config
 from corruptlab.reproductions import ledger, run
@@ -55,6 +56,26 @@ def test_every_reproduction_config_is_valid_and_says_how_it_differs(path):
     assert lines[0].startswith("# Reproduction: ")
     assert "# Differs from the paper, and why:" in lines
     assert f"#   uv run python -m corruptlab.reproductions run {path.stem}" in lines
+
+
+def test_list_names_every_reproduction_config(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["list"]) == 0
+    assert capsys.readouterr().out.split() == [p.stem for p in CONFIGS]
+    assert len(CONFIGS) >= 7  # the seven papers of the README
+
+
+@pytest.mark.e2e
+def test_every_reproduction_plans_on_the_real_mnist(tmp_path):
+    """All reproduction configs at once (Snakemake merges their studies): one plan, offline (the
+    download is a planned job), with every study's training jobs."""
+    wd = copy_workflow(tmp_path)
+    args = ["-n", "--configfile", *[f"config/reproductions/{p.name}" for p in CONFIGS]]
+    jobs = planned_jobs(snakemake(wd, *args).stdout)
+    assert jobs["download"] == 1 and jobs["prepare"] == 1  # mnist, once for every study
+    assert jobs["all"] == 1
+    studies = {s for p in CONFIGS for s in yaml.safe_load(p.read_text())["studies"]}
+    assert jobs["study_page"] == len(studies)
 
 
 def _fake_results(root: Path, study: str, big_rows: int = 0) -> None:

@@ -239,8 +239,7 @@ def summary_row(name: str, folder: Path = FOLDER) -> list[str]:
     provenance = json.loads((here / "provenance.json").read_text())
     title, _ = _header((here / "config.yaml").read_text())
     claims = pd.read_parquet(here / name / "tables" / "claims.parquet")
-    anchor = title.lower()
-    anchor = "".join(c for c in anchor if c.isalnum() or c in " -_").replace(" ", "-")
+    anchor = re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")  # GitHub's
     paper = int(claims["paper_value"].notna().sum())
     return [
         f"[{title.split(',')[0]}](#{anchor})",
