@@ -184,3 +184,71 @@ def test_a_failing_benchmark_exits_nonzero():
     )
     assert proc.returncode != 0
     assert "unknown model 'nope'" in proc.stderr
+
+
+TINY_STUDY = """\
+device: auto
+threads: 1
+data:
+  mirrors: []
+  split_seed: 0
+studies:
+  tiny:
+    kind: label_noise
+    dataset: mnist
+    models: [perceptron]
+    noise:
+      - kind: uniform
+        alpha: [4]
+    optimizers:
+      - name: adadelta
+        lr: [1.0]
+    batch_size: 128
+    max_epochs: 3
+    seeds: 2
+"""
+
+
+def test_full_studies_counts_the_work(tmp_path):
+    """full_studies.py on a synthetic config and on label_noise.yaml, one timing per piece of
+    work: the work counted by hand, and the CSV --write makes."""
+    import csv
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY_STUDY)
+    out_csv = tmp_path / "estimates.csv"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "full_studies.py"), "--quick"]
+        + ["--configs", str(config), "config/studies/label_noise.yaml", "--write", str(out_csv)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, f"exited with {proc.returncode}:\n{out[-5000:]}{proc.stderr}"
+    # 2 seeds x 3 epochs x 55,000 training digits x (1 + alpha = 4) noisy copies
+    train = 2 * 3 * 55_000 * (1 + 4)
+    # 2 runs x (validation of 5,000 at initialisation and after each of 3 epochs + the test set)
+    evaluation = 2 * ((3 + 1) * 5_000 + 10_000)
+    # label_noise.yaml: 5 models x 5 lrs x 5 seeds x 100 epochs x 55,000 x sum of (1 + alpha)
+    alphas = [0, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    rolnick = 5 * 5 * 5 * 100 * 55_000 * sum(1 + a for a in alphas)
+    expected = [
+        *MACHINE_ROWS,
+        *TORCH_ROWS,
+        r"^\| GPU assumption\s+\| .*TFLOP/s.* us per aten operator",
+        r"^\| perceptron\s+\| mnist\s+\| step\s+\| adadelta",
+        rf"^\| tiny\s+\| 2\s+\| {train:,}\s+\| [0-9.e+-]+\s+\| [0-9.e+-]+\s+\| {evaluation:,}\s+\|",
+        rf"^\| label_noise\s+\| 1,625\s+\| {rolnick:,}\s+\|",
+        r"^\| label_noise\s+\| conv4 uniform-a100\s+\| 25\s+\| 13,887,500,000\s+\|",
+        r"^- GPU hours: ",
+    ]
+    missing = [p for p in expected if not re.search(p, out, re.MULTILINE)]
+    assert not missing, f"did not print rows matching {missing}:\n{out[-5000:]}"
+    rows = {row["study"]: row for row in csv.DictReader(out_csv.open())}
+    assert list(rows) == ["tiny", "label_noise"]
+    assert rows["tiny"]["runs"] == "2" and rows["tiny"]["train_examples"] == str(train)
+    assert rows["label_noise"]["paper"] == "rolnick2017"
+    assert rows["label_noise"]["train_examples"] == str(rolnick)
+    assert float(rows["tiny"]["gpu_hours"]) > 0 and float(rows["tiny"]["cpu_hours"]) > 0
