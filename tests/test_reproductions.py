@@ -204,6 +204,17 @@ def test_the_ledger_section_sets_paper_numbers_beside_ours(toy):
     assert "![toy: roc](reproductions/toy/toy/figures/roc.png)" in text
     assert "### Study `toy_relu`" in text
     assert "Not yet examined." in text
+    assert "What a GPU would add" not in text  # no estimates written
+    pd.DataFrame(
+        [["toy", "config/studies/ood.yaml", "ood_mnist", "CIFAR", 10, 11000000, 0.5, 0.05, "A100"]],
+        columns=["paper", "config", "study", "adds", "runs", "train_examples", "cpu_hours",
+                 "gpu_hours", "assumption"],
+    ).to_csv("docs/reproductions/gpu_estimates.csv", index=False)  # fmt: skip
+    text = ledger.render(Path("docs/reproductions"))
+    assert (
+        "| `config/studies/ood.yaml` · `ood_mnist` | CIFAR | 10 | 11,000,000 | 0.5 | 0.05 |" in text
+    )
+    assert "Assumed: A100." in text
 
 
 def test_run_times_the_workflow_and_its_cpu_and_reports_a_failure(toy, monkeypatch):

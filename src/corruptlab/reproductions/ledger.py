@@ -131,6 +131,34 @@ def _claims(claims: pd.DataFrame) -> str:
     return _table(["verdict", "claim", "subject", "ours [95% CI]", "criterion"], rows)
 
 
+GPU_ESTIMATES = "gpu_estimates.csv"  # written by benchmarks/full_studies.py --write
+
+
+def _gpu_section(name: str, folder: Path) -> list[str]:
+    """What the full configs of config/studies/ would add for this paper, and the hours they
+    should take, as benchmarks/full_studies.py estimated them."""
+    path = folder / GPU_ESTIMATES
+    if not path.is_file():
+        return []
+    estimates = pd.read_csv(path)
+    mine = estimates[estimates["paper"] == name]
+    if mine.empty:
+        return []
+    rows = [
+        [f"`{r['config']}` · `{r['study']}`", r["adds"], f"{r['runs']:,}",
+         f"{r['train_examples']:,}", f"{r['cpu_hours']:g}", f"{r['gpu_hours']:g}"]
+        for _, r in mine.iterrows()
+    ]  # fmt: skip
+    header = ["config · study", "what it adds", "runs", "training examples", "CPU hours",
+              "GPU hours"]  # fmt: skip
+    out = ["### What a GPU would add", "",
+           "Estimated by `uv run python benchmarks/full_studies.py` (benchmarks/README.md):", "",
+           _table(header, rows), ""]  # fmt: skip
+    for assumption in mine["assumption"].unique():
+        out += [f"Assumed: {assumption}.", ""]
+    return out
+
+
 def section(name: str, folder: Path = FOLDER) -> str:
     """The ledger's section on one reproduction."""
     here = folder / name
@@ -198,6 +226,7 @@ def section(name: str, folder: Path = FOLDER) -> str:
                 f"![{study}: {figure.stem}](reproductions/{name}/{study}/figures/{figure.name})",
                 "",
             ]
+    out += _gpu_section(name, folder)
     notes = here / "notes.md"
     out += ["### Why ours differs", ""]
     out.append(fill(notes.read_text(), here).strip() if notes.is_file() else "Not yet examined.")
