@@ -249,6 +249,11 @@ def test_a_note_s_numbers_come_from_the_tables(toy):
     notes.write_text("Ours is {{toy_relu|mlp2 vs noise}}, the paper's 0.99; {{toy|mlp2}}.\n")
     text = ledger.render(Path("docs/reproductions"))
     assert "Ours is 0.770 [0.380, 1.000], the paper's 0.99; 0.980 [0.970, 0.990]." in text
+    notes.write_text("{{toy_relu|mlp2 vs noise|AUROC above chance}}")
+    assert "0.770 [0.380, 1.000]" in ledger.render(Path("docs/reproductions"))
+    notes.write_text("{{toy_relu|mlp2 vs noise|AUROC below}}")
+    with pytest.raises(ledger.LedgerError, match="with a claim 'AUROC below'"):
+        ledger.render(Path("docs/reproductions"))
     notes.write_text("{{toy|mlp9}}")
     with pytest.raises(ledger.LedgerError, match="study 'toy' has no subject 'mlp9'"):
         ledger.render(Path("docs/reproductions"))

@@ -234,7 +234,7 @@ def section(name: str, folder: Path = FOLDER) -> str:
     return "\n".join(out)
 
 
-PLACEHOLDER = re.compile(r"\{\{([A-Za-z0-9_]+)\|([^}|]+)\}\}")
+PLACEHOLDER = re.compile(r"\{\{([A-Za-z0-9_]+)\|([^}|]+)(?:\|([^}|]+))?\}\}")
 
 
 class LedgerError(Exception):
@@ -243,8 +243,8 @@ class LedgerError(Exception):
 
 def fill(notes: str, here: Path) -> str:
     """A note with each ``{{<study>|<subject>}}`` replaced by that subject's value and CI from
-    the study's claims table (its first row of that subject), so that a number a note gives is
-    the table's own."""
+    the study's claims table (its first row of that subject; ``{{<study>|<subject>|<claim>}}``:
+    its first row whose claim starts so), so that a number a note gives is the table's own."""
 
     def value(match: re.Match) -> str:
         study, subject = match.group(1), match.group(2).strip()
@@ -253,8 +253,13 @@ def fill(notes: str, here: Path) -> str:
             raise LedgerError(f"{here / 'notes.md'}: no study {study!r} in {here}")
         claims = pd.read_parquet(path)
         rows = claims[claims["subject"] == subject]
+        if match.group(3):
+            rows = rows[rows["claim"].str.startswith(match.group(3).strip())]
         if rows.empty:
-            raise LedgerError(f"{here / 'notes.md'}: study {study!r} has no subject {subject!r}")
+            claim = f" with a claim {match.group(3).strip()!r}" if match.group(3) else ""
+            raise LedgerError(
+                f"{here / 'notes.md'}: study {study!r} has no subject {subject!r}{claim}"
+            )
         r = rows.iloc[0]
         if pd.isna(r["ci95_low"]):
             return fmt(r["value"])
