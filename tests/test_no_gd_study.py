@@ -157,6 +157,30 @@ def test_a_method_entry_may_restrict_models_and_set_its_own_budget(stand_ins):
     assert "studies.ng.methods[0].max_epochs: 1 is below the study's patience 2" in str(err.value)
 
 
+def test_a_method_entry_may_set_its_own_patience(stand_ins):
+    """A search given a budget of examples runs all of it (patience = its max_epochs) while gd
+    keeps the study's early stopping; the run dicts say so, and nothing else changes."""
+    config = validated(
+        methods=[
+            {"name": "gd"},
+            {"name": "one_plus_one_es", "max_epochs": 1, "patience": 1},
+            {"name": "simulated_annealing", "max_epochs": 6, "patience": 6},
+        ],
+        seeds=1,
+    )
+    runs = expand_runs("ng", config["studies"]["ng"], config)
+    assert [(r["max_epochs"], r["patience"]) for r in runs] == [(2, 2), (1, 1), (6, 6)]
+    assert runs[0]["run_id"] == "mlp2/none/gd/adadelta-lr1-wd0-step-g0.7-bs64/seed0"  # unchanged
+    with pytest.raises(ConfigError) as err:
+        validated(methods=[{"name": "openai_es", "max_epochs": 3, "patience": 4}])
+    assert (
+        "studies.ng.methods[0].patience: 4 is above the entry's max_epochs 3; accepted: "
+        "integers in [1, max_epochs]"
+    ) in str(err.value)
+    with pytest.raises(ConfigError, match=r"methods\[0\]\.patience: got 0"):
+        validated(methods=[{"name": "openai_es", "patience": 0}])
+
+
 def test_the_readme_lists_every_training_method():
     from pathlib import Path
 

@@ -237,7 +237,8 @@ def test_run_times_the_workflow_and_its_cpu_and_reports_a_failure(toy, monkeypat
     assert (
         provenance["last_update"]["commit"] == "f" * 40 and provenance["timed_commit"] != "f" * 40
     )
-    assert "| timed at commit |" in ledger.render(Path("docs/reproductions"))
+    text = ledger.render(Path("docs/reproductions"))
+    assert "| timed at commit |" in text and "| last updated | at `ffffffffffff`, in " in text
     monkeypatch.setattr(run, "command", lambda name: [sys.executable, "-c", "exit(3)"])
     with pytest.raises(run.ReproductionError, match=r"failed \(exit 3\) after .* finished jobs"):
         run.run("toy", [])

@@ -191,6 +191,18 @@ def section(name: str, folder: Path = FOLDER) -> str:
                 *(
                     [
                         [
+                            "last updated",
+                            f"at `{provenance['last_update']['commit'][:12]}`, in "
+                            f"{_minutes(provenance['last_update']['wall_seconds'])} (only the jobs "
+                            "a change affected reran)",
+                        ]
+                    ]
+                    if provenance.get("last_update")
+                    else []
+                ),
+                *(
+                    [
+                        [
                             "timed at commit",
                             f"`{provenance['timed_commit'][:12]}` (a run from scratch)",
                         ]

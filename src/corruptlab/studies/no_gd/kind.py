@@ -63,7 +63,7 @@ def _noise_settings(study: dict) -> list[dict]:
 
 # keys of a method entry that are not the method's parameters: what the entry overrides of the
 # study's own keys for its runs
-ENTRY_KEYS = ("models", "optimizers", "batch_size", "max_epochs")
+ENTRY_KEYS = ("models", "optimizers", "batch_size", "max_epochs", "patience")
 
 
 def method_settings(study: dict) -> list[tuple[dict, dict, dict | None]]:
@@ -150,10 +150,19 @@ class NoGd(StudyKind):
                         f"accepted: {', '.join(models)}"
                     )
             epochs = [e for _, e in entries(as_list(entry.get("max_epochs", [])), int)]
-            if isinstance(patience, int) and epochs and 1 <= min(epochs) < patience:
+            own = entry.get("patience")
+            if isinstance(own, int) and not isinstance(own, bool):
+                study_epochs = [e for _, e in entries(as_list(study.get("max_epochs", [])), int)]
+                shortest = min(epochs or study_epochs or [own])
+                if own > shortest:
+                    errors.append(
+                        f"{w}.patience: {own} is above the entry's max_epochs {shortest}; "
+                        "accepted: integers in [1, max_epochs]"
+                    )
+            elif isinstance(patience, int) and epochs and 1 <= min(epochs) < patience:
                 errors.append(
                     f"{w}.max_epochs: {min(epochs)} is below the study's patience {patience}; "
-                    "accepted: integers >= patience"
+                    "accepted: integers >= patience, or the entry's own patience"
                 )
             name = entry.get("name")
             if "optimizers" not in entry or name not in METHODS:
@@ -197,8 +206,8 @@ class NoGd(StudyKind):
 
     def expand(self, name: str, study: dict, config: dict) -> list[dict]:
         """models x noise settings x method settings (with their optimizers) x batch sizes x
-        max_epochs x seeds, in that order; a method entry's ``models``, ``batch_size`` and
-        ``max_epochs`` replace the study's for its runs. Run paths name the epochs
+        max_epochs x seeds, in that order; a method entry's ``models``, ``batch_size``,
+        ``max_epochs`` and ``patience`` replace the study's for its runs. Run paths name the epochs
         (``-e<epochs>``) when the study's ``max_epochs`` is a list or the entry sets its own."""
         out = []
         for model, noise, (entry, method, optim) in itertools.product(
@@ -232,7 +241,7 @@ class NoGd(StudyKind):
                     "train_method_id": method_slug,
                     "batch_size": bs,
                     "max_epochs": epochs,
-                    "patience": study["patience"],
+                    "patience": entry.get("patience", study["patience"]),
                     "seed": seed,
                     "device": config["device"],
                     "run_id": run_paths.run_id(config_id, seed),
