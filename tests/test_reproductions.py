@@ -191,9 +191,7 @@ def test_the_ledger_section_sets_paper_numbers_beside_ours(toy):
     assert "What the paper does, over two lines." in text
     assert "- fewer seeds, because of time." in text
     assert "uv run python -m corruptlab.reproductions run toy`" in text
-    row = (
-        "| AUROC above 0.9 | mlp2 vs noise | 0.770 [0.380, 1.000] (n = 5) | 0.990 | inconclusive |"
-    )
+    row = "| AUROC above 0.9 | mlp2 vs noise | > 0.9 | 0.770 [0.380, 1.000] (n = 5) | 0.990 |"
     assert row in text
     # the number a second claim checks is set beside the paper once; that claim is listed
     assert text.count("| 0.990 |") == 2  # once per study

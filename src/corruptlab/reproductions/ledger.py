@@ -114,11 +114,12 @@ def _beside_paper(claims: pd.DataFrame) -> str:
     once = claims.drop_duplicates(["subject", "value", "paper_value"])
     for source, rows in once.groupby("paper_source", sort=False):
         table = [
-            [r["claim"], r["subject"], _ours(r), fmt(r["paper_value"]), r["verdict"],
-             r["paper_differs"] or "–"]
+            [r["claim"], r["subject"], r["criterion"] or "–", _ours(r), fmt(r["paper_value"]),
+             r["verdict"], r["paper_differs"] or "–"]
             for _, r in rows.iterrows()
         ]  # fmt: skip
-        header = ["claim", "subject", "ours [95% CI]", "paper", "verdict", "how ours differs"]
+        header = ["claim", "subject", "criterion", "ours [95% CI]", "paper", "verdict",
+                  "how ours differs"]  # fmt: skip
         out += [f"From {source}:", "", _table(header, table), ""]
     return "\n".join(out).rstrip()
 
