@@ -184,12 +184,15 @@ def test_the_ledger_section_sets_paper_numbers_beside_ours(toy):
     text = ledger.render(Path("docs/reproductions"))
     assert "## A & B 2017, a toy paper" in text
     assert (
-        "| [A & B 2017](#a--b-2017-a-toy-paper) | 1 supported, 2 inconclusive, 1 reported |" in text
+        "| [A & B 2017](#a--b-2017-a-toy-paper) | 1 supported, 2 inconclusive, 1 reported | 1 |"
+        in text
     )
     assert "13 min on" in text
     # the header's continuation lines joined, the run line left out
     assert "What the paper does, over two lines." in text
-    assert "- fewer seeds, because of time." in text
+    assert (
+        "two lines.\n\n*Differs from the paper, and why:*\n- fewer seeds, because of time." in text
+    )
     assert "uv run python -m corruptlab.reproductions run toy`" in text
     row = "| AUROC above 0.9 | mlp2 vs noise | > 0.9 | 0.770 [0.380, 1.000] (n = 5) | 0.990 |"
     assert row in text

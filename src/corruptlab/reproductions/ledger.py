@@ -56,9 +56,11 @@ def _setting(rest: str) -> str:
         stripped = line.strip()
         if stripped.startswith(("Ledger:", "uv run ")) or not stripped:
             continue
-        if line.startswith("  ") and out:
+        if stripped.startswith("Differs from the paper"):
+            out += ["", f"*{stripped}*"]  # a paragraph of its own, before its list
+        elif line.startswith("  ") and out:
             out[-1] += " " + stripped
-        elif line.startswith("- ") or not out:
+        elif line.startswith("- ") or not out or out[-1].startswith("*Differs"):
             out.append(line)
         elif out[-1].startswith("- "):
             out.append(line)  # a paragraph after a list
@@ -287,7 +289,7 @@ def summary_row(name: str, folder: Path = FOLDER) -> list[str]:
     title, _ = _header((here / "config.yaml").read_text())
     claims = pd.read_parquet(here / name / "tables" / "claims.parquet")
     anchor = re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")  # GitHub's
-    paper = int(claims["paper_value"].notna().sum())
+    paper = len(claims[claims["paper_value"].notna()].drop_duplicates(["subject", "value"]))
     return [
         f"[{title.split(',')[0]}](#{anchor})",
         _verdict_counts(claims),
