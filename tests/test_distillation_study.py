@@ -794,12 +794,15 @@ def test_the_figures_draw_what_the_tables_hold():
     e = _whole_set_errors()
     fig = distillation_figures.errors_vs_temperature({"errors": e})
     ax = fig.axes[0]
-    labels = [line.get_label() for line in ax.get_lines()]
-    assert labels == ["distilled, alpha=0.5", "hard labels", "teacher"]
-    distilled = ax.get_lines()[0]
+    handles, labels = ax.get_legend_handles_labels()
+    assert sorted(labels) == ["distilled, alpha=0.5", "hard labels", "teacher"]
+    bars, hard, teacher = (dict(zip(labels, handles, strict=True))[k] for k in sorted(labels))
+    # each distilled mean carries its CI as an error bar: seen even at a single temperature
+    assert bars.has_yerr and len(bars.lines[2][0].get_segments()) == 2
+    distilled = bars.lines[0]
     assert list(distilled.get_xdata()) == [2.0, 8.0]
     assert list(distilled.get_ydata()) == [20.0, 20.0]  # 2 errors in each of 10 classes
-    assert ax.get_lines()[1].get_ydata()[0] == 30.0 and ax.get_lines()[2].get_ydata()[0] == 10.0
+    assert hard.get_ydata()[0] == 30.0 and teacher.get_ydata()[0] == 10.0
     fig = distillation_figures.noisy_teachers({"errors": e})
     ax = fig.axes[0]
     assert len(ax.patches) == 0  # points, not bars: no length on an axis that starts above 0

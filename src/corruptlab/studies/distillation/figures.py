@@ -26,7 +26,12 @@ if TYPE_CHECKING:
 
 
 def _band(ax, x, stats: pd.DataFrame, color, label: str, **kw) -> None:
-    ax.plot(x, stats["mean"], color=color, label=label, marker="o", ms=3.5, lw=1.2, **kw)
+    """Means joined by a line, each with its 95% CI as an error bar (visible at a single x, where
+    a band has no width) and a band between them."""
+    mean = stats["mean"].to_numpy(float)
+    yerr = [mean - stats["ci95_low"].to_numpy(float), stats["ci95_high"].to_numpy(float) - mean]
+    ax.errorbar(x, mean, yerr=yerr, color=color, label=label, marker="o", ms=3.5, lw=1.2,
+                elinewidth=1, capsize=2.5, **kw)  # fmt: skip
     ax.fill_between(x, stats["ci95_low"], stats["ci95_high"], color=color, alpha=0.2, lw=0)
 
 
@@ -62,7 +67,8 @@ def errors_vs_temperature(tables: dict[str, pd.DataFrame]) -> plt.Figure:
             lo, hi = (min(temps), max(temps)) if temps else (1, 20)
             i = 0
             several = soft["teacher_config"].nunique() > 1
-            for (tconf, alpha), g in soft.groupby(["teacher_config", "kd_alpha"], sort=True):
+            series = soft.groupby(["teacher_config", "kd_alpha"], sort=True)
+            for (tconf, alpha), g in series:
                 pts = pd.DataFrame(
                     [
                         {"T": t, **_errors_stats(gt)}
@@ -72,7 +78,10 @@ def errors_vs_temperature(tables: dict[str, pd.DataFrame]) -> plt.Figure:
                 label = f"distilled, alpha={fmt_number(alpha)}"
                 if several:
                     label += f", from {teacher_tag(tconf)[5:]}"
-                _band(ax, pts["T"], pts, f"C{i}", label)
+                # side by side around each T (log axis: a factor), so that error bars at the
+                # same temperature do not hide each other
+                dodge = 1.06 ** (i - (series.ngroups - 1) / 2)
+                _band(ax, pts["T"] * dodge, pts, f"C{i}", label)
                 i += 1
             for what, g, color, style in (
                 ("hard labels", s[s["objective"] == "cross_entropy"], "#444444", "--"),
