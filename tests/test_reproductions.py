@@ -205,6 +205,10 @@ def test_the_ledger_section_sets_paper_numbers_beside_ours(toy):
     assert "![toy: roc](reproductions/toy/toy/figures/roc.png)" in text
     assert "### Study `toy_relu`" in text
     assert "Not yet examined." in text
+    assert "Not run here yet" not in text  # every config of the toy checkout ran
+    Path("config/reproductions/later.yaml").write_text(CONFIG.replace("toy", "later"))
+    text = ledger.render(Path("docs/reproductions"))
+    assert "Not run here yet (their configs are in `config/reproductions/`): `later`." in text
     assert "What a GPU would add" not in text  # no estimates written
     pd.DataFrame(
         [["toy", "config/studies/ood.yaml", "ood_mnist", "CIFAR", 10, 11000000, 0.5, 0.05, "A100"]],

@@ -316,6 +316,15 @@ def render(folder: Path = FOLDER) -> str:
             ),
             "",
         ]
+    configs = folder.parent.parent / "config" / "reproductions"
+    pending = sorted({p.stem for p in configs.glob("*.yaml")} - set(names))
+    if pending:
+        out += [
+            "Not run here yet (their configs are in `config/reproductions/`): "
+            + ", ".join(f"`{n}`" for n in pending)
+            + ".",
+            "",
+        ]
     out += [section(n, folder) for n in names]
     return "\n".join(out).rstrip() + "\n"
 
