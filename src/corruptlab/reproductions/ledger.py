@@ -25,7 +25,8 @@ file in `config/reproductions/`, run here on a 2-core CPU. What the config chang
 and why is its header, quoted under "Setting". Our numbers are means over seeds with Student t
 95% confidence intervals; a claim's verdict comes from its interval (config/README.md, "Claims,
 verdicts and confidence intervals"). Where ours differs from the paper beyond its interval,
-"Why ours differs" says why, or that we do not know yet.
+"What we found, and why ours differs" says why, or that we do not know yet; the tables and
+figures of each study follow it.
 
 This page is generated: `uv run python -m corruptlab.reproductions ledger` writes it from
 `docs/reproductions/<name>/` (the tables, figures, config and provenance that
@@ -219,6 +220,10 @@ def section(name: str, folder: Path = FOLDER) -> str:
         )
     )
     out += ["", "**Setting** (the config's header):", "", _setting(rest), ""]
+    notes = here / "notes.md"
+    out += ["### What we found, and why ours differs", ""]
+    out.append(fill(notes.read_text(), here).strip() if notes.is_file() else "Not yet examined.")
+    out.append("")
     for study in provenance["studies"]:
         claims = pd.read_parquet(here / study / "tables" / "claims.parquet")
         out.append(f"### Study `{study}`: {_verdict_counts(claims)}")
@@ -242,9 +247,6 @@ def section(name: str, folder: Path = FOLDER) -> str:
                 "",
             ]
     out += _gpu_section(name, folder)
-    notes = here / "notes.md"
-    out += ["### Why ours differs", ""]
-    out.append(fill(notes.read_text(), here).strip() if notes.is_file() else "Not yet examined.")
     out.append("")
     return "\n".join(out)
 
