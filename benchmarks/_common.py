@@ -30,14 +30,10 @@ class BenchmarkError(RuntimeError):
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """The CPU's model name (corruptlab.core.provenance.cpu_model)."""
+    from corruptlab.core.provenance import cpu_model as model
+
+    return model()
 
 
 def cpu_flags() -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import shlex
 import shutil
@@ -17,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from corruptlab.core.io import write_json
-from corruptlab.core.provenance import git_commit
+from corruptlab.core.provenance import cpu_model, git_commit
 
 CONFIG_DIR = Path("config/reproductions")
 DOCS_DIR = Path("docs/reproductions")
@@ -59,16 +58,6 @@ def studies_of(name: str) -> dict[str, dict]:
 
 def command(name: str) -> list[str]:
     return ["snakemake", "--cores", "all", "--configfile", str(config_path(name))]
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # per reproduction run by this process: the 1-minute load average at its start and the CPU
@@ -164,7 +153,7 @@ def collect(name: str, seconds: float | None, results: Path = Path("results")) -
         "collected": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         **measured,
         "cores": os.cpu_count(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "tables_kept": kept,
         "tables_left_in_results": left,
     }
